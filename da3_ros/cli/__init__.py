@@ -1,0 +1,1 @@
+"""Console entry points (thin wrappers; the logic lives in the core modules)."""
