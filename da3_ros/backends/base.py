@@ -1,0 +1,141 @@
+"""`InferenceBackend`: the one interface behind which Torch, ONNX Runtime and TensorRT run DA3.
+
+A backend is created for a fixed window: ``views`` (N), ``height`` (H), ``width`` (W), ``variant``
+and ``ref_view`` never change during its life. ``infer`` takes the window's images as uint8 RGB
+``(N, H, W, 3)`` at network resolution (normalisation happens inside the backend / graph) and
+returns a :class:`~da3_ros.backends.prediction.WindowPrediction` in input view order.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from da3_ros.backends.prediction import WindowPrediction
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here; the message says why (e.g. 'tensorrt not importable')."""
+
+
+class EngineMismatchError(ValueError):
+    """An exported model/engine does not match the configuration or the runtime; the message says
+    what differs and what to rebuild."""
+
+
+#: Names of the pose-encoding components (INTERFACES.md): camera-to-world t, quaternion xyzw, fov_h, fov_w.
+POSE_ENCODING_DIM = 9
+
+
+class InferenceBackend(abc.ABC):
+    """Runs DA3 on one window of images. Subclasses implement ``_infer`` and ``describe``."""
+
+    name: str = "abstract"
+
+    def __init__(self, *, views: int, height: int, width: int, variant: str, ref_view: str,
+                 pose_conditioned: bool = False) -> None:
+        self._views = int(views)
+        self._height = int(height)
+        self._width = int(width)
+        self._variant = str(variant)
+        self._ref_view = str(ref_view)
+        self._pose_conditioned = bool(pose_conditioned)
+        self._closed = False
+
+    # -- fixed window geometry -------------------------------------------------------------
+    @property
+    def views(self) -> int:
+        return self._views
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def variant(self) -> str:
+        return self._variant
+
+    @property
+    def ref_view(self) -> str:
+        return self._ref_view
+
+    @property
+    def pose_conditioned(self) -> bool:
+        """True when ``infer`` requires a pose encoding (a pose-conditioned graph/model)."""
+        return self._pose_conditioned
+
+    # -- inference -------------------------------------------------------------------------
+    def infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray] = None) -> WindowPrediction:
+        """Run one window.
+
+        images: uint8 RGB, shape (N, H, W, 3) with N, H, W equal to this backend's window.
+        pose_encoding: float32 (N, 9) [t(3), q xyzw(4), fov_h, fov_w] of camera-to-world, required
+        iff ``pose_conditioned``.
+        """
+        if self._closed:
+            raise RuntimeError(f"{self.name} backend is closed")
+        images = self.check_images(images)
+        pose_encoding = self.check_pose_encoding(pose_encoding)
+        return self._infer(images, pose_encoding)
+
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        expected = (self._views, self._height, self._width, 3)
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 RGB, got dtype {images.dtype}")
+        if images.shape != expected:
+            raise ValueError(
+                f"images must have shape (N, H, W, 3) = {expected} for this {self.name} backend "
+                f"(window of {self._views} views at {self._height}x{self._width}), got {images.shape}; "
+                "resize/crop to the network size or rebuild the model for the new size"
+            )
+        return np.ascontiguousarray(images)
+
+    def check_pose_encoding(self, pose_encoding: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        if not self._pose_conditioned:
+            if pose_encoding is not None:
+                raise ValueError(
+                    f"this {self.name} backend is not pose-conditioned; export with --pose-conditioned "
+                    "to feed a pose encoding"
+                )
+            return None
+        if pose_encoding is None:
+            raise ValueError(f"this {self.name} backend is pose-conditioned: pose_encoding (N, 9) is required")
+        pose_encoding = np.asarray(pose_encoding, dtype=np.float32)
+        if pose_encoding.shape != (self._views, POSE_ENCODING_DIM):
+            raise ValueError(
+                f"pose_encoding must have shape ({self._views}, {POSE_ENCODING_DIM}), got {pose_encoding.shape}"
+            )
+        return np.ascontiguousarray(pose_encoding)
+
+    @abc.abstractmethod
+    def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
+        """images already validated (N, H, W, 3) uint8; pose_encoding (N, 9) float32 or None."""
+
+    # -- diagnostics / lifetime --------------------------------------------------------------
+    def describe(self) -> Dict[str, Any]:
+        """Key facts for /diagnostics and logs (all values JSON-serialisable)."""
+        return {
+            "backend": self.name,
+            "variant": self._variant,
+            "views": self._views,
+            "height": self._height,
+            "width": self._width,
+            "ref_view": self._ref_view,
+            "pose_conditioned": self._pose_conditioned,
+        }
+
+    def close(self) -> None:
+        """Release sessions / device memory. Idempotent."""
+        self._closed = True
+
+    def __enter__(self) -> "InferenceBackend":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
