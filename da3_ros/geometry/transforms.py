@@ -1,0 +1,174 @@
+"""SE(3) / Sim(3) helpers on plain 4x4 NumPy matrices.
+
+Conventions
+-----------
+- A transform ``T_a_b`` maps points expressed in frame ``b`` into frame ``a``:
+  ``p_a = T_a_b @ p_b`` (homogeneous column vectors). Composition: ``T_a_c = T_a_b @ T_b_c``.
+- SE(3): ``[[R, t], [0, 1]]`` with ``R`` a rotation (det +1).
+- Sim(3): ``[[s R, t], [0, 1]]`` with scale ``s > 0``; it maps ``p -> s R p + t``.
+- Camera extrinsics are world->camera ``[R|t]`` 3x4 (OpenCV optical axes: x right, y down,
+  z forward). Camera-to-world poses are always named ``T_world_cam`` / ``c2w``.
+- All functions accept float32 or float64 input and compute in float64.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+__all__ = [
+    "make_transform",
+    "decompose_transform",
+    "invert_transform",
+    "compose",
+    "transform_points",
+    "transform_scale",
+    "rotation_angle",
+    "rotation_angle_deg",
+    "rotation_from_axis_angle",
+    "project_to_rotation",
+    "extrinsics_to_T_world_cam",
+    "T_world_cam_to_extrinsics",
+    "camera_centre_from_extrinsics",
+    "relative_motion",
+]
+
+
+def _as_matrix(T: np.ndarray, name: str = "T") -> np.ndarray:
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape == (3, 4):
+        T = np.vstack([T, [0.0, 0.0, 0.0, 1.0]])
+    if T.shape != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 (or 3x4) transform, got shape {T.shape}")
+    return T
+
+
+def make_transform(R: np.ndarray, t: np.ndarray, s: float = 1.0) -> np.ndarray:
+    """Build the 4x4 ``[[s R, t], [0, 1]]`` (Sim(3); SE(3) when ``s == 1``)."""
+    R = np.asarray(R, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64).reshape(-1)
+    if R.shape != (3, 3):
+        raise ValueError(f"R must be 3x3, got shape {R.shape}")
+    if t.shape != (3,):
+        raise ValueError(f"t must have 3 elements, got shape {t.shape}")
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError(f"scale must be a finite positive number, got {s}")
+    T = np.eye(4)
+    T[:3, :3] = s * R
+    T[:3, 3] = t
+    return T
+
+
+def transform_scale(T: np.ndarray) -> float:
+    """Scale ``s`` of a Sim(3) matrix (cube root of det of the 3x3 block; 1 for SE(3))."""
+    T = _as_matrix(T)
+    det = float(np.linalg.det(T[:3, :3]))
+    if det <= 0:
+        raise ValueError(f"transform has a non-positive determinant ({det:.3g}); not a Sim(3)")
+    return det ** (1.0 / 3.0)
+
+
+def decompose_transform(T: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Split a Sim(3) matrix into ``(R, t, s)`` with ``T = [[s R, t], [0, 1]]``."""
+    T = _as_matrix(T)
+    s = transform_scale(T)
+    return T[:3, :3] / s, T[:3, 3].copy(), s
+
+
+def invert_transform(T: np.ndarray) -> np.ndarray:
+    """Closed-form inverse of an SE(3) or Sim(3) matrix: ``[[R^T/s, -R^T t/s], [0, 1]]``."""
+    R, t, s = decompose_transform(T)
+    Ti = np.eye(4)
+    Ti[:3, :3] = R.T / s
+    Ti[:3, 3] = -(R.T @ t) / s
+    return Ti
+
+
+def compose(*transforms: np.ndarray) -> np.ndarray:
+    """Product ``T_1 @ T_2 @ ... @ T_k`` of 4x4 (or 3x4) transforms."""
+    if not transforms:
+        raise ValueError("compose needs at least one transform")
+    out = _as_matrix(transforms[0], "transforms[0]")
+    for i, T in enumerate(transforms[1:], start=1):
+        out = out @ _as_matrix(T, f"transforms[{i}]")
+    return out
+
+
+def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 transform to points of shape (..., 3); returns float64 (..., 3)."""
+    T = _as_matrix(T)
+    P = np.asarray(points, dtype=np.float64)
+    if P.shape[-1] != 3:
+        raise ValueError(f"points must have shape (..., 3), got {P.shape}")
+    return P @ T[:3, :3].T + T[:3, 3]
+
+
+def rotation_angle(R: np.ndarray) -> float:
+    """Rotation angle in radians, in [0, pi], of a 3x3 rotation (or the rotation of a 4x4 SE(3))."""
+    R = np.asarray(R, dtype=np.float64)
+    if R.shape == (4, 4) or R.shape == (3, 4):
+        R, _, _ = decompose_transform(R)
+    if R.shape != (3, 3):
+        raise ValueError(f"R must be 3x3, got shape {R.shape}")
+    c = (np.trace(R) - 1.0) / 2.0
+    # arccos is ill-conditioned near 0; use atan2 of the skew part norm for accuracy.
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / 2.0
+    return float(np.arctan2(np.linalg.norm(w), np.clip(c, -1.0, 1.0)))
+
+
+def rotation_angle_deg(R: np.ndarray) -> float:
+    """``rotation_angle`` in degrees."""
+    return float(np.degrees(rotation_angle(R)))
+
+
+def rotation_from_axis_angle(axis_angle: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation matrix of the rotation vector ``axis * angle`` (radians)."""
+    v = np.asarray(axis_angle, dtype=np.float64).reshape(3)
+    theta = float(np.linalg.norm(v))
+    if theta < 1e-12:
+        K = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+        return np.eye(3) + K
+    k = v / theta
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(theta) * K + (1.0 - np.cos(theta)) * (K @ K)
+
+
+def project_to_rotation(M: np.ndarray) -> np.ndarray:
+    """Nearest rotation matrix (Frobenius norm) to a 3x3 matrix, via SVD with det correction."""
+    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt)) or 1.0])
+    return U @ D @ Vt
+
+
+def extrinsics_to_T_world_cam(extrinsics: np.ndarray) -> np.ndarray:
+    """World->camera extrinsics (..., 3, 4) or (..., 4, 4) -> camera-to-world poses (..., 4, 4).
+
+    Assumes a rigid (SE(3)) extrinsic, as models return; the rotation block is used as given.
+    """
+    E = np.asarray(extrinsics, dtype=np.float64)
+    if E.shape[-2:] not in ((3, 4), (4, 4)):
+        raise ValueError(f"extrinsics must have shape (..., 3, 4) or (..., 4, 4), got {E.shape}")
+    R = E[..., :3, :3]
+    t = E[..., :3, 3]
+    Rt = np.swapaxes(R, -1, -2)
+    out = np.zeros(E.shape[:-2] + (4, 4))
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", Rt, t)
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def T_world_cam_to_extrinsics(T_world_cam: np.ndarray) -> np.ndarray:
+    """Camera-to-world poses (..., 4, 4) -> world->camera extrinsics (..., 3, 4)."""
+    return extrinsics_to_T_world_cam(T_world_cam)[..., :3, :]
+
+
+def camera_centre_from_extrinsics(extrinsics: np.ndarray) -> np.ndarray:
+    """Camera centres in the world frame, ``-R^T t``, for extrinsics of shape (..., 3, 4)."""
+    return extrinsics_to_T_world_cam(extrinsics)[..., :3, 3]
+
+
+def relative_motion(T_world_a: np.ndarray, T_world_b: np.ndarray) -> Tuple[float, float]:
+    """Translation distance (world units) and rotation angle (radians) between two SE(3) poses."""
+    T_a_b = invert_transform(T_world_a) @ _as_matrix(T_world_b)
+    return float(np.linalg.norm(T_a_b[:3, 3])), rotation_angle(T_a_b[:3, :3])

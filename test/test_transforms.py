@@ -1,0 +1,80 @@
+"""SE(3)/Sim(3) matrix helpers: inverse, composition, extrinsics <-> camera-to-world, angles."""
+import numpy as np
+import pytest
+
+from da3_ros.geometry import transforms as tf
+
+
+def _random_sim3(rng, scale=True):
+    R = tf.rotation_from_axis_angle(rng.normal(size=3))
+    t = rng.normal(size=3) * 3.0
+    s = float(np.exp(rng.uniform(-1, 1))) if scale else 1.0
+    return tf.make_transform(R, t, s), R, t, s
+
+
+def test_make_and_decompose_roundtrip():
+    rng = np.random.default_rng(0)
+    T, R, t, s = _random_sim3(rng)
+    R2, t2, s2 = tf.decompose_transform(T)
+    np.testing.assert_allclose(R2, R, atol=1e-12)
+    np.testing.assert_allclose(t2, t, atol=1e-12)
+    assert abs(s2 - s) < 1e-12
+    assert abs(np.linalg.det(R) - 1.0) < 1e-12
+
+
+def test_inverse_and_compose_sim3():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        T, *_ = _random_sim3(rng)
+        np.testing.assert_allclose(tf.compose(T, tf.invert_transform(T)), np.eye(4), atol=1e-10)
+        np.testing.assert_allclose(tf.invert_transform(T), np.linalg.inv(T), atol=1e-10)
+    A, *_ = _random_sim3(rng)
+    B, *_ = _random_sim3(rng)
+    p = rng.normal(size=(7, 3))
+    np.testing.assert_allclose(
+        tf.transform_points(tf.compose(A, B), p), tf.transform_points(A, tf.transform_points(B, p)), atol=1e-10
+    )
+    assert abs(tf.transform_scale(tf.compose(A, B)) - tf.transform_scale(A) * tf.transform_scale(B)) < 1e-10
+
+
+def test_extrinsics_roundtrip_and_camera_centre():
+    rng = np.random.default_rng(2)
+    Ts = np.stack([_random_sim3(rng, scale=False)[0] for _ in range(4)])
+    E = tf.T_world_cam_to_extrinsics(Ts)
+    assert E.shape == (4, 3, 4)
+    np.testing.assert_allclose(tf.extrinsics_to_T_world_cam(E), Ts, atol=1e-12)
+    np.testing.assert_allclose(tf.camera_centre_from_extrinsics(E), Ts[:, :3, 3], atol=1e-12)
+    # a world point seen by the camera: p_cam = E p_world
+    pw = rng.normal(size=3)
+    pc = E[0, :, :3] @ pw + E[0, :, 3]
+    np.testing.assert_allclose(tf.transform_points(Ts[0], pc), pw, atol=1e-12)
+
+
+def test_rotation_angle_small_and_large():
+    for angle in (1e-9, 1e-4, 0.3, 2.0, np.pi - 1e-6):
+        R = tf.rotation_from_axis_angle(np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8]) * angle)
+        assert abs(tf.rotation_angle(R) - angle) < 1e-9
+    assert abs(tf.rotation_angle_deg(tf.rotation_from_axis_angle([0, 0, np.pi / 2])) - 90.0) < 1e-9
+
+
+def test_project_to_rotation_and_relative_motion():
+    rng = np.random.default_rng(3)
+    R = tf.rotation_from_axis_angle(rng.normal(size=3))
+    Rn = tf.project_to_rotation(R + 1e-3 * rng.normal(size=(3, 3)))
+    np.testing.assert_allclose(Rn @ Rn.T, np.eye(3), atol=1e-12)
+    assert tf.rotation_angle(Rn.T @ R) < 5e-3
+    A = tf.make_transform(np.eye(3), [0, 0, 0])
+    B = tf.make_transform(tf.rotation_from_axis_angle([0, 0.2, 0]), [3, 4, 0])
+    d, a = tf.relative_motion(A, B)
+    assert abs(d - 5.0) < 1e-12 and abs(a - 0.2) < 1e-12
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match="4x4"):
+        tf.invert_transform(np.eye(3))
+    with pytest.raises(ValueError, match="scale"):
+        tf.make_transform(np.eye(3), np.zeros(3), s=-1.0)
+    with pytest.raises(ValueError, match="non-positive determinant"):
+        tf.transform_scale(np.diag([1.0, 1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="extrinsics"):
+        tf.extrinsics_to_T_world_cam(np.zeros((2, 3, 3)))
