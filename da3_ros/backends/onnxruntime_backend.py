@@ -1,0 +1,90 @@
+"""`OnnxRuntimeBackend`: runs an exported DA3 ONNX graph (see da3_ros.export) with ONNX Runtime.
+
+The graph takes ``images`` uint8 (1, N, H, W, 3) (+ ``pose_encoding`` float32 (1, N, 9) for
+pose-conditioned graphs) and does the normalisation itself, so ``infer`` only adds the batch axis.
+Providers come from configuration (default ``["CPUExecutionProvider"]``); an unknown provider is
+refused at construction with the list of available ones.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+
+from da3_ros.backends.base import BackendUnavailableError, EngineMismatchError, InferenceBackend
+from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.export.sidecar import Sidecar, read_sidecar, validate_sidecar
+
+DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
+
+
+def create_session(onnx_path: str, *, providers: Optional[Sequence[str]] = None, num_threads: int = 0):
+    """An ``onnxruntime.InferenceSession`` with full graph optimisation and the given providers."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailableError(f"onnxruntime not importable ({exc})") from exc
+    providers = list(providers or DEFAULT_PROVIDERS)
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise BackendUnavailableError(
+            f"onnxruntime providers {missing} not available here (available: {available})")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads > 0:
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
+
+
+class OnnxRuntimeBackend(InferenceBackend):
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: str, *, variant: Optional[str] = None, views: Optional[int] = None,
+                 height: Optional[int] = None, width: Optional[int] = None, ref_view: Optional[str] = None,
+                 providers: Optional[Sequence[str]] = None, num_threads: int = 0) -> None:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise BackendUnavailableError(f"ONNX model {onnx_path} not found; export it with da3-export onnx")
+        sidecar = read_sidecar(path)
+        validate_sidecar(sidecar, model_path=path, variant=variant, views=views, height=height, width=width,
+                         ref_view=ref_view)
+        super().__init__(views=sidecar.views, height=sidecar.height, width=sidecar.width,
+                         variant=sidecar.variant, ref_view=sidecar.ref_view,
+                         pose_conditioned=sidecar.pose_conditioned)
+        self.sidecar: Sidecar = sidecar
+        self.path = path
+        t0 = time.perf_counter()
+        self.session = create_session(str(path), providers=providers, num_threads=num_threads)
+        self.load_s = time.perf_counter() - t0
+        graph_inputs = [i.name for i in self.session.get_inputs()]
+        graph_outputs = [o.name for o in self.session.get_outputs()]
+        if graph_inputs != sidecar.input_names or graph_outputs != sidecar.output_names:
+            raise EngineMismatchError(
+                f"{path}: graph I/O {graph_inputs} -> {graph_outputs} differs from its sidecar "
+                f"{sidecar.input_names} -> {sidecar.output_names}; re-export: {sidecar.rebuild_hint()}")
+        self._output_names = graph_outputs
+
+    def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
+        feeds = {"images": images[None]}
+        if pose_encoding is not None:
+            feeds["pose_encoding"] = pose_encoding[None]
+        t0 = time.perf_counter()
+        values = self.session.run(self._output_names, feeds)
+        infer_s = time.perf_counter() - t0
+        return WindowPrediction.from_batched(dict(zip(self._output_names, values)), variant=self.variant,
+                                             ref_view=self.ref_view, timings={"infer_s": infer_s})
+
+    def describe(self) -> Dict[str, Any]:
+        d = super().describe()
+        d.update(model_file=str(self.path), providers=list(self.session.get_providers()),
+                 precision=self.sidecar.precision, checkpoint_sha256=self.sidecar.checkpoint_sha256,
+                 exporter_version=self.sidecar.exporter_version, load_s=round(self.load_s, 3))
+        return d
+
+    def close(self) -> None:
+        self.session = None
+        super().close()

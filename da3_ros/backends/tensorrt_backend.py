@@ -1,0 +1,167 @@
+"""`TensorRTBackend`: runs a DA3 TensorRT engine (TensorRT 10 runtime API, or TensorRT-RTX).
+
+- The engine is ``engine_file_path`` with its sidecar ``FILE.json``. If it is missing, or
+  ``force_engine_update`` is set, it is built first from the ONNX at ``onnx_path``
+  (:mod:`da3_ros.export.tensorrt_build`).
+- The sidecar must match the configuration (variant/N/H/W/ref_view) and the running TensorRT
+  module/version and GPU (name, compute capability); otherwise :class:`EngineMismatchError` says
+  what to rebuild.
+- Device buffers are torch CUDA tensors allocated once; every I/O tensor address is bound once
+  (``set_tensor_address``); inference is ``execute_async_v3`` on the backend's own CUDA stream;
+  with ``use_cuda_graph`` the enqueue is captured once in a CUDA graph and replayed.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from da3_ros.backends.base import BackendUnavailableError, EngineMismatchError, InferenceBackend
+from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.export.sidecar import read_sidecar, validate_engine_runtime, validate_sidecar
+from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, current_gpu, import_tensorrt
+
+
+def _torch_dtype(trt, dtype):
+    import torch
+
+    table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32,
+             trt.int64: torch.int64, trt.uint8: torch.uint8, trt.bool: torch.bool}
+    if hasattr(trt, "bfloat16"):
+        table[trt.bfloat16] = torch.bfloat16
+    if dtype not in table:
+        raise EngineMismatchError(f"engine tensor dtype {dtype} is not supported by this backend")
+    return table[dtype]
+
+
+class TensorRTBackend(InferenceBackend):
+    name = "tensorrt"
+
+    def __init__(self, engine_file_path: str, *, onnx_path: str = "", variant: Optional[str] = None,
+                 views: Optional[int] = None, height: Optional[int] = None, width: Optional[int] = None,
+                 ref_view: Optional[str] = None, precision: Optional[str] = None,
+                 force_engine_update: bool = False, workspace_gb: float = 4.0, timing_cache_path: str = "",
+                 use_cuda_graph: bool = False, device: str = "cuda") -> None:
+        trt, module_name = import_tensorrt()  # BackendUnavailableError("tensorrt not importable ...")
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendUnavailableError(f"tensorrt backend needs torch for CUDA buffers ({exc})") from exc
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("tensorrt backend needs a CUDA GPU (torch.cuda.is_available() is False)")
+        if not engine_file_path:
+            raise BackendUnavailableError("tensorrt backend needs engine_file_path")
+        engine_path = Path(engine_file_path)
+        if force_engine_update or not engine_path.is_file():
+            if not onnx_path or not Path(onnx_path).is_file():
+                raise BackendUnavailableError(
+                    f"engine {engine_path} missing and no ONNX model to build it from "
+                    f"(model_file_path={onnx_path!r}); run da3-export onnx then da3-export engine")
+            build_engine(onnx_path, engine_path, EngineBuildOptions(
+                precision=precision, workspace_gb=workspace_gb, timing_cache_path=timing_cache_path,
+                module=module_name))
+        sidecar = read_sidecar(engine_path)
+        validate_sidecar(sidecar, model_path=engine_path, variant=variant, views=views, height=height,
+                         width=width, ref_view=ref_view)
+        gpu_name, cc = current_gpu()
+        validate_engine_runtime(sidecar, engine_path=engine_path, tensorrt_version=str(trt.__version__),
+                                tensorrt_module=module_name, gpu_name=gpu_name, compute_capability=cc)
+        super().__init__(views=sidecar.views, height=sidecar.height, width=sidecar.width,
+                         variant=sidecar.variant, ref_view=sidecar.ref_view,
+                         pose_conditioned=sidecar.pose_conditioned)
+        self.sidecar = sidecar
+        self.path = engine_path
+        self._trt = trt
+        self._torch = torch
+        self._device = torch.device(device if str(device).startswith("cuda") else "cuda")
+        t0 = time.perf_counter()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self._engine is None:
+            raise EngineMismatchError(f"TensorRT could not deserialise {engine_path}; rebuild it with "
+                                      f"da3-export engine (or force_engine_update: true)")
+        self._context = self._engine.create_execution_context()
+        self._stream = torch.cuda.Stream(device=self._device)
+        self._inputs: Dict[str, Any] = {}
+        self._outputs: Dict[str, Any] = {}
+        self._host_outputs: Dict[str, Any] = {}
+        for i in range(self._engine.num_io_tensors):
+            tname = self._engine.get_tensor_name(i)
+            shape = tuple(self._engine.get_tensor_shape(tname))
+            if any(s < 0 for s in shape):
+                raise EngineMismatchError(f"engine {engine_path} has a dynamic shape {shape} for {tname}; "
+                                          "export with fixed N/H/W")
+            dtype = _torch_dtype(trt, self._engine.get_tensor_dtype(tname))
+            buf = torch.empty(shape, dtype=dtype, device=self._device)
+            self._context.set_tensor_address(tname, buf.data_ptr())
+            if self._engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
+                self._inputs[tname] = buf
+            else:
+                self._outputs[tname] = buf
+                self._host_outputs[tname] = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        if list(self._inputs) != sidecar.input_names or sorted(self._outputs) != sorted(sidecar.output_names):
+            raise EngineMismatchError(f"engine {engine_path} I/O {list(self._inputs)}->{list(self._outputs)} "
+                                      f"differs from its sidecar; rebuild it")
+        self._host_images = torch.empty(tuple(self._inputs["images"].shape), dtype=torch.uint8, pin_memory=True)
+        self._host_pose = (torch.empty(tuple(self._inputs["pose_encoding"].shape), dtype=torch.float32,
+                                       pin_memory=True) if "pose_encoding" in self._inputs else None)
+        self._graph = None
+        self.use_cuda_graph = bool(use_cuda_graph)
+        if self.use_cuda_graph:
+            self._capture_graph()
+        self.load_s = time.perf_counter() - t0
+
+    def _enqueue(self) -> None:
+        if not self._context.execute_async_v3(self._stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+
+    def _capture_graph(self) -> None:
+        torch = self._torch
+        with torch.cuda.stream(self._stream):
+            self._enqueue()  # warm-up enqueue (lets TensorRT finish lazy initialisation) before capture
+        self._stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self._stream):
+            self._enqueue()
+        self._graph = graph
+
+    def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
+        torch = self._torch
+        t0 = time.perf_counter()
+        self._host_images.numpy()[0] = images
+        if pose_encoding is not None:
+            self._host_pose.numpy()[0] = pose_encoding
+        with torch.cuda.stream(self._stream):
+            self._inputs["images"].copy_(self._host_images, non_blocking=True)
+            if pose_encoding is not None:
+                self._inputs["pose_encoding"].copy_(self._host_pose, non_blocking=True)
+            if self._graph is not None:
+                self._graph.replay()
+            else:
+                self._enqueue()
+            for name, buf in self._outputs.items():
+                self._host_outputs[name].copy_(buf, non_blocking=True)
+        self._stream.synchronize()
+        infer_s = time.perf_counter() - t0
+        outputs = {name: host.numpy() for name, host in self._host_outputs.items()}
+        return WindowPrediction.from_batched(outputs, variant=self.variant, ref_view=self.ref_view,
+                                             timings={"infer_s": infer_s})
+
+    def describe(self) -> Dict[str, Any]:
+        d = super().describe()
+        d.update(engine_file=str(self.path), precision=self.sidecar.precision,
+                 tensorrt_module=self.sidecar.tensorrt_module, tensorrt_version=self.sidecar.tensorrt_version,
+                 gpu_name=self.sidecar.gpu_name, compute_capability=self.sidecar.compute_capability,
+                 cuda_graph=self._graph is not None, load_s=round(self.load_s, 3))
+        return d
+
+    def close(self) -> None:
+        self._graph = None
+        self._context = None
+        self._engine = None
+        self._inputs.clear()
+        self._outputs.clear()
+        super().close()
