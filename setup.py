@@ -22,7 +22,7 @@ setup(
     maintainer_email="da3-ros-maintainers@example.com",
     description="Depth Anything 3 multi-view depth + pose as a ROS 2 node",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "da3_node = da3_ros.cli.node_main:main",

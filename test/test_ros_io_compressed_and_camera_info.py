@@ -1,0 +1,83 @@
+"""CompressedImage and CameraInfo conversions."""
+import array
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo
+
+from da3_ros.camera_intrinsics import CameraIntrinsics
+from da3_ros.ros_io import (MessageConversionError, camera_info_to_intrinsics, compressed_to_numpy,
+                            compressed_to_rgb, intrinsics_to_camera_info, numpy_to_compressed)
+
+
+def _smooth_rgb(h=120, w=160):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (h + w)], -1).astype(np.uint8)
+
+
+def test_png_round_trip_is_lossless():
+    rgb = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    msg = numpy_to_compressed(rgb, "rgb8", "png")
+    assert msg.format == "rgb8; png compressed bgr8"
+    np.testing.assert_array_equal(compressed_to_rgb(msg), rgb)
+    mono16 = np.random.default_rng(2).integers(0, 65536, (30, 40), dtype=np.uint16)
+    arr, enc = compressed_to_numpy(numpy_to_compressed(mono16, "mono16", "png"))
+    assert enc == "mono16"
+    np.testing.assert_array_equal(arr, mono16)
+
+
+def test_jpeg_round_trip_is_close():
+    rgb = _smooth_rgb()
+    out = compressed_to_rgb(numpy_to_compressed(rgb, "rgb8", "jpeg", quality=95))
+    assert out.shape == rgb.shape
+    assert np.abs(out.astype(int) - rgb).mean() < 2.0
+
+
+def test_corrupt_and_unknown_compressed_are_rejected():
+    msg = numpy_to_compressed(_smooth_rgb(), "rgb8", "jpeg")
+    msg.data = array.array("B", bytes(msg.data)[:40])
+    with pytest.raises(MessageConversionError, match="could not be decoded"):
+        compressed_to_rgb(msg)
+    msg.format = "theora"
+    with pytest.raises(MessageConversionError, match="unsupported CompressedImage format 'theora'"):
+        compressed_to_rgb(msg)
+    msg.format = "jpeg"
+    msg.data = array.array("B")
+    with pytest.raises(MessageConversionError, match="empty CompressedImage"):
+        compressed_to_rgb(msg)
+
+
+def test_camera_info_round_trip():
+    intr = CameraIntrinsics(640, 480, np.array([[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]]),
+                            "plumb_bob", np.array([0.1, -0.2, 0.001, 0.002, 0.0]))
+    msg = intrinsics_to_camera_info(intr)
+    assert list(msg.p) == [525.0, 0, 319.5, 0, 0, 526.0, 239.5, 0, 0, 0, 1, 0]
+    back = camera_info_to_intrinsics(msg)
+    assert (back.width, back.height, back.distortion_model) == (640, 480, "plumb_bob")
+    np.testing.assert_array_equal(back.K, intr.K)
+    np.testing.assert_array_equal(back.distortion, intr.distortion)
+    assert back.is_distorted
+
+
+def test_intrinsics_scaling_uses_pixel_edges():
+    intr = CameraIntrinsics.from_focal(640, 480, 500.0, 500.0, 319.5, 239.5)
+    half = intr.scaled_to(320, 240)
+    assert (half.fx, half.fy, half.cx, half.cy) == (250.0, 250.0, 159.5, 119.5)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("k", [0.0] * 9, "non-positive focal length"),
+    ("k", [float("nan")] + [0.0] * 8, "K contains NaN"),
+    ("d", [float("inf")], "D contains NaN"),
+    ("width", 0, "zero image size 0x480"),
+])
+def test_bad_camera_info_is_rejected(field, value, message):
+    msg = intrinsics_to_camera_info(CameraIntrinsics.from_focal(640, 480, 500, 500, 320, 240))
+    setattr(msg, field, value)
+    with pytest.raises(MessageConversionError, match=message):
+        camera_info_to_intrinsics(msg)
+
+
+def test_default_camera_info_is_rejected():
+    with pytest.raises(MessageConversionError, match="zero image size"):
+        camera_info_to_intrinsics(CameraInfo())
