@@ -1,0 +1,175 @@
+"""The DA3 network: backbone + head (+ camera encoder/decoder), one module per variant.
+
+Conventions of :meth:`DA3Model.forward` outputs (B windows of N views, network input H x W):
+
+* ``depth`` ``(B, N, H, W)`` -- z-depth along the optical axis. Any-view variants: in the window's
+  arbitrary scale shared with the extrinsics' translations. Metric variant: canonical depth,
+  metres = ``raw * f / 300`` with ``f`` the mean focal length in network-input pixels
+  (:func:`da3_ros.geometry.camera.canonical_to_metric_depth`).
+* ``depth_conf`` ``(B, N, H, W)`` -- confidence ``1 + exp(.) >= 1`` (any-view variants).
+* ``extrinsics`` ``(B, N, 3, 4)`` -- world->camera ``[R | t]``, OpenCV axes (x right, y down,
+  z forward); world = camera frame of the reference view (see ``ref_view``).
+* ``intrinsics`` ``(B, N, 3, 3)`` -- pixels of the network input; principal point at the centre.
+* ``ray`` ``(B, N, 4H/7, 4W/7, 6)`` and ``ray_conf`` ``(B, N, 4H/7, 4W/7)`` -- only with
+  ``return_rays=True``: ray direction (3, unnormalised) and origin (3) in the world frame;
+  solve poses from them with :func:`da3_ros.geometry.ray_pose.solve_pose_from_rays`.
+* ``sky`` ``(B, N, H, W)`` -- metric/mono variants: sky score (ReLU output; >= 0.5 = sky).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from da3_ros.geometry.pose_encoding import pose_encoding_to_extrinsics_intrinsics
+
+from .backbone import Backbone
+from .camera_heads import CameraDecoder, CameraEncoder
+from .config import DA3Config, NestedConfig, get_config
+from .dpt_head import DPT, DualDPT, GSHead
+from .embeddings import patch_grid
+from .reference_view import validate_ref_view
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _check_images(images: torch.Tensor) -> tuple[int, int, int, int]:
+    if not isinstance(images, torch.Tensor) or images.ndim != 5 or images.shape[2] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (B, N, 3, H, W) tensor, got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be normalised floats, got dtype {images.dtype} "
+                         "(use da3_ros.model.normalization.normalize_uint8_images)")
+    b, n, _, h, w = images.shape
+    patch_grid(h, w)
+    return b, n, h, w
+
+
+class DA3Model(nn.Module):
+    """One single-network DA3 variant (any-view or monocular).
+
+    Parameter names equal the released checkpoint keys without their leading ``model.``.
+    Build with :func:`da3_ros.model.build_model` / :func:`da3_ros.model.load_model`.
+    """
+
+    def __init__(self, cfg: DA3Config) -> None:
+        super().__init__()
+        self.config = cfg
+        self.variant = cfg.name
+        self.backbone = Backbone(cfg)
+        if cfg.head == "dualdpt":
+            self.head: nn.Module = DualDPT(cfg.head_dim_in, cfg.head_features, cfg.head_out_channels)
+        else:
+            self.head = DPT(cfg.head_dim_in, cfg.head_features, cfg.head_out_channels)
+        if cfg.camera_heads:
+            self.cam_enc = CameraEncoder(cfg.embed_dim, cfg.cam_enc_depth, cfg.cam_enc_heads)
+            self.cam_dec = CameraDecoder(cfg.head_dim_in)
+        if cfg.gs_head:
+            self.gs_head = GSHead(cfg.head_dim_in, cfg.head_features, cfg.head_out_channels)
+        self.compute_dtype = torch.float32
+
+    @property
+    def multi_view(self) -> bool:
+        return self.config.multi_view
+
+    def prepare(self, height: int, width: int) -> "DA3Model":
+        """Precompute the size-dependent tables (pos-embed, RoPE) for ``height x width`` inputs.
+
+        Optional: ``forward`` does it lazily on a new size. Call it before tracing/exporting.
+        """
+        self.backbone.pretrained.prepare(height, width)
+        return self
+
+    def set_precision(self, precision: str) -> "DA3Model":
+        """``"fp32"`` | ``"fp16"`` | ``"bf16"``: dtype of the backbone (autocast); heads stay fp32."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        self.compute_dtype = PRECISIONS[precision]
+        return self
+
+    def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
+                pose_encoding: torch.Tensor | None = None,
+                return_rays: bool = False) -> dict[str, torch.Tensor]:
+        """Run one window. ``images`` ``(B, N, 3, H, W)`` ImageNet-normalised float.
+
+        ``ref_view``: ``"saddle_balanced"`` (official default), ``"saddle_sim_range"``,
+        ``"first"``, ``"middle"`` (strategies, used when N >= 3, else view 0) or a view index.
+        ``pose_encoding``: optional ``(B, N, 9)`` known camera-to-world poses (see
+        :mod:`da3_ros.geometry.pose_encoding`; normalise them with
+        ``normalize_window_extrinsics`` first) -> camera encoder; ``ref_view`` is then unused.
+        ``return_rays``: also compute the ray branch (any-view variants).
+        """
+        b, n, h, w = _check_images(images)
+        cfg = self.config
+        ph, pw = h // 14, w // 14
+        validate_ref_view(ref_view, n)
+        cam_token = None
+        if pose_encoding is not None:
+            if not cfg.multi_view:
+                raise ValueError(f"{cfg.name} is monocular and takes no pose conditioning")
+            if tuple(pose_encoding.shape) != (b, n, 9):
+                raise ValueError(f"pose_encoding must have shape {(b, n, 9)}, got "
+                                 f"{tuple(pose_encoding.shape)}")
+            cam_token = self.cam_enc(pose_encoding.to(images.device))
+        if return_rays and not cfg.multi_view:
+            raise ValueError(f"{cfg.name} has no ray head (return_rays needs an any-view variant)")
+        if self.compute_dtype == torch.float32:
+            ctx = contextlib.nullcontext()
+        else:
+            ctx = torch.autocast(device_type=images.device.type, dtype=self.compute_dtype)
+        with ctx:
+            layers = self.backbone(images, ref_view=ref_view, cam_token=cam_token)
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            feats = [f.float().reshape(b * n, ph * pw, -1) for f, _ in layers]
+            out = self.head(feats, h, w, ph, pw, with_rays=return_rays)
+            out = {k: v.reshape((b, n) + tuple(v.shape[1:])) for k, v in out.items()}
+            if cfg.multi_view:
+                enc = self.cam_dec(layers[-1][1].float())
+                out["extrinsics"], out["intrinsics"] = pose_encoding_to_extrinsics_intrinsics(
+                    enc, (h, w))
+        return out
+
+
+class NestedDA3Model(nn.Module):
+    """``da3nested-giant-large``: an any-view giant (``da3``) plus a metric large (``da3_metric``).
+
+    ``forward`` returns the any-view outputs plus ``metric_depth`` (canonical metric depth of the
+    metric network) and ``sky``; align them host-side with
+    :func:`da3_ros.model.metric.align_to_metric`.
+    """
+
+    def __init__(self, cfg: NestedConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.variant = cfg.name
+        self.da3 = DA3Model(cfg.anyview)
+        self.da3_metric = DA3Model(cfg.metric)
+
+    multi_view = True
+
+    def prepare(self, height: int, width: int) -> "NestedDA3Model":
+        self.da3.prepare(height, width)
+        self.da3_metric.prepare(height, width)
+        return self
+
+    def set_precision(self, precision: str) -> "NestedDA3Model":
+        self.da3.set_precision(precision)
+        self.da3_metric.set_precision(precision)
+        return self
+
+    def forward(self, images: torch.Tensor, **kwargs) -> dict[str, torch.Tensor]:
+        out = self.da3(images, **kwargs)
+        metric = self.da3_metric(images)
+        out["metric_depth"] = metric["depth"]
+        out["sky"] = metric["sky"]
+        return out
+
+
+def build_model(variant: str, device: str | torch.device = "cpu") -> DA3Model | NestedDA3Model:
+    """Build ``variant`` with random weights, in eval mode, on ``device`` (may be ``"meta"``)."""
+    cfg = get_config(variant)
+    with torch.device(device):
+        model = NestedDA3Model(cfg) if isinstance(cfg, NestedConfig) else DA3Model(cfg)
+    return model.eval()
