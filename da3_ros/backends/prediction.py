@@ -9,7 +9,8 @@ Conventions (identical for all backends, see /work/shared/docs/INTERFACES.md):
 - ``intrinsics`` (N, 3, 3): pixels of the H x W network input;
 - ``sky`` (N, H, W): sky score (metric/mono variants), else ``None``;
 - ``ray`` (N, h', w', 6) direction(3) + origin(3) and ``ray_conf`` (N, h', w') at 4/7 of the input
-  resolution, only when requested at export / backend creation, else ``None``.
+  resolution, only when requested at export / backend creation, else ``None``;
+- ``metric_depth`` (N, H, W): nested variant only (its metric network's canonical depth).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 #: Names of the array fields, in the order the exported graph lists its outputs.
-OUTPUT_FIELDS = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky")
+OUTPUT_FIELDS = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class WindowPrediction:
     sky: Optional[np.ndarray] = None
     ray: Optional[np.ndarray] = None
     ray_conf: Optional[np.ndarray] = None
+    #: nested variant only: canonical metric depth of its metric network (N, H, W), align host-side.
+    metric_depth: Optional[np.ndarray] = None
     variant: str = ""
     ref_view: str = "saddle_balanced"
     #: Free-form timing / diagnostic numbers of the backend call (seconds), e.g. {"infer_s": 0.12}.
@@ -69,6 +72,7 @@ class WindowPrediction:
             "extrinsics": (n, 3, 4),
             "intrinsics": (n, 3, 3),
             "sky": (n, h, w),
+            "metric_depth": (n, h, w),
         }
         for name, value in self.arrays().items():
             if value.dtype != np.float32:

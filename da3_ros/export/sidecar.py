@@ -265,3 +265,18 @@ def validate_engine_runtime(
             f"this machine: da3-export engine --onnx FILE.onnx --precision {sidecar.precision} --output "
             f"{engine_path} (or set force_engine_update: true)"
         )
+
+
+def parse_ref_view(value) -> "str | int":
+    """``"first"``/``"saddle_balanced"``/``"middle"``/``"saddle_sim_range"`` stay strings; ``"2"``/``2``
+    (a view index, negative counts from the end) becomes an int. The sidecar stores ``str(value)``."""
+    if isinstance(value, bool):
+        raise ValueError(f"ref_view must be a strategy name or a view index, got {value!r}")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    if text not in REF_VIEW_NAMES:
+        raise ValueError(f"unknown ref_view {text!r}; expected one of {REF_VIEW_NAMES} or a view index")
+    return text

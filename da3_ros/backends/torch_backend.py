@@ -1,0 +1,97 @@
+"""`TorchBackend`: runs the PyTorch DA3 model (da3_ros.model) on CPU or CUDA in fp32/fp16/bf16.
+
+``model_file_path`` is a checkpoint (HF-layout directory, ``.safetensors``/``.pth`` file or HF repo
+id). The uint8 images are normalised on the backend's device (the same math as the exported graph:
+cast, NHWC->NCHW, /255, ImageNet mean/std). fp16/bf16 run the backbone under autocast while the
+heads stay fp32 (``DA3Model.set_precision``). The model can also be passed in directly (``model=``),
+e.g. for tests and the check command.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from da3_ros.backends.base import BackendUnavailableError, InferenceBackend
+from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.export.sidecar import PRECISIONS, parse_ref_view
+
+
+class TorchBackend(InferenceBackend):
+    name = "torch"
+
+    def __init__(self, model_file_path: str = "", *, variant: Optional[str] = None, views: int, height: int,
+                 width: int, ref_view: str = "saddle_balanced", device: str = "cpu", precision: str = "fp32",
+                 pose_conditioned: bool = False, with_rays: bool = False, num_threads: int = 0,
+                 model=None) -> None:
+        import torch
+
+        from da3_ros.model import load_model
+        from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"torch backend: device {device!r} requested but CUDA is not available")
+        if num_threads > 0:
+            torch.set_num_threads(int(num_threads))
+        self._ref_view_arg = parse_ref_view(ref_view)
+        self._device = torch.device(device)
+        t0 = time.perf_counter()
+        if model is None:
+            if not model_file_path:
+                raise BackendUnavailableError("torch backend needs model_file_path = a DA3 checkpoint")
+            model = load_model(model_file_path, variant=variant, device=str(self._device))
+        model = model.to(self._device).float().eval()
+        if variant is not None and getattr(model, "variant", variant) != variant:
+            raise ValueError(f"checkpoint {model_file_path} holds {model.variant!r}, configuration wants {variant!r}")
+        model.set_precision(precision)
+        model.prepare(int(height), int(width))
+        super().__init__(views=views, height=height, width=width, variant=getattr(model, "variant", variant or ""),
+                         ref_view=str(ref_view), pose_conditioned=pose_conditioned)
+        self.model = model
+        self.precision = precision
+        self.with_rays = bool(with_rays)
+        self.model_file_path = str(model_file_path)
+        self._torch = torch
+        self._mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=self._device).view(1, 1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=self._device).view(1, 1, 3, 1, 1)
+        self.load_s = time.perf_counter() - t0
+
+    def normalise(self, images: np.ndarray):
+        """uint8 (N, H, W, 3) -> normalised float32 (1, N, 3, H, W) on the device (graph-identical math)."""
+        torch = self._torch
+        x = torch.from_numpy(images).to(self._device, non_blocking=True)[None].to(torch.float32)
+        x = x.permute(0, 1, 4, 2, 3) / 255.0
+        return (x - self._mean) / self._std
+
+    def forward_dict(self, images: np.ndarray, pose_encoding: Optional[np.ndarray] = None) -> Dict[str, Any]:
+        """Raw model outputs (torch tensors with batch axis) for validated inputs."""
+        torch = self._torch
+        kwargs: Dict[str, Any] = {"ref_view": self._ref_view_arg}
+        if pose_encoding is not None:
+            kwargs["pose_encoding"] = torch.from_numpy(pose_encoding)[None].to(self._device)
+        if self.with_rays:
+            kwargs["return_rays"] = True
+        with torch.inference_mode():
+            return self.model(self.normalise(images), **kwargs)
+
+    def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
+        torch = self._torch
+        t0 = time.perf_counter()
+        out = self.forward_dict(images, pose_encoding)
+        arrays = {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+        infer_s = time.perf_counter() - t0
+        return WindowPrediction.from_batched(arrays, variant=self.variant, ref_view=self.ref_view,
+                                             timings={"infer_s": infer_s})
+
+    def describe(self) -> Dict[str, Any]:
+        d = super().describe()
+        d.update(model_file=self.model_file_path, device=str(self._device), precision=self.precision,
+                 with_rays=self.with_rays, torch_version=self._torch.__version__, load_s=round(self.load_s, 3))
+        return d
+
+    def close(self) -> None:
+        self.model = None
+        super().close()

@@ -1,0 +1,283 @@
+"""Export a DA3 model to ONNX for one fixed window (N views of H x W) with its sidecar.
+
+Graph contract (INTERFACES.md): input ``images`` uint8 ``(1, N, H, W, 3)`` RGB (+ ``pose_encoding``
+float32 ``(1, N, 9)`` for pose-conditioned graphs); outputs ``depth``, ``depth_conf``,
+``extrinsics``, ``intrinsics`` (multi-view variants), ``ray``/``ray_conf`` (``with_rays``), ``sky``
+(metric/mono/nested variants), ``metric_depth`` (nested only) -- each float32 with batch axis 1.
+
+Export hazards handled here (DA3_MODEL_SPEC.md section 9):
+- the uint8 input is Cast to float32 *before* the NHWC->NCHW Transpose (TensorRT rejects a
+  Transpose on UInt8), then ImageNet-normalised inside the graph;
+- size-dependent tables (pos-embed, RoPE) are precomputed for (H, W) before tracing;
+- the legacy TorchScript exporter (``dynamo=False``, opset 18) is used: measured faster in ORT;
+- the finished graph is checked to contain no op with a data-dependent output shape
+  (:data:`DATA_DEPENDENT_SHAPE_OPS`) and fully static output shapes;
+- weights go to external data (``FILE.onnx.data``) when the model exceeds 2 GB.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from da3_ros.export.sidecar import (
+    EXPORTER_VERSION,
+    Sidecar,
+    TensorSpec,
+    checkpoint_sha256,
+    parse_ref_view,
+    write_sidecar,
+)
+
+DEFAULT_OPSET = 18
+#: ONNX ops whose output shape depends on input *values* (forbidden: TensorRT needs static shapes).
+DATA_DEPENDENT_SHAPE_OPS = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "Scan",
+                                      "If", "SequenceConstruct", "SplitToSequence", "StringSplit"})
+#: Output order of every exported graph (subset present depends on the variant/options).
+GRAPH_OUTPUT_ORDER = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky",
+                      "metric_depth")
+_PROTOBUF_LIMIT = 2 * 1024 ** 3 - 64 * 1024 ** 2  # 2 GB minus headroom for the graph itself
+
+
+def _progress(msg: str, t0: float) -> None:
+    print(f"[da3-export onnx] {time.perf_counter() - t0:7.1f}s {msg}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced", pose_conditioned: bool = False,
+                        with_rays: bool = False):
+    """nn.Module: ``(images uint8 (1,N,H,W,3)[, pose_encoding (1,N,9)]) -> tuple of outputs``.
+
+    The output names are set on the returned module as ``output_names`` after
+    :func:`probe_outputs` ran it once.
+    """
+    import torch
+    from torch import nn
+
+    from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    class DA3ExportWrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 3, 1, 1),
+                                 persistent=False)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 3, 1, 1),
+                                 persistent=False)
+            self.output_names: List[str] = []
+
+        def normalise(self, images: torch.Tensor) -> torch.Tensor:
+            x = images.to(torch.float32)  # Cast first: TensorRT cannot transpose UInt8
+            x = x.permute(0, 1, 4, 2, 3) / 255.0
+            return (x - self.mean) / self.std
+
+        def outputs_dict(self, images: torch.Tensor, pose_encoding: Optional[torch.Tensor] = None):
+            kwargs = {"ref_view": ref_view}
+            if pose_conditioned:
+                kwargs["pose_encoding"] = pose_encoding
+            if with_rays:
+                kwargs["return_rays"] = True
+            out = self.model(self.normalise(images), **kwargs)
+            return {k: out[k] for k in GRAPH_OUTPUT_ORDER if out.get(k) is not None}
+
+        def forward(self, images: torch.Tensor, pose_encoding: Optional[torch.Tensor] = None):
+            out = self.outputs_dict(images, pose_encoding)
+            return tuple(out[k].float() for k in self.output_names)
+
+    return DA3ExportWrapper().eval()
+
+
+def example_inputs(views: int, height: int, width: int, *, pose_conditioned: bool, seed: int = 0):
+    """Deterministic example inputs for tracing / checks: uint8 images (+ a plausible pose encoding)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.integers(0, 256, size=(1, views, height, width, 3), dtype=np.uint8))
+    if not pose_conditioned:
+        return (images,)
+    return (images, torch.from_numpy(example_pose_encoding(views, rng)[None]))
+
+
+def example_pose_encoding(views: int, rng: np.random.Generator) -> np.ndarray:
+    """(N, 9) float32: small camera-to-world translations, unit quaternions (xyzw, w >= 0), fov ~1 rad."""
+    t = rng.normal(scale=0.3, size=(views, 3))
+    q = rng.normal(size=(views, 4)) * np.array([0.1, 0.1, 0.1, 1.0])
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    q *= np.sign(q[:, 3:4]) + (q[:, 3:4] == 0)
+    fov = rng.uniform(0.8, 1.2, size=(views, 2))
+    pe = np.concatenate([t, q, fov], axis=1).astype(np.float32)
+    pe[0, :7] = [0, 0, 0, 0, 0, 0, 1]
+    return pe
+
+
+def probe_outputs(wrapper, inputs) -> Dict[str, Tuple[int, ...]]:
+    """Run the wrapper eagerly once; set ``wrapper.output_names``; return name -> shape."""
+    import torch
+
+    with torch.inference_mode():
+        out = wrapper.outputs_dict(*inputs)
+    wrapper.output_names = list(out)
+    return {k: tuple(v.shape) for k, v in out.items()}
+
+
+def graph_problems(model_proto) -> List[str]:
+    """Reasons why a graph is not static: data-dependent-shape ops or non-static output dims."""
+    problems = []
+    ops = {n.op_type for n in model_proto.graph.node}
+    bad = sorted(ops & DATA_DEPENDENT_SHAPE_OPS)
+    if bad:
+        problems.append(f"data-dependent-shape ops {bad}")
+    for vi in list(model_proto.graph.input) + list(model_proto.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if not dims or any(not d.HasField("dim_value") for d in dims):
+            problems.append(f"tensor {vi.name} has a non-static shape")
+    return problems
+
+
+def op_histogram(model_proto) -> Dict[str, int]:
+    hist: Dict[str, int] = {}
+    for n in model_proto.graph.node:
+        hist[n.op_type] = hist.get(n.op_type, 0) + 1
+    return dict(sorted(hist.items(), key=lambda kv: -kv[1]))
+
+
+def export_model_to_onnx(
+    model,
+    output: Union[str, os.PathLike],
+    *,
+    views: int,
+    height: int,
+    width: int,
+    variant: Optional[str] = None,
+    ref_view: Union[str, int] = "saddle_balanced",
+    pose_conditioned: bool = False,
+    with_rays: bool = False,
+    opset: int = DEFAULT_OPSET,
+    checkpoint: str = "",
+    checkpoint_digest: str = "",
+    depth_unit: Optional[str] = None,
+    verbose: bool = True,
+) -> Sidecar:
+    """Export an already-built fp32 DA3 model (eval mode, CPU) to ``output`` + ``output``.json."""
+    import onnx
+    import torch
+
+    t0 = time.perf_counter()
+    say = (lambda m: _progress(m, t0)) if verbose else (lambda m: None)
+    ref_view = parse_ref_view(ref_view)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    variant = variant or getattr(model, "variant", "") or "custom"
+    model = model.float().eval()
+    if hasattr(model, "set_precision"):
+        model.set_precision("fp32")
+    if hasattr(model, "prepare"):
+        model.prepare(height, width)
+    wrapper = make_export_wrapper(model, ref_view=ref_view, pose_conditioned=pose_conditioned,
+                                  with_rays=with_rays)
+    inputs = example_inputs(views, height, width, pose_conditioned=pose_conditioned)
+    say(f"probing outputs of {variant} for N={views}, {height}x{width}")
+    shapes = probe_outputs(wrapper, inputs)
+    input_specs = [TensorSpec("images", "uint8", [1, views, height, width, 3])]
+    if pose_conditioned:
+        input_specs.append(TensorSpec("pose_encoding", "float32", [1, views, 9]))
+    output_specs = [TensorSpec(k, "float32", list(s)) for k, s in shapes.items()]
+    n_params = sum(p.numel() for p in model.parameters())
+    large = n_params * 4 > _PROTOBUF_LIMIT
+    tmp_dir = output.parent / f".{output.name}.export"
+    tmp_dir.mkdir(exist_ok=True)
+    tmp_path = tmp_dir / output.name
+    say(f"tracing + exporting (legacy exporter, opset {opset}, {n_params / 1e6:.1f} M parameters)")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, inputs, str(tmp_path), dynamo=False, opset_version=opset,
+                          input_names=[s.name for s in input_specs], output_names=[s.name for s in output_specs],
+                          do_constant_folding=True)
+    say("checking graph")
+    proto = onnx.load(str(tmp_path), load_external_data=True)
+    problems = graph_problems(proto)
+    if problems:
+        raise RuntimeError(f"exported graph is not static ({'; '.join(problems)}); not usable by TensorRT")
+    sidecar = Sidecar(
+        variant=variant, views=views, height=height, width=width, ref_view=str(ref_view),
+        inputs=input_specs, outputs=output_specs, precision="fp32",
+        checkpoint_sha256=checkpoint_digest or (checkpoint_sha256(checkpoint) if checkpoint else ""),
+        exporter_version=EXPORTER_VERSION, artifact="onnx", pose_conditioned=pose_conditioned,
+        with_rays=with_rays, opset=opset,
+        depth_unit=depth_unit or ("canonical_metric" if "metric" in variant else "window_scale"),
+        checkpoint=str(checkpoint),
+        created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        extra={"torch_version": torch.__version__, "onnx_version": onnx.__version__,
+               "parameters": int(n_params), "nodes": len(proto.graph.node),
+               "op_histogram": op_histogram(proto)},
+    )
+    del proto.metadata_props[:]
+    for key, value in sidecar.to_metadata_props().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    say(f"writing {output}" + (" (+ external data)" if large else ""))
+    for stale in (output, Path(str(output) + ".data")):
+        if stale.exists():
+            stale.unlink()
+    if large:
+        onnx.save_model(proto, str(output), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=output.name + ".data", size_threshold=1024)
+    else:
+        onnx.save_model(proto, str(output))
+    for f in tmp_dir.iterdir():
+        f.unlink()
+    tmp_dir.rmdir()
+    sidecar.extra["export_s"] = round(time.perf_counter() - t0, 2)
+    sidecar.extra["export_peak_rss_mb"] = round(peak_rss_mb(), 1)
+    write_sidecar(sidecar, output)
+    say(f"done: {output} ({output.stat().st_size / 1e6:.1f} MB) and {output.with_suffix('.json')}")
+    return sidecar
+
+
+def load_checkpoint_model(checkpoint: str, variant: Optional[str] = None):
+    """Load a checkpoint (HF dir, .safetensors/.pth file, or repo id) strictly, fp32, CPU, eval."""
+    from da3_ros.model import load_model
+
+    return load_model(checkpoint, variant=variant, device="cpu").float().eval()
+
+
+def export_onnx(
+    checkpoint: str,
+    output: Union[str, os.PathLike],
+    *,
+    views: int,
+    height: int,
+    width: int,
+    variant: Optional[str] = None,
+    ref_view: Union[str, int] = "saddle_balanced",
+    pose_conditioned: bool = False,
+    with_rays: bool = False,
+    opset: int = DEFAULT_OPSET,
+    verbose: bool = True,
+) -> Sidecar:
+    """Checkpoint -> ONNX + sidecar (``da3-export onnx``)."""
+    if opset < 18:
+        raise ValueError(f"opset must be >= 18, got {opset}")
+    t0 = time.perf_counter()
+    if verbose:
+        _progress(f"loading {checkpoint}", t0)
+    from da3_ros.model.checkpoint import resolve_checkpoint
+
+    weights, _ = resolve_checkpoint(checkpoint, variant)
+    digest = checkpoint_sha256(weights)
+    model = load_checkpoint_model(checkpoint, variant)
+    return export_model_to_onnx(model, output, views=views, height=height, width=width,
+                                variant=variant or getattr(model, "variant", None), ref_view=ref_view,
+                                pose_conditioned=pose_conditioned, with_rays=with_rays, opset=opset,
+                                checkpoint=str(checkpoint), checkpoint_digest=digest, verbose=verbose)
