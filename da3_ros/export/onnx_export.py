@@ -88,14 +88,47 @@ def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced",
                 kwargs["pose_encoding"] = pose_encoding
             if with_rays:
                 kwargs["return_rays"] = True
-            out = self.model(self.normalise(images), **kwargs)
-            return {k: out[k] for k in GRAPH_OUTPUT_ORDER if out.get(k) is not None}
+            x = self.normalise(images)
+            n = int(images.shape[1])
+            perm = None
+            fixed = _fixed_reference_index(ref_view, n, pose_conditioned)
+            if fixed is not None and fixed != 0:
+                # A fixed reference index (or "middle") is traced as a tensor expression of N by the
+                # model's selection code and breaks tracing; the backbone is view-permutation
+                # equivariant except for the reference token (DA3_MODEL_SPEC 2.5 / 10.4), so move the
+                # reference view first with a constant permutation, run "first", and permute back.
+                perm = [fixed] + [i for i in range(n) if i != fixed]
+                x = x[:, perm]
+                kwargs["ref_view"] = "first"
+            elif fixed == 0:
+                kwargs["ref_view"] = "first"
+            out = self.model(x, **kwargs)
+            out = {k: out[k] for k in GRAPH_OUTPUT_ORDER if out.get(k) is not None}
+            if perm is not None:
+                inverse = [perm.index(i) for i in range(n)]
+                out = {k: v[:, inverse] for k, v in out.items()}
+            return out
 
         def forward(self, images: torch.Tensor, pose_encoding: Optional[torch.Tensor] = None):
             out = self.outputs_dict(images, pose_encoding)
             return tuple(out[k].float() for k in self.output_names)
 
     return DA3ExportWrapper().eval()
+
+
+def _fixed_reference_index(ref_view: Union[str, int], views: int, pose_conditioned: bool) -> Optional[int]:
+    """The reference view when it does not depend on the images, else None (selected in-graph)."""
+    if pose_conditioned:
+        return None  # the camera encoder replaces the reference token; ref_view is unused
+    if isinstance(ref_view, int):
+        if not -views <= ref_view < views:
+            raise ValueError(f"ref_view index {ref_view} out of range for {views} views")
+        return ref_view % views
+    if ref_view == "first":
+        return 0
+    if ref_view == "middle":
+        return views // 2 if views >= 3 else 0
+    return None if views >= 3 else 0
 
 
 def example_inputs(views: int, height: int, width: int, *, pose_conditioned: bool, seed: int = 0):
