@@ -52,14 +52,19 @@ class VisionTransformer(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         self._table_size: tuple[int, int] | None = None
-        self.register_buffer("pos_table", torch.empty(0), persistent=False)
-        self.register_buffer("rope_local_cos", torch.empty(0), persistent=False)
-        self.register_buffer("rope_local_sin", torch.empty(0), persistent=False)
-        self.register_buffer("rope_global_cos", torch.empty(0), persistent=False)
-        self.register_buffer("rope_global_sin", torch.empty(0), persistent=False)
+        for name in self.TABLES:
+            self.register_buffer(name, torch.empty(0), persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module.invalidate_tables())
 
     # ----------------------------------------------------------------- size-dependent tables
+    TABLES = ("pos_table", "rope_local_cos", "rope_local_sin", "rope_global_cos", "rope_global_sin")
+
+    def reset_tables(self, device: torch.device | str = "cpu") -> None:
+        """Drop the precomputed tables (e.g. after building on the meta device)."""
+        for name in self.TABLES:
+            setattr(self, name, torch.empty(0, device=device))
+        self._table_size = None
+
     def invalidate_tables(self) -> None:
         """Forget the precomputed tables (they depend on ``pos_embed``); called after loading."""
         self._table_size = None

@@ -221,14 +221,7 @@ def load_model(checkpoint: str | Path, variant: str | None = None,
         model = build_model(name, device="meta")
     full = check_state_dict(model, strip_prefix(state))
     model.load_state_dict(full, strict=True, assign=True)
-    _tie_after_assign(model)
-    return model.to(device).eval()
-
-
-def _tie_after_assign(model: nn.Module) -> None:
-    """``assign=True`` replaces parameters one name at a time, which unties shared modules only
-    if they are distinct objects; shared modules (same object) stay shared. Re-point nothing, but
-    check that the ray-neck LayerNorm is still a single module."""
     for module in model.modules():
-        if hasattr(module, "_uv"):
-            module._uv.clear()
+        if hasattr(module, "reset_tables"):
+            module.reset_tables()
+    return model.to(device).eval()
