@@ -32,6 +32,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real footage folder, which may be absent (callers fall back to synthetic data)."""
+    return SHARED_DATA
+
+
 @pytest.fixture
 def ros_node():
     """An rclpy node in its own context (see ros_harness.RosTestNode)."""
@@ -49,3 +55,11 @@ def process_launcher(tmp_path):
     launcher = ProcessLauncher(tmp_path)
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def reduced_onnx(tmp_path_factory) -> Path:
+    """A reduced multi-view DA3 exported to ONNX: N=3 views at 112x154, ref_view first."""
+    from model_fixtures import export_reduced_onnx
+
+    return export_reduced_onnx(tmp_path_factory.mktemp("onnx"))

@@ -1,0 +1,317 @@
+"""``da3_node``: the ROS 2 lifecycle node (ROS I/O, parameters and threading only).
+
+Lifecycle: *configure* reads the parameters, creates and checks the inference backend (a missing or
+mismatched model/engine fails here with the reason) and the publishers; *activate* creates the
+subscriptions and starts the inference worker; *deactivate* / *cleanup* undo that. With
+``autostart: true`` the node configures and activates itself at start-up.
+
+Threading: subscription callbacks only store the newest image in a one-slot mailbox (O(1), never
+blocking on inference). One worker thread decodes, runs the window inference, aligns and publishes.
+When a new image arrives before the worker took the previous one, the newest wins and the older is
+counted as dropped ("busy"). Every bad input is logged (throttled), counted, reported on
+/diagnostics, and the node keeps running.
+
+Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed``) and
+``camera_info``; publishes ``depth``, ``depth/camera_info``, ``confidence``, ``points``, ``pose``,
+``odometry``, ``path``, ``map_points``, plus ``/tf`` and ``/diagnostics``. All outputs carry the input
+image's stamp.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Optional
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry, Path
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from geometry_msgs.msg import PoseStamped
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from ..backends.base import BackendUnavailableError, EngineMismatchError
+from ..pipeline.frame_accounting import FrameAccounting
+from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
+from ..ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, camera_info_to_intrinsics,
+                      compressed_to_rgb, image_to_rgb, intrinsics_to_camera_info, numpy_to_image, odometry,
+                      pose_stamped, transform_stamped)
+from ..ros_io.qos import qos_profile
+from ..ros_io.tf_publisher import TfBroadcaster
+from .backend_setup import create_backend_from_parameters
+from .parameters import PARAMETERS
+
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class LatestMailbox:
+    """One-slot mailbox: ``put`` replaces (and returns) an unconsumed item; ``take`` waits."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item = None
+        self._closed = False
+
+    def put(self, item):
+        with self._cond:
+            replaced, self._item = self._item, item
+            self._cond.notify()
+        return replaced
+
+    def take(self, timeout: float):
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self):
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        return self.put(None)
+
+
+class Da3Node(LifecycleNode):
+    def __init__(self, node_name: str = "da3_node", **kwargs):
+        super().__init__(node_name, **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default)
+        self.accounting = FrameAccounting()
+        self._mailbox = LatestMailbox()
+        self._worker: Optional[threading.Thread] = None
+        self._running = threading.Event()
+        self._processor: Optional[FrameProcessor] = None
+        self._backend = None
+        self._pubs: dict = {}
+        self._subs: list = []
+        self._tf: Optional[TfBroadcaster] = None
+        self._path: Optional[BoundedPath] = None
+        self._camera_info = None          # latest valid CameraIntrinsics
+        self._last_accept_time = -1.0
+        self._diag_timer = None
+        self._configure_error = ""
+
+    # -- parameters ----------------------------------------------------------------------------
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._backend = create_backend_from_parameters(self.p)
+            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(self.p))
+        except (BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError) as exc:
+            self._configure_error = f"{type(exc).__name__}: {exc}"
+            self.accounting.on_event("configure_failures", self._configure_error, error=True)
+            self.get_logger().error(f"configure failed: {self._configure_error}")
+            self._ensure_diagnostics()
+            return TransitionCallbackReturn.FAILURE
+        self._configure_error = ""
+        desc = self._backend.describe()
+        self.get_logger().info(
+            f"backend {desc.get('backend')} ready: variant {desc.get('variant')}, window N={desc.get('views')} "
+            f"at {desc.get('height')}x{desc.get('width')}, ref_view {desc.get('ref_view')}; depth unit "
+            f"'{self._processor.depth_unit}'")
+        pubs = {}
+        if self.p("publish_depth"):
+            pubs["depth"] = self.create_lifecycle_publisher(Image, "depth", OUTPUT_QOS)
+            pubs["depth_info"] = self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
+        if self.p("publish_confidence"):
+            pubs["confidence"] = self.create_lifecycle_publisher(Image, "confidence", OUTPUT_QOS)
+        if self.p("publish_points"):
+            pubs["points"] = self.create_lifecycle_publisher(PointCloud2, "points", OUTPUT_QOS)
+        if self.p("publish_pose"):
+            pubs["pose"] = self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS)
+            pubs["odometry"] = self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS)
+            pubs["path"] = self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)
+        if self.p("publish_map_points"):
+            pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
+        self._pubs = pubs
+        self._tf = TfBroadcaster(self) if self.p("publish_tf") else None
+        self._path = BoundedPath(self.p("odom_frame"), int(self.p("path_max_length")))
+        self._ensure_diagnostics()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _ensure_diagnostics(self):
+        if self._diag_timer is None:
+            self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self._diag_timer = self.create_timer(float(self.p("diagnostics_period_s")), self.publish_diagnostics)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        qos = qos_profile(self.p("qos_reliability"), int(self.p("qos_depth")))
+        transport = str(self.p("image_transport")).strip().lower()
+        if transport == "compressed":
+            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos))
+        elif transport == "raw":
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, qos))
+        else:
+            self.get_logger().error(f"image_transport must be raw or compressed, got '{transport}'")
+            return TransitionCallbackReturn.FAILURE
+        if self.p("use_camera_info"):
+            self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
+        self._running.set()
+        self._worker = threading.Thread(target=self._work, name="da3_inference", daemon=True)
+        self._worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        if self._backend is not None:
+            self._backend.close()
+        self._backend = self._processor = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        if self._backend is not None:
+            self._backend.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self):
+        self._running.clear()
+        replaced = self._mailbox.close()
+        if replaced is not None:
+            self.accounting.on_dropped("busy")
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        self._mailbox = LatestMailbox()
+
+    # -- callbacks (never block) ---------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        self.accounting.on_received()
+        now = time.monotonic()
+        max_rate = float(self.p("max_rate_hz"))
+        if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
+            self.accounting.on_dropped("rate")
+            return
+        self._last_accept_time = now
+        if self._mailbox.put((msg, now)) is not None:
+            self.accounting.on_dropped("busy")
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self._camera_info = camera_info_to_intrinsics(msg)
+        except MessageConversionError as exc:
+            self.accounting.on_event("bad_camera_info", f"camera_info: {exc}", error=True)
+            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=5.0)
+
+    # -- worker --------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while self._running.is_set():
+            item = self._mailbox.take(timeout=0.2)
+            if item is None:
+                continue
+            msg, received_at = item
+            try:
+                self._process(msg, received_at)
+            except MessageConversionError as exc:
+                self.accounting.on_dropped("bad_input", f"image: {exc}")
+                self.get_logger().warning(f"dropping image: {exc}", throttle_duration_sec=5.0)
+            except Exception as exc:  # keep running whatever one frame does
+                self.accounting.on_dropped("failed", f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _process(self, msg, received_at: float) -> None:
+        t0 = time.perf_counter()
+        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        decode_s = time.perf_counter() - t0
+        stamp = msg.header.stamp
+        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        camera = self._camera_info if self.p("use_camera_info") else None
+        result = self._processor.process(rgb, stamp_ns, camera)
+        for event in result.events:
+            self.accounting.on_event(event.name, event.message)
+            self.get_logger().warning(event.message, throttle_duration_sec=5.0)
+        t1 = time.perf_counter()
+        self._publish(result, msg.header, rgb)
+        stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
+                  "latency_receive_to_publish": time.monotonic() - received_at}
+        now_ns = self.get_clock().now().nanoseconds
+        stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
+        self.accounting.on_processed(stages)
+
+    def _publish(self, result, header: Header, rgb) -> None:
+        camera_frame = self.p("camera_frame") or header.frame_id or "camera_optical_frame"
+        out_header = Header(stamp=header.stamp, frame_id=camera_frame)
+        pubs = self._pubs
+        if "depth" in pubs:
+            pubs["depth"].publish(numpy_to_image(result.depth, "32FC1", header=out_header))
+            pubs["depth_info"].publish(intrinsics_to_camera_info(result.camera_intrinsics, header=out_header))
+        if "confidence" in pubs and result.confidence is not None:
+            pubs["confidence"].publish(numpy_to_image(result.confidence, "32FC1", header=out_header))
+        if "points" in pubs and result.points is not None:
+            pubs["points"].publish(build_pointcloud2(result.points, result.point_colours, header=out_header))
+        odom = self.p("odom_frame")
+        if result.reset:
+            self._path.clear()
+        if result.T_odom_cam is not None:
+            if "pose" in pubs:
+                pose = pose_stamped(result.T_odom_cam, header.stamp, odom)
+                self._path.append(pose)
+                pubs["pose"].publish(pose)
+                pubs["odometry"].publish(odometry(result.T_odom_cam, header.stamp, odom, camera_frame))
+                pubs["path"].publish(self._path.message(header.stamp))
+            if self._tf is not None:
+                self._tf.send([transform_stamped(result.T_odom_cam, header.stamp, odom, camera_frame)])
+        if "map_points" in pubs and result.map_points is not None:
+            map_header = Header(stamp=header.stamp, frame_id=odom)
+            pubs["map_points"].publish(build_pointcloud2(result.map_points, result.map_colours, header=map_header))
+
+    # -- diagnostics ---------------------------------------------------------------------------
+    def publish_diagnostics(self) -> None:
+        snap = self.accounting.snapshot()
+        status = DiagnosticStatus(name=f"{self.get_name()}: inference", hardware_id=self.get_fully_qualified_name())
+        if self._configure_error:
+            status.level, status.message = DiagnosticStatus.ERROR, f"not configured: {self._configure_error}"
+        elif self._processor is None:
+            status.level, status.message = DiagnosticStatus.WARN, "not configured"
+        elif snap["dropped_bad_input"] or snap["dropped_failed"]:
+            status.level, status.message = DiagnosticStatus.WARN, "bad input or failed frames (see last_error)"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        values = dict(snap)
+        if self._backend is not None:
+            values.update({f"backend_{k}": v for k, v in self._backend.describe().items()})
+        if self._processor is not None:
+            values.update(self._processor.describe())
+        values["window_size"] = self.p("window_size")
+        status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
+        self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                               status=[status]))
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = Da3Node()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    code = 0
+    try:
+        if node.p("autostart"):
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: configure failed; staying unconfigured "
+                                        "(fix the parameters and call the lifecycle configure transition)")
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("autostart: activate failed")
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_worker()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code

@@ -1,0 +1,114 @@
+"""Mapping between a camera image and the fixed network input of an exported model.
+
+An engine runs at a fixed ``H x W``; camera images have their own size and aspect ratio. The
+mapping resizes the camera image so that it *covers* the network size with the aspect ratio kept
+(``scale = max(W / w, H / h)``), then centre-crops the overflow. Nothing is stretched, so the camera
+intrinsics map exactly:
+
+    K_net = [[s fx, 0, s (cx + 0.5) - 0.5 - x0], [0, s fy, s (cy + 0.5) - 0.5 - y0], [0, 0, 1]]
+
+with ``(x0, y0)`` the crop offset in resized pixels (cv2.resize pixel-edge convention). Outputs at
+network resolution map back to the camera grid over the crop's footprint; camera pixels outside the
+footprint (cropped away) get NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..camera_intrinsics import CameraIntrinsics
+
+
+@dataclass(frozen=True)
+class NetworkInputMapping:
+    camera_width: int
+    camera_height: int
+    net_width: int
+    net_height: int
+
+    def __post_init__(self):
+        for name in ("camera_width", "camera_height", "net_width", "net_height"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def scale(self) -> float:
+        return max(self.net_width / self.camera_width, self.net_height / self.camera_height)
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        """(width, height) of the camera image after the aspect-preserving resize (>= net size)."""
+        s = self.scale
+        return (max(self.net_width, int(round(self.camera_width * s))),
+                max(self.net_height, int(round(self.camera_height * s))))
+
+    @property
+    def crop_offset(self) -> tuple[int, int]:
+        rw, rh = self.resized_size
+        return (rw - self.net_width) // 2, (rh - self.net_height) // 2
+
+    @property
+    def cropped_fraction(self) -> float:
+        """Fraction of the camera image that the network does not see (0 when aspects match)."""
+        rw, rh = self.resized_size
+        return 1.0 - (self.net_width * self.net_height) / float(rw * rh)
+
+    def footprint(self) -> tuple[int, int, int, int]:
+        """(x0, y0, width, height) of the network input's footprint on the camera grid (pixels)."""
+        rw, rh = self.resized_size
+        sx, sy = rw / self.camera_width, rh / self.camera_height
+        x0, y0 = self.crop_offset
+        cx0, cy0 = int(round(x0 / sx)), int(round(y0 / sy))
+        cw = min(self.camera_width - cx0, int(round(self.net_width / sx)))
+        ch = min(self.camera_height - cy0, int(round(self.net_height / sy)))
+        return cx0, cy0, cw, ch
+
+    def image_to_network(self, rgb: np.ndarray) -> np.ndarray:
+        """Camera RGB uint8 (h, w, 3) -> network RGB uint8 (H, W, 3) (resize with INTER_AREA when
+        shrinking, INTER_CUBIC when enlarging, as the official preprocessing does; then crop)."""
+        if rgb.shape[:2] != (self.camera_height, self.camera_width):
+            raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]}, mapping expects "
+                             f"{self.camera_width}x{self.camera_height}")
+        rw, rh = self.resized_size
+        if (rw, rh) != (self.camera_width, self.camera_height):
+            interp = cv2.INTER_AREA if rw < self.camera_width else cv2.INTER_CUBIC
+            rgb = cv2.resize(rgb, (rw, rh), interpolation=interp)
+        x0, y0 = self.crop_offset
+        return np.ascontiguousarray(rgb[y0:y0 + self.net_height, x0:x0 + self.net_width])
+
+    def intrinsics_to_network(self, intr: CameraIntrinsics) -> np.ndarray:
+        """Camera intrinsics -> 3x3 K in network-input pixels."""
+        rw, rh = self.resized_size
+        K = intr.scaled_to(rw, rh).K.copy()
+        x0, y0 = self.crop_offset
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        return K
+
+    def intrinsics_to_camera(self, K_net: np.ndarray) -> np.ndarray:
+        """Inverse of ``intrinsics_to_network``: a network-pixel K -> camera-pixel K."""
+        rw, rh = self.resized_size
+        x0, y0 = self.crop_offset
+        K = np.asarray(K_net, dtype=np.float64).copy()
+        K[0, 2] += x0
+        K[1, 2] += y0
+        sx, sy = self.camera_width / rw, self.camera_height / rh
+        K[0, 0] *= sx
+        K[1, 1] *= sy
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        return K
+
+    def map_to_camera(self, values: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """A network-resolution map (H, W) float32 -> camera resolution (h, w); NaN outside the footprint."""
+        if values.shape != (self.net_height, self.net_width):
+            raise ValueError(f"map is {values.shape}, expected {(self.net_height, self.net_width)}")
+        x0, y0, cw, ch = self.footprint()
+        resized = cv2.resize(np.ascontiguousarray(values, dtype=np.float32), (cw, ch), interpolation=interpolation)
+        if (cw, ch) == (self.camera_width, self.camera_height):
+            return resized
+        out = np.full((self.camera_height, self.camera_width), np.nan, dtype=np.float32)
+        out[y0:y0 + ch, x0:x0 + cw] = resized
+        return out

@@ -1,0 +1,54 @@
+"""Launch da3_node (for a ROS 2 install with launch_ros; here run the entry point directly).
+
+    ros2 launch da3_ros da3.launch.py image:=/camera/color/image_raw \
+        camera_info:=/camera/color/camera_info engine_file_path:=/path/model.engine rviz:=true
+
+Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
+backend, rviz.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+
+
+def _node(context):
+    overrides = {}
+    for name in ("engine_file_path", "model_file_path", "backend"):
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    return [LifecycleNode(
+        package="da3_ros",
+        executable="da3_node",
+        name="da3_node",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        parameters=[LaunchConfiguration("params_file"), overrides],
+        remappings=[("image", LaunchConfiguration("image")),
+                    ("image/compressed", [LaunchConfiguration("image"), "/compressed"]),
+                    ("camera_info", LaunchConfiguration("camera_info"))],
+    )]
+
+
+def generate_launch_description():
+    share = get_package_share_directory("da3_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "da3.yaml"),
+                              description="node parameters (config/da3.yaml)"),
+        DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input image topic"),
+        DeclareLaunchArgument("camera_info", default_value="/camera/camera_info", description="camera_info topic"),
+        DeclareLaunchArgument("namespace", default_value="da3", description="node namespace"),
+        DeclareLaunchArgument("engine_file_path", default_value="", description="TensorRT engine (overrides params)"),
+        DeclareLaunchArgument("model_file_path", default_value="", description="ONNX/checkpoint (overrides params)"),
+        DeclareLaunchArgument("backend", default_value="", description="tensorrt | onnxruntime | torch (overrides params)"),
+        DeclareLaunchArgument("rviz", default_value="false", description="start RViz with rviz/da3.rviz"),
+        OpaqueFunction(function=_node),
+        Node(package="rviz2", executable="rviz2", name="rviz2",
+             arguments=["-d", os.path.join(share, "rviz", "da3.rviz")],
+             condition=IfCondition(LaunchConfiguration("rviz"))),
+    ])
