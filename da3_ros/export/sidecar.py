@@ -161,7 +161,11 @@ def read_sidecar(model_path: os.PathLike | str) -> Sidecar:
 def sidecar_from_onnx(onnx_path: os.PathLike | str) -> Sidecar:
     import onnx
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:
+        raise EngineMismatchError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__}: {exc}) and has "
+                                  f"no sidecar {sidecar_path(onnx_path)}; re-export with da3-export onnx") from exc
     props = {p.key: p.value for p in model.metadata_props}
     if not any(k.startswith("da3.") for k in props):
         raise EngineMismatchError(f"{onnx_path} has no da3 metadata and no sidecar; re-export with da3-export onnx")
