@@ -18,7 +18,7 @@ from da3_ros.model import load_model
 from da3_ros.model.reference_view import select_reference_view
 
 TOL = 1e-4
-SIZES = [(224, 224), (280, 504)]
+SIZES = [(224, 224), (140, 252)]  # square and non-square (the 280x504 aspect at half size)
 
 
 @pytest.fixture(scope="module")
