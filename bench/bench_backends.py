@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Benchmark: ONNX Runtime (exported graph) vs the official PyTorch forward (and our PyTorch model)
+on DA3-Small, CPU, 2 threads. Prints one JSON document (also written to --output).
+
+For each window size (default N=4 at 504x504 and 280x504):
+1. The official network with random weights (seed 0) is saved in the released HF layout and
+   exported with ``da3-export onnx`` in a child process (its peak RSS = export peak memory).
+2. In ONE process, after one warm-up each, the runtimes are timed alternately (ORT, official,
+   ours, ORT, ...) on the same uint8 window; medians and ratios are reported, plus the max
+   relative difference of ORT vs official per output.
+3. Peak RSS of inference is measured per runtime in separate child processes (load + 2 runs).
+Random weights: timings/memory are representative, outputs are not meaningful.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def official_model(variant: str, seed: int = 0):
+    import torch
+    from depth_anything_3.cfg import create_object, load_config
+    from depth_anything_3.registry import MODEL_REGISTRY
+
+    torch.manual_seed(seed)
+    return create_object(load_config(MODEL_REGISTRY[variant])).eval()
+
+
+def save_checkpoint(net, directory: Path, variant: str) -> Path:
+    from safetensors.torch import save_model
+    from torch import nn
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = net
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps({"model_name": variant}))
+    save_model(Wrapper(), str(directory / "model.safetensors"), metadata={"format": "pt"})
+    return directory
+
+
+def window(views: int, height: int, width: int, seed: int = 0):
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(0, 256, size=(views, height, width, 3), dtype=np.uint8)
+
+
+def normalised(images):
+    import torch
+
+    x = torch.from_numpy(images)[None].float().permute(0, 1, 4, 2, 3) / 255.0
+    return (x - torch.tensor(MEAN).view(1, 1, 3, 1, 1)) / torch.tensor(STD).view(1, 1, 3, 1, 1)
+
+
+def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views: int, height: int, width: int,
+                 threads: int):
+    """Return a zero-argument callable running one window with the given runtime -> dict of arrays."""
+    import torch
+
+    torch.set_num_threads(threads)
+    images = window(views, height, width)
+    if kind == "onnxruntime":
+        from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(onnx_path, num_threads=threads)
+        return lambda: backend.infer(images).arrays()
+    if kind == "official":
+        from safetensors.torch import load_file
+
+        net = official_model(variant)
+        state = {k[len("model."):]: v for k, v in load_file(str(Path(checkpoint) / "model.safetensors")).items()}
+        net.load_state_dict(state, strict=False)
+        x = normalised(images)
+
+        def run():
+            with torch.inference_mode():
+                out = net(x)
+            return {k: v[0].numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
+        return run
+    if kind == "ours_torch":
+        from da3_ros.backends.torch_backend import TorchBackend
+
+        backend = TorchBackend(checkpoint, views=views, height=height, width=width, num_threads=threads)
+        return lambda: backend.infer(images).arrays()
+    raise ValueError(kind)
+
+
+def child_main(args) -> None:
+    """Child process: export (``--child export``) or load + run twice; print peak RSS as JSON."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    if args.child == "export":
+        from da3_ros.cli.export_main import main as export_main
+
+        rc = export_main(["onnx", "--checkpoint", args.checkpoint, "--views", str(args.views), "--height",
+                          str(args.height), "--width", str(args.width), "--output", args.onnx, "--quiet"])
+        if rc != 0:
+            sys.exit(rc)
+        print(json.dumps({"export_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}))
+        return
+    run = make_runners(args.child, args.onnx, args.checkpoint, args.variant, args.views, args.height, args.width,
+                       args.threads)
+    rss_loaded = peak_rss_mb()
+    for _ in range(2):
+        run()
+    print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "rss_after_load_mb": round(rss_loaded, 1)}))
+
+
+def run_child(child: str, **kw) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", child]
+    for key, value in kw.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(REPO))
+    if proc.returncode != 0:
+        raise RuntimeError(f"child {child} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_config(workdir: Path, variant: str, views: int, height: int, width: int, reps: int, threads: int,
+                 runtimes) -> dict:
+    import numpy as np
+
+    checkpoint = workdir / variant
+    if not (checkpoint / "model.safetensors").exists():
+        save_checkpoint(official_model(variant), checkpoint, variant)
+    onnx_path = workdir / f"{variant}_n{views}_{height}x{width}.onnx"
+    common = dict(checkpoint=checkpoint, onnx=onnx_path, variant=variant, views=views, height=height, width=width,
+                  threads=threads)
+    export = run_child("export", **common)
+    memory = {kind: run_child(kind, **common) for kind in runtimes}
+    runners = {kind: make_runners(kind, str(onnx_path), str(checkpoint), variant, views, height, width, threads)
+               for kind in runtimes}
+    outputs = {kind: run() for kind, run in runners.items()}  # warm-up (and outputs for the parity line)
+    times = {kind: [] for kind in runtimes}
+    cpu = {kind: [] for kind in runtimes}
+    for _ in range(reps):
+        for kind, run in runners.items():  # alternate so that CPU contention hits all alike
+            c0, t0 = time.process_time(), time.perf_counter()
+            run()
+            dt = time.perf_counter() - t0
+            times[kind].append(dt)
+            cpu[kind].append((time.process_time() - c0) / dt)
+    med = {kind: statistics.median(v) for kind, v in times.items()}
+    parity = {}
+    if "official" in outputs and "onnxruntime" in outputs:
+        for name, ref in outputs["official"].items():
+            got = outputs["onnxruntime"].get(name)
+            if got is not None:
+                parity[name] = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    result = {
+        "variant": variant, "views": views, "height": height, "width": width, "reps": reps,
+        "median_s": {k: round(v, 3) for k, v in med.items()},
+        "all_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
+        "median_cpu_per_wall": {k: round(statistics.median(v), 2) for k, v in cpu.items()},
+        "export": export,
+        "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
+        "inference_peak_rss_mb": {k: v["peak_rss_mb"] for k, v in memory.items()},
+        "ort_vs_official_max_rel": parity,
+    }
+    if "official" in med and "onnxruntime" in med:
+        result["speedup_ort_over_official"] = round(med["official"] / med["onnxruntime"], 2)
+    if "ours_torch" in med and "official" in med:
+        result["ratio_ours_torch_over_official"] = round(med["ours_torch"] / med["official"], 2)
+    for kind in runners:
+        runners[kind] = None
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", default="da3-small")
+    parser.add_argument("--views", type=int, default=4)
+    parser.add_argument("--sizes", nargs="*", default=["504x504", "280x504"], help="HxW list")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runtimes", nargs="*", default=["onnxruntime", "official", "ours_torch"])
+    parser.add_argument("--workdir", default="", help="where checkpoints/ONNX go (default: a temp dir)")
+    parser.add_argument("--output", default="", help="also write the JSON here")
+    # child-process mode (internal)
+    parser.add_argument("--child", default="")
+    parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--onnx", default="")
+    parser.add_argument("--height", type=int, default=0)
+    parser.add_argument("--width", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_main(args)
+        return 0
+    import onnxruntime
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        configs = []
+        for size in args.sizes:
+            h, w = (int(v) for v in size.lower().split("x"))
+            configs.append(bench_config(workdir, args.variant, args.views, h, w, args.reps, args.threads,
+                                        args.runtimes))
+    report = {
+        "benchmark": "bench/bench_backends.py",
+        "command": " ".join([Path(sys.executable).name, "bench/bench_backends.py"] + (argv or sys.argv[1:])),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "threads": args.threads,
+                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "weights": "random (seed 0); official network saved in the released HF layout and exported with da3-export",
+        "results": configs,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
