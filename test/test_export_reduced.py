@@ -180,3 +180,19 @@ def test_unavailable_backends_fail_at_creation_with_reason(exported, tmp_path):
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
         create_backend("torch", model_file_path=str(path), views=3, height=H, width=W, device="cuda")
+
+
+def test_external_data_for_large_models(exported, tmp_path):
+    """Weights above the threshold (2 GB by default, forced to 0 here) go to FILE.onnx.data."""
+    model, mono_path, _ = exported["mono2"]
+    path = tmp_path / "mono_ext.onnx"
+    sc = export_model_to_onnx(model, path, views=2, height=H, width=W, verbose=False, external_data_above_bytes=0)
+    data = tmp_path / "mono_ext.onnx.data"
+    assert sc.extra["external_data"] == "mono_ext.onnx.data"
+    assert data.stat().st_size > 5 * path.stat().st_size
+    assert read_sidecar(path).output_names == ["depth", "sky"]
+    images, _ = _window(2, 9)
+    a = OnnxRuntimeBackend(str(path), num_threads=2).infer(images)
+    b = OnnxRuntimeBackend(str(mono_path), num_threads=2).infer(images)
+    np.testing.assert_array_equal(a.depth, b.depth)
+    np.testing.assert_array_equal(a.sky, b.sky)

@@ -254,8 +254,12 @@ def export_model_to_onnx(
     checkpoint_digest: str = "",
     depth_unit: Optional[str] = None,
     verbose: bool = True,
+    external_data_above_bytes: int = _PROTOBUF_LIMIT,
 ) -> Sidecar:
-    """Export an already-built fp32 DA3 model (eval mode, CPU) to ``output`` + ``output``.json."""
+    """Export an already-built fp32 DA3 model (eval mode, CPU) to ``output`` + ``output``.json.
+
+    Weights go to ``output.data`` (ONNX external data) when they exceed
+    ``external_data_above_bytes`` (default: just under the 2 GB protobuf limit)."""
     import onnx
     import torch
 
@@ -280,7 +284,7 @@ def export_model_to_onnx(
         input_specs.append(TensorSpec("pose_encoding", "float32", [1, views, 9]))
     output_specs = [TensorSpec(k, "float32", list(s)) for k, s in shapes.items()]
     n_params = sum(p.numel() for p in model.parameters())
-    large = n_params * 4 > _PROTOBUF_LIMIT
+    large = n_params * 4 > external_data_above_bytes
     tmp_dir = output.parent / f".{output.name}.export"
     tmp_dir.mkdir(exist_ok=True)
     tmp_path = tmp_dir / output.name
@@ -319,6 +323,7 @@ def export_model_to_onnx(
     if large:
         onnx.save_model(proto, str(output), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=output.name + ".data", size_threshold=1024)
+        sidecar.extra["external_data"] = output.name + ".data"
     else:
         onnx.save_model(proto, str(output))
     for f in tmp_dir.iterdir():
