@@ -1,0 +1,13 @@
+"""Synthetic ground-truth world for tests and the demo (ROS-free, NumPy + OpenCV only).
+
+- ``room_scene``: a textured box-shaped room with axis-aligned boxes (the scene description).
+- ``renderer``: vectorised ray casting of that scene -> RGB uint8 + metric depth (z along the
+  optical axis), for any pinhole ``K`` and camera-to-world pose ``T_world_cam``.
+- ``camera_paths``: named, deterministic camera paths (``room_tour``: forward motion, turning,
+  a stop, a pure rotation; 300 frames).
+- ``sequence``: ``SyntheticSequence`` = scene + path + intrinsics, rendered lazily per frame.
+- ``window_oracle``: per-window "model predictions" made from the ground truth (random window
+  scale, depth/pose noise, low-confidence regions, occasional garbage windows).
+
+World frame of the scene: x, y horizontal, z up, metres. Cameras use OpenCV optical axes.
+"""

@@ -1,0 +1,405 @@
+"""``WindowTracker``: one consistent odometry frame from per-window multi-view predictions.
+
+Usage (per incoming frame)::
+
+    tracker = WindowTracker(TrackerConfig(window_size=4))
+    ids = tracker.window_for(frame_id, stamp)        # N frame ids, newest frame LAST
+    prediction = model(images_of(ids))                # depth/depth_conf/extrinsics/intrinsics
+    result = tracker.update(ids, prediction)          # FrameResult of the newest frame
+
+Conventions
+-----------
+- ``prediction`` is any object (e.g. ``WindowPrediction``, ``OracleWindow``) or mapping with
+  per-view arrays in the order of ``ids``: ``depth`` (N, h, w), ``depth_conf`` (N, h, w) (>= 1;
+  may be None -> all ones), ``extrinsics`` (N, 3, 4) world->camera in the window frame,
+  ``intrinsics`` (N, 3, 3) in pixels of the h x w network input. The window frame may be ANY
+  view's camera (``first``, ``saddle_balanced``, ...): the tracker only uses the extrinsics.
+- Padding: until N-1 keyframes exist, ``window_for`` front-pads the window by repeating the oldest
+  keyframe (the very first window is N copies of the first frame). Repeated ids are fine.
+- Odometry frame and unit: the first window fixes them. The odom frame is the camera frame of the
+  first frame (its pose is the identity). ``unit`` is ``"model"`` (the first window's arbitrary
+  scale, any-view models, Sim(3) alignment) or ``"m"`` (``metric=True``, SE(3) alignment, scale 1).
+- Poses ``T_odom_cam`` are camera-to-odom SE(3) 4x4 (OpenCV optical axes for the camera).
+- A window is rejected when its alignment fails a quality gate (see ``window_alignment``) or when
+  the newest frame's pose jumps more than the step limits. A rejected frame has ``T_odom_cam``,
+  ``depth`` and ``confidence`` = None and changes nothing in the tracker state.
+- Re-initialisation: after ``max_consecutive_rejections`` rejected windows in a row (or when a
+  window shares no keyframe, e.g. after ``reset(keep_odom_frame=True)``), the newest window is
+  anchored so that its newest frame keeps the last accepted pose and median depth (the odometry
+  frame does not jump), the keyframe list restarts from the newest frame and the result has
+  ``reinitialised=True``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from da3_ros.geometry.transforms import extrinsics_to_T_world_cam, project_to_rotation, rotation_angle
+
+from .keyframes import KeyframePolicy, KeyframePolicyConfig, select_window
+from .pixel_grid import PixelGrid
+from .window_alignment import AlignmentConfig, SharedView, WindowAlignment, align_window
+
+__all__ = ["TrackerConfig", "FrameResult", "TrajectoryEntry", "KeyframeRecord", "WindowTracker"]
+
+
+@dataclass
+class TrackerConfig:
+    """Parameters of ``WindowTracker`` (see the module docstring)."""
+
+    window_size: int = 4
+    metric: bool = False
+    grid_points: int = 1200
+    keyframes: KeyframePolicyConfig = field(default_factory=KeyframePolicyConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    # newest-frame step limits vs the last accepted frame (per frame elapsed, capped at 5 frames)
+    max_step_translation_ratio: float = 0.25
+    max_step_rotation_deg: float = 15.0
+    max_consecutive_rejections: int = 5
+    # running-average refinement of stored keyframe points/poses by every accepted window that
+    # contains the keyframe (averages out per-window depth noise; limits scale drift)
+    refine_keyframes: bool = True
+
+    def __post_init__(self):
+        if self.window_size < 2:
+            raise ValueError(f"window_size must be >= 2 (the new frame + at least one keyframe), got {self.window_size}")
+        if self.max_consecutive_rejections < 1:
+            raise ValueError(f"max_consecutive_rejections must be >= 1, got {self.max_consecutive_rejections}")
+        self.alignment.with_scale = not self.metric
+
+    @property
+    def unit(self) -> str:
+        return "m" if self.metric else "model"
+
+
+@dataclass
+class FrameResult:
+    """Per-frame output for the newest frame of a window.
+
+    ``T_odom_cam``: camera-to-odom SE(3) 4x4 (None when rejected); ``depth``: (h, w) float32 z-depth
+    in odometry units (None when rejected); ``confidence``: (h, w) float32 >= 1 as predicted;
+    ``intrinsics``: (3, 3) of the h x w prediction; ``scale``: window units -> odometry units;
+    ``unit``: "model" or "m".
+    """
+
+    frame_id: Hashable
+    stamp: float
+    T_odom_cam: Optional[np.ndarray]
+    depth: Optional[np.ndarray]
+    confidence: Optional[np.ndarray]
+    intrinsics: np.ndarray
+    keyframe: bool
+    aligned: bool
+    rejected: bool
+    reinitialised: bool
+    scale: float
+    unit: str
+    reason: str = ""
+    stats: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrajectoryEntry:
+    frame_id: Hashable
+    stamp: float
+    T_odom_cam: np.ndarray
+    keyframe: bool
+
+
+@dataclass
+class KeyframeRecord:
+    """What a keyframe keeps for aligning later windows (grid-subsampled, odometry frame)."""
+
+    frame_id: Hashable
+    seq: int
+    stamp: float
+    T_odom_cam: np.ndarray
+    points_odom: np.ndarray
+    depth_odom: np.ndarray
+    conf: np.ndarray
+    median_depth: float
+    observations: int = 1
+
+
+def _field(prediction: Any, name: str) -> Optional[np.ndarray]:
+    if isinstance(prediction, Mapping):
+        return prediction.get(name)
+    return getattr(prediction, name, None)
+
+
+class WindowTracker:
+    """Sliding-window tracker; see the module docstring for the API and conventions."""
+
+    def __init__(self, config: Optional[TrackerConfig] = None):
+        self.config = config if config is not None else TrackerConfig()
+        self.keyframe_policy = KeyframePolicy(self.config.keyframes)
+        self._grid: Optional[PixelGrid] = None
+        self._keyframes: List[KeyframeRecord] = []
+        self._trajectory: List[TrajectoryEntry] = []
+        self._pending: Dict[Hashable, Tuple[int, float]] = {}
+        self._seq = 0
+        self._last_accepted: Optional[Tuple[int, np.ndarray, float]] = None  # seq, pose, median depth
+        self._consecutive_rejections = 0
+        self._initialised = False
+        self._force_reinit = False
+        self.reset_reasons: List[str] = []
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def unit(self) -> str:
+        return self.config.unit
+
+    @property
+    def keyframe_ids(self) -> List[Hashable]:
+        return [k.frame_id for k in self._keyframes]
+
+    @property
+    def keyframes(self) -> List[KeyframeRecord]:
+        return list(self._keyframes)
+
+    @property
+    def trajectory(self) -> List[TrajectoryEntry]:
+        """Accepted frames in processing order (rejected frames are absent)."""
+        return list(self._trajectory)
+
+    def trajectory_array(self) -> Tuple[List[Hashable], np.ndarray]:
+        """(frame ids, (F, 4, 4) T_odom_cam) of the accepted frames."""
+        if not self._trajectory:
+            return [], np.zeros((0, 4, 4))
+        return [e.frame_id for e in self._trajectory], np.stack([e.T_odom_cam for e in self._trajectory])
+
+    def window_for(self, frame_id: Hashable, stamp: float = float("nan")) -> List[Hashable]:
+        """Register a new frame and return the ids of its window (newest frame last, N views)."""
+        if frame_id in self.keyframe_ids:
+            raise ValueError(f"frame id {frame_id!r} is already a keyframe; frame ids must be unique")
+        self._pending[frame_id] = (self._seq, float(stamp))
+        self._seq += 1
+        if len(self._pending) > 64:  # frames whose window was never processed
+            for k in list(self._pending)[:-64]:
+                del self._pending[k]
+        return select_window(self.keyframe_ids, frame_id, self.config.window_size)
+
+    def reset(self, reason: str, keep_odom_frame: bool = False) -> None:
+        """Forget keyframes. ``keep_odom_frame=False``: start a new odometry frame and trajectory
+        (e.g. a bag loop). ``True``: keep the trajectory; the next window is anchored at the last
+        accepted pose (e.g. a resolution change)."""
+        self.reset_reasons.append(str(reason))
+        self._keyframes = []
+        self._grid = None
+        self._consecutive_rejections = 0
+        if keep_odom_frame and self._last_accepted is not None:
+            self._force_reinit = True
+        else:
+            self._initialised = False
+            self._force_reinit = False
+            self._trajectory = []
+            self._last_accepted = None
+
+    def update(self, window_frame_ids: List[Hashable], prediction: Any) -> FrameResult:
+        """Process the prediction of the window ``window_frame_ids`` (as returned by ``window_for``)."""
+        ids = list(window_frame_ids)
+        depth, conf, c2w, K = self._check_prediction(ids, prediction)
+        n, h, w = depth.shape
+        new_id = ids[-1]
+        if new_id not in self._pending:
+            raise ValueError(f"frame {new_id!r} was not registered with window_for() (or was already updated)")
+        seq, stamp = self._pending.pop(new_id)
+        if self._grid is None or (self._grid.height, self._grid.width) != (h, w):
+            if self._keyframes:
+                raise ValueError(
+                    f"prediction size {h}x{w} differs from the keyframes' {self._grid.height}x{self._grid.width}; "
+                    "call reset(..., keep_odom_frame=True) on a resolution change"
+                )
+            self._grid = PixelGrid(h, w, self.config.grid_points)
+        grid = self._grid
+        new_idx = n - 1
+        depth_g = grid.sample(depth).astype(np.float64)  # (N, M)
+        conf_g = grid.sample(conf).astype(np.float64)
+        pts_cam = grid.unproject(depth_g, K)  # (N, M, 3)
+        pts_win = np.einsum("nij,nmj->nmi", c2w[:, :3, :3], pts_cam) + c2w[:, None, :3, 3]
+
+        if not self._initialised or self._force_reinit:
+            anchor = np.eye(4) if not self._initialised else self._last_accepted[1]
+            anchor_depth = None if not self._initialised else self._last_accepted[2]
+            reinit = self._initialised
+            return self._anchor(ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+                                anchor, anchor_depth, reinit, "initialised" if not reinit else "reinitialised: reset")
+
+        # ---- align to the shared keyframes
+        kf_by_id = {k.frame_id: k for k in self._keyframes}
+        shared, seen = [], set()
+        for i, fid in enumerate(ids[:-1]):
+            if fid in kf_by_id and fid not in seen and fid != new_id:
+                seen.add(fid)
+                kf = kf_by_id[fid]
+                shared.append(SharedView(
+                    points_odom=kf.points_odom, depth_odom=kf.depth_odom, conf_odom=kf.conf,
+                    T_odom_cam=kf.T_odom_cam, median_depth=kf.median_depth,
+                    points_window=pts_win[i], depth_window=depth_g[i], conf_window=conf_g[i],
+                    T_window_cam=c2w[i],
+                ))
+        al = align_window(shared, self.config.alignment)
+        stats = self._stats(al)
+        pose = None
+        if al.ok:
+            pose, s = self._pose_in_odom(al.T_odom_window, c2w[new_idx])
+            jump = self._step_check(seq, pose)
+            if jump:
+                al.ok, al.reason = False, jump
+        if not al.ok:
+            self._consecutive_rejections += 1
+            if self._consecutive_rejections >= self.config.max_consecutive_rejections or not shared:
+                return self._anchor(ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+                                    self._last_accepted[1], self._last_accepted[2], True,
+                                    f"reinitialised after: {al.reason}")
+            return FrameResult(new_id, stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
+                               False, float("nan"), self.unit, al.reason, stats)
+        self._consecutive_rejections = 0
+        s = al.scale
+        if self.config.refine_keyframes:
+            self._refine_keyframes(shared, al.T_odom_window)
+        depth_odom_g = s * depth_g[new_idx]
+        med = float(np.median(depth_odom_g[depth_odom_g > 0])) if np.any(depth_odom_g > 0) else float("nan")
+        last_kf = self._keyframes[-1]
+        decision = self.keyframe_policy.decide(last_kf.T_odom_cam, last_kf.median_depth, seq - last_kf.seq,
+                                               stamp - last_kf.stamp if np.isfinite(stamp - last_kf.stamp) else 0.0,
+                                               pose)
+        is_kf = decision.is_keyframe and np.isfinite(med) and med > 0
+        if is_kf:
+            pts_odom = (pts_win[new_idx] @ al.T_odom_window[:3, :3].T) + al.T_odom_window[:3, 3]
+            self._add_keyframe(new_id, seq, stamp, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
+        stats.update(kf_translation_ratio=decision.translation_ratio, kf_rotation_deg=decision.rotation_deg)
+        return self._accept(new_id, seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
+                            keyframe=is_kf, aligned=True, reinit=False,
+                            reason=decision.reason if is_kf else "", stats=stats)
+
+    # ------------------------------------------------------------------ internals
+    def _check_prediction(self, ids, prediction):
+        n = self.config.window_size
+        if len(ids) != n:
+            raise ValueError(f"window must have {n} frame ids, got {len(ids)}")
+        depth = _field(prediction, "depth")
+        E = _field(prediction, "extrinsics")
+        K = _field(prediction, "intrinsics")
+        conf = _field(prediction, "depth_conf")
+        if depth is None or E is None or K is None:
+            raise ValueError("prediction needs 'depth', 'extrinsics' and 'intrinsics' (a multi-view model output)")
+        depth = np.asarray(depth)
+        if depth.ndim != 3 or depth.shape[0] != n:
+            raise ValueError(f"depth must have shape ({n}, h, w), got {depth.shape}")
+        E = np.asarray(E, np.float64)
+        K = np.asarray(K, np.float64)
+        if E.shape != (n, 3, 4):
+            raise ValueError(f"extrinsics must have shape ({n}, 3, 4) (world->camera), got {E.shape}")
+        if K.shape != (n, 3, 3):
+            raise ValueError(f"intrinsics must have shape ({n}, 3, 3), got {K.shape}")
+        conf = np.ones_like(depth) if conf is None else np.asarray(conf)
+        if conf.shape != depth.shape:
+            raise ValueError(f"depth_conf must have the depth shape {depth.shape}, got {conf.shape}")
+        if not (np.all(np.isfinite(E)) and np.all(np.isfinite(K))):
+            raise ValueError("extrinsics and intrinsics must be finite")
+        return depth, conf, extrinsics_to_T_world_cam(E), K
+
+    @staticmethod
+    def _pose_in_odom(T_odom_window: np.ndarray, T_window_cam: np.ndarray) -> Tuple[np.ndarray, float]:
+        """SE(3) camera-to-odom pose from a Sim(3) window->odom and an SE(3) camera->window."""
+        s = float(np.cbrt(np.linalg.det(T_odom_window[:3, :3])))
+        R_ow = T_odom_window[:3, :3] / s
+        pose = np.eye(4)
+        pose[:3, :3] = R_ow @ T_window_cam[:3, :3]
+        pose[:3, 3] = T_odom_window[:3, :3] @ T_window_cam[:3, 3] + T_odom_window[:3, 3]
+        return pose, s
+
+    def _step_check(self, seq: int, pose: np.ndarray) -> str:
+        if self._last_accepted is None:
+            return ""
+        last_seq, last_pose, last_med = self._last_accepted
+        frames = min(max(seq - last_seq, 1), 5)
+        dt = float(np.linalg.norm(pose[:3, 3] - last_pose[:3, 3])) / last_med
+        dr = float(np.degrees(rotation_angle(last_pose[:3, :3].T @ pose[:3, :3])))
+        if dt > self.config.max_step_translation_ratio * frames:
+            return f"pose_jump_translation ({dt:.3f} x median depth > {self.config.max_step_translation_ratio * frames:.3f})"
+        if dr > self.config.max_step_rotation_deg * frames:
+            return f"pose_jump_rotation ({dr:.1f} deg > {self.config.max_step_rotation_deg * frames:.1f})"
+        return ""
+
+    def _anchor(self, ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+                anchor_pose, anchor_depth, reinit, reason):
+        """Fix the window->odom transform so that the newest frame gets ``anchor_pose`` and (when
+        ``anchor_depth`` is given and the model is up-to-scale) that median depth."""
+        new_idx = len(ids) - 1
+        valid = (depth_g[new_idx] > 0) & np.isfinite(depth_g[new_idx])
+        if np.count_nonzero(valid) < 3:
+            return FrameResult(ids[-1], stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
+                               False, float("nan"), self.unit, "no_valid_depth", {})
+        med_win = float(np.median(depth_g[new_idx][valid]))
+        s = 1.0 if (self.config.metric or anchor_depth is None) else anchor_depth / med_win
+        T_cam_window = np.linalg.inv(c2w[new_idx])
+        T_odom_window = anchor_pose @ np.diag([s, s, s, 1.0]) @ T_cam_window
+        pose, _ = self._pose_in_odom(T_odom_window, c2w[new_idx])
+        self._keyframes = []
+        self._initialised = True
+        self._force_reinit = False
+        self._consecutive_rejections = 0
+        depth_odom_g = s * depth_g[new_idx]
+        med = s * med_win
+        pts_odom = pts_win[new_idx] @ T_odom_window[:3, :3].T + T_odom_window[:3, 3]
+        self._add_keyframe(ids[-1], seq, stamp, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
+        return self._accept(ids[-1], seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
+                            keyframe=True, aligned=False, reinit=reinit, reason=reason, stats={})
+
+    def _refine_keyframes(self, shared: List[SharedView], T_odom_window: np.ndarray) -> None:
+        """Fold this window's view of each shared keyframe into its stored points and pose
+        (running mean over the accepted windows that contained it)."""
+        by_pose = {id(k.T_odom_cam): k for k in self._keyframes}
+        s = float(np.cbrt(np.linalg.det(T_odom_window[:3, :3])))
+        for sv in shared:
+            kf = by_pose.get(id(sv.T_odom_cam))
+            if kf is None:
+                continue
+            n = kf.observations
+            obs = sv.points_window @ T_odom_window[:3, :3].T + T_odom_window[:3, 3]
+            ok = (sv.depth_window > 0) & np.isfinite(sv.depth_window) & (kf.depth_odom > 0)
+            pose_obs, _ = self._pose_in_odom(T_odom_window, sv.T_window_cam)
+            pose = kf.T_odom_cam.copy()
+            pose[:3, 3] = (n * pose[:3, 3] + pose_obs[:3, 3]) / (n + 1)
+            pose[:3, :3] = project_to_rotation(n * pose[:3, :3] + pose_obs[:3, :3])
+            pts = kf.points_odom.copy()
+            pts[ok] = (n * pts[ok] + obs[ok]) / (n + 1)
+            depth = (pts - pose[:3, 3]) @ pose[:3, 2]
+            kf.points_odom = pts
+            kf.depth_odom = np.where(ok, depth, kf.depth_odom)
+            kf.T_odom_cam = pose
+            kf.observations = n + 1
+            valid = kf.depth_odom > 0
+            if np.any(valid):
+                kf.median_depth = float(np.median(kf.depth_odom[valid]))
+
+    def _add_keyframe(self, fid, seq, stamp, pose, pts_odom, depth_odom_g, conf_g, med):
+        self._keyframes.append(KeyframeRecord(fid, seq, stamp, pose.copy(), pts_odom, depth_odom_g, conf_g, med))
+        keep = max(self.config.window_size - 1, 1)
+        if len(self._keyframes) > keep:  # only the last N-1 keyframes can be in a window
+            self._keyframes = self._keyframes[-keep:]
+
+    def _accept(self, fid, seq, stamp, pose, s, depth, conf, K, med, *, keyframe, aligned, reinit, reason, stats):
+        self._last_accepted = (seq, pose.copy(), med if np.isfinite(med) and med > 0 else self._last_accepted[2])
+        self._trajectory.append(TrajectoryEntry(fid, stamp, pose.copy(), keyframe))
+        return FrameResult(
+            frame_id=fid, stamp=stamp, T_odom_cam=pose, depth=(np.float32(s) * depth).astype(np.float32, copy=False),
+            confidence=np.asarray(conf, np.float32), intrinsics=np.asarray(K, np.float32), keyframe=keyframe,
+            aligned=aligned, rejected=False, reinitialised=reinit, scale=float(s), unit=self.unit,
+            reason=reason, stats=stats,
+        )
+
+    @staticmethod
+    def _stats(al: WindowAlignment) -> Dict[str, float]:
+        return {
+            "n_correspondences": float(al.n_correspondences),
+            "inlier_ratio": al.inlier_ratio,
+            "median_residual": al.median_residual,
+            "scale_inconsistency": al.scale_inconsistency,
+            "shared_rotation_error_deg": al.shared_rotation_error_deg,
+            "shared_centre_error": al.shared_centre_error,
+        }

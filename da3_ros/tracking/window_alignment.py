@@ -1,0 +1,204 @@
+"""Align one window's frame to the odometry frame from the keyframes it shares with earlier windows.
+
+Correspondences (all "free", no matching needed):
+- dense points: the same grid pixel of the same shared keyframe, unprojected once with the
+  window's depth/intrinsics/pose (window frame) and once as stored when the frame became a
+  keyframe (odometry frame); weight ``sqrt(conf_window * conf_stored)``, pixels whose confidence
+  is below ``conf_threshold_ratio`` x the median confidence are dropped;
+- the poses of the shared keyframes, as 4 points each (camera centre and centre + median depth x
+  each camera axis), together weighted ``pose_weight`` x the total point weight.
+
+The transform ``T_odom_window`` (Sim(3), or SE(3) for metric models) maps window-frame points to
+odometry points; it is solved by Huber IRLS with residuals relative to the stored depth of each
+point. Quality gates (any failing one rejects the window, with the reason in ``reason``):
+- ``min_inlier_ratio``: weighted share of points with relative residual <= ``inlier_threshold``;
+- ``max_median_residual``: weighted median relative residual;
+- ``max_scale_inconsistency``: each shared keyframe's own depth ratio (odom/window, weighted
+  median over its points) must agree with the fitted scale within this factor (scale jump);
+- ``max_shared_rotation_deg`` / ``max_shared_centre_error``: the shared keyframes' aligned poses
+  must agree with their stored odometry poses (centre error relative to the median depth).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from da3_ros.geometry.alignment import robust_align
+from da3_ros.geometry.transforms import rotation_angle
+
+__all__ = ["AlignmentConfig", "SharedView", "WindowAlignment", "align_window"]
+
+
+@dataclass
+class AlignmentConfig:
+    with_scale: bool = True
+    huber_delta: float = 0.03
+    max_iterations: int = 6
+    conf_threshold_ratio: float = 0.5
+    pose_weight: float = 2.0
+    scale_from_depth_ratio: bool = False
+    inlier_threshold: float = 0.08
+    min_correspondences: int = 50
+    min_inlier_ratio: float = 0.6
+    max_median_residual: float = 0.05
+    max_scale_inconsistency: float = 1.15
+    max_shared_rotation_deg: float = 5.0
+    max_shared_centre_error: float = 0.1
+
+    def __post_init__(self):
+        for name in ("huber_delta", "inlier_threshold", "max_median_residual", "pose_weight"):
+            if not getattr(self, name) >= 0 or (name != "pose_weight" and getattr(self, name) == 0):
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.min_inlier_ratio <= 1.0:
+            raise ValueError(f"min_inlier_ratio must be in [0, 1], got {self.min_inlier_ratio}")
+        if not self.max_scale_inconsistency >= 1.0:
+            raise ValueError(f"max_scale_inconsistency must be >= 1, got {self.max_scale_inconsistency}")
+
+
+@dataclass
+class SharedView:
+    """One shared keyframe: stored odometry data + this window's data on the same grid pixels.
+
+    ``points_odom`` (M, 3), ``depth_odom`` (M,), ``conf_odom`` (M,): stored at keyframe time;
+    ``T_odom_cam``: stored keyframe pose (SE(3)); ``median_depth``: stored, odometry units.
+    ``points_window`` (M, 3), ``depth_window`` (M,), ``conf_window`` (M,): this window;
+    ``T_window_cam``: the keyframe's camera-to-window pose from this window's extrinsics.
+    """
+
+    points_odom: np.ndarray
+    depth_odom: np.ndarray
+    conf_odom: np.ndarray
+    T_odom_cam: np.ndarray
+    median_depth: float
+    points_window: np.ndarray
+    depth_window: np.ndarray
+    conf_window: np.ndarray
+    T_window_cam: np.ndarray
+
+
+@dataclass
+class WindowAlignment:
+    ok: bool
+    reason: str
+    T_odom_window: Optional[np.ndarray] = None
+    scale: float = float("nan")
+    n_correspondences: int = 0
+    inlier_ratio: float = float("nan")
+    median_residual: float = float("nan")
+    scale_inconsistency: float = float("nan")
+    shared_rotation_error_deg: float = float("nan")
+    shared_centre_error: float = float("nan")
+    stats: Dict[str, float] = field(default_factory=dict)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cw = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAlignment:
+    """Estimate ``T_odom_window`` from the shared keyframes and apply the quality gates."""
+    if not shared:
+        return WindowAlignment(False, "no_shared_keyframe")
+    cfg = config
+    conf_all = np.concatenate([np.concatenate([s.conf_window, s.conf_odom]) for s in shared])
+    conf_all = conf_all[np.isfinite(conf_all)]
+    conf_min = cfg.conf_threshold_ratio * float(np.median(conf_all)) if conf_all.size else np.inf
+
+    src, dst, w, rs, owner, dwin = [], [], [], [], [], []
+    for k, s in enumerate(shared):
+        valid = (
+            (s.conf_window >= conf_min) & (s.conf_odom >= conf_min)
+            & (s.depth_window > 0) & (s.depth_odom > 0)
+            & np.isfinite(s.depth_window) & np.isfinite(s.depth_odom)
+        )
+        src.append(s.points_window[valid])
+        dst.append(s.points_odom[valid])
+        w.append(np.sqrt(s.conf_window[valid] * s.conf_odom[valid]))
+        rs.append(s.depth_odom[valid])
+        dwin.append(s.depth_window[valid])
+        owner.append(np.full(int(valid.sum()), k))
+    n_points = int(sum(len(x) for x in w))
+    if n_points < cfg.min_correspondences:
+        return WindowAlignment(False, f"too_few_correspondences ({n_points} < {cfg.min_correspondences})",
+                               n_correspondences=n_points)
+    point_weight = float(sum(x.sum() for x in w))
+    for s in shared:  # camera poses as 4 points: centre + optical axes scaled by the median depth
+        med_w = float(np.median(s.depth_window[s.depth_window > 0])) if np.any(s.depth_window > 0) else 0.0
+        if not med_w > 0:
+            continue
+        src.append(s.T_window_cam[:3, 3] + np.vstack([np.zeros(3), med_w * s.T_window_cam[:3, :3].T]))
+        dst.append(s.T_odom_cam[:3, 3] + np.vstack([np.zeros(3), s.median_depth * s.T_odom_cam[:3, :3].T]))
+        w.append(np.full(4, cfg.pose_weight * point_weight / (4 * len(shared))))
+        rs.append(np.full(4, s.median_depth))
+        owner.append(np.full(4, -1))
+        dwin.append(np.full(4, np.nan))
+    src = np.concatenate(src)
+    dst = np.concatenate(dst)
+    w = np.concatenate(w)
+    rs = np.concatenate(rs)
+    owner = np.concatenate(owner)
+    dwin = np.concatenate(dwin)
+    is_pt = owner >= 0
+    pre_scale = 1.0
+    if cfg.with_scale and cfg.scale_from_depth_ratio:
+        # scale first (robust: weighted median of per-pixel depth ratios), then SE(3)
+        pre_scale = _weighted_median(rs[is_pt] / np.maximum(dwin[is_pt], 1e-12), w[is_pt])
+        src = np.where(is_pt[:, None], pre_scale * src, src)
+        # pose points: scale the window camera centres, keep the axis arms (already depth-scaled)
+        pose_src = ~is_pt
+        if np.any(pose_src):
+            k = np.flatnonzero(pose_src).reshape(-1, 4)
+            centres = src[k[:, 0]]
+            arms = src[k[:, 1:]] - centres[:, None, :]
+            src[k[:, 0]] = pre_scale * centres
+            src[k[:, 1:]] = pre_scale * centres[:, None, :] + pre_scale * arms
+    try:
+        fit = robust_align(src, dst, w, with_scale=cfg.with_scale and not cfg.scale_from_depth_ratio,
+                           huber_delta=cfg.huber_delta, max_iterations=cfg.max_iterations,
+                           residual_scale=rs, inlier_threshold=cfg.inlier_threshold)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return WindowAlignment(False, f"alignment_failed: {exc}", n_correspondences=n_points)
+
+    T = fit.transform @ np.diag([pre_scale, pre_scale, pre_scale, 1.0])
+    s_fit = fit.scale * pre_scale
+    src = np.where(is_pt[:, None], src / pre_scale, src)
+    inlier_ratio = float(w[is_pt & fit.inlier_mask].sum() / w[is_pt].sum())
+    median_res = _weighted_median(fit.residuals[is_pt], w[is_pt])
+    # per-keyframe scale (depth ratio) vs fitted scale, and shared-pose agreement
+    worst_scale = 1.0
+    worst_rot = 0.0
+    worst_centre = 0.0
+    R_ow = T[:3, :3] / s_fit
+    for k, s in enumerate(shared):
+        m = owner == k
+        if np.any(m):
+            ratio = rs[m] / np.maximum(dwin[m], 1e-12)
+            s_k = _weighted_median(ratio, w[m])
+            worst_scale = max(worst_scale, max(s_k / s_fit, s_fit / s_k))
+        R_aligned = R_ow @ s.T_window_cam[:3, :3]
+        worst_rot = max(worst_rot, float(np.degrees(rotation_angle(s.T_odom_cam[:3, :3].T @ R_aligned))))
+        c_aligned = T[:3, :3] @ s.T_window_cam[:3, 3] + T[:3, 3]
+        worst_centre = max(worst_centre, float(np.linalg.norm(c_aligned - s.T_odom_cam[:3, 3])) / s.median_depth)
+
+    result = WindowAlignment(
+        ok=True, reason="", T_odom_window=T, scale=s_fit, n_correspondences=n_points,
+        inlier_ratio=inlier_ratio, median_residual=median_res, scale_inconsistency=worst_scale,
+        shared_rotation_error_deg=worst_rot, shared_centre_error=worst_centre,
+        stats={"iterations": float(fit.iterations)},
+    )
+    if inlier_ratio < cfg.min_inlier_ratio:
+        result.ok, result.reason = False, f"low_inlier_ratio ({inlier_ratio:.2f} < {cfg.min_inlier_ratio})"
+    elif median_res > cfg.max_median_residual:
+        result.ok, result.reason = False, f"high_residual ({median_res:.3f} > {cfg.max_median_residual})"
+    elif worst_scale > cfg.max_scale_inconsistency:
+        result.ok, result.reason = False, f"scale_jump ({worst_scale:.3f} > {cfg.max_scale_inconsistency})"
+    elif worst_rot > cfg.max_shared_rotation_deg:
+        result.ok, result.reason = False, f"shared_pose_rotation ({worst_rot:.2f} deg > {cfg.max_shared_rotation_deg})"
+    elif worst_centre > cfg.max_shared_centre_error:
+        result.ok, result.reason = False, f"shared_pose_centre ({worst_centre:.3f} > {cfg.max_shared_centre_error})"
+    return result
+
