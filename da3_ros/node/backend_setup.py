@@ -15,6 +15,12 @@ def _ref_view(value: str):
 def create_backend_from_parameters(get: Callable[[str], object]) -> InferenceBackend:
     """Build and check the backend; raises BackendUnavailableError / EngineMismatchError /
     FileNotFoundError / ValueError with the reason (the node reports it and fails configure)."""
+    if str(get("backend")).strip().lower() == "oracle":   # demo --oracle mode only
+        from ..demo.oracle_backend import OracleBackend
+
+        return OracleBackend(str(get("model_file_path")), views=int(get("window_size")),
+                             height=int(get("network_height")), width=int(get("network_width")),
+                             ref_view=_ref_view(get("ref_view")))
     backend = create_backend(
         str(get("backend")),
         model_file_path=str(get("model_file_path")),

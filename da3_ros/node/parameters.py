@@ -19,7 +19,7 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- model / backend -----------------------------------------------------------------------
-    ParameterSpec("backend", "onnxruntime", "inference backend: tensorrt | onnxruntime | torch"),
+    ParameterSpec("backend", "onnxruntime", "inference backend: tensorrt | onnxruntime | torch (oracle: demo --oracle only)"),
     ParameterSpec("model_file_path", "", "ONNX file (onnxruntime/tensorrt) or DA3 checkpoint (torch: HF-layout dir, "
                   ".safetensors/.pth, or a repo id)"),
     ParameterSpec("engine_file_path", "", "TensorRT engine (built from model_file_path when missing)"),
