@@ -45,6 +45,8 @@ class DemoOptions:
     network_width: int = 0                # 0 = from the input's aspect ratio
     cache_dir: Path = Path(".cache/da3_ros")
     num_threads: int = 2
+    synthetic_width: int = 320
+    synthetic_height: int = 240
     quiet: bool = False
 
 
@@ -66,7 +68,8 @@ def load_input(opts: DemoOptions) -> DemoInput:
     if opts.bag:
         return bag_input(opts.bag, opts.frames, stride)
     bar = tqdm(total=opts.frames, desc="rendering synthetic scene", disable=opts.quiet, leave=False)
-    data = synthetic_input(opts.frames, stride, progress=lambda: bar.update(1))
+    data = synthetic_input(opts.frames, stride, width=opts.synthetic_width, height=opts.synthetic_height,
+                           progress=lambda: bar.update(1))
     bar.close()
     return data
 
