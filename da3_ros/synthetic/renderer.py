@@ -81,65 +81,69 @@ class Renderer:
         if not self.scene.is_free(origin, margin=0.0):
             raise ValueError(f"camera centre {origin.tolist()} is outside the room or inside a box")
         rays_cam = _camera_rays(K[0, 0], K[1, 1], K[0, 2], K[1, 2], int(width), int(height))
-        d = rays_cam @ T[:3, :3].T  # world directions, parameter t == depth
+        d = (rays_cam @ T[:3, :3].T).astype(np.float32)  # world directions, parameter t == depth
+        o = origin.astype(np.float32)
         # Per-axis component arrays; zero components are nudged so that 1/d stays finite.
-        comps = [d[:, a].copy() for a in range(3)]
+        comps = [np.ascontiguousarray(d[:, a]) for a in range(3)]
         inv = []
         for c in comps:
             c[np.abs(c) < 1e-12] = 1e-12
-            inv.append(1.0 / c)
+            inv.append(np.float32(1.0) / c)
         n_pix = len(d)
         # Room interior: exit distance per axis; the smallest one is the wall that is hit.
-        t_hit = np.full(n_pix, np.inf)
-        axis = np.zeros(n_pix, np.int64)
-        surface = np.zeros(n_pix, np.int64)
+        t_hit = np.full(n_pix, np.inf, np.float32)
+        axis = np.zeros(n_pix, np.int8)
+        surface = np.zeros(n_pix, np.int16)
         for a in range(3):
             pos = comps[a] > 0
-            t_a = (np.where(pos, self._room_hi[a], self._room_lo[a]) - origin[a]) * inv[a]
+            t_a = (np.where(pos, np.float32(self._room_hi[a] - o[a]), np.float32(self._room_lo[a] - o[a]))) * inv[a]
             closer = t_a < t_hit
             t_hit = np.where(closer, t_a, t_hit)
             axis[closer] = a
             surface[closer] = 2 * a + pos[closer]
         # Solid boxes: slab test, nearest entry in front of the camera wins.
         for b in range(len(self._box_lo)):
-            t_enter = np.full(n_pix, -np.inf)
-            t_exit = np.full(n_pix, np.inf)
-            enter_axis = np.zeros(n_pix, np.int64)
+            t_enter = None
             for a in range(3):
-                t1 = (self._box_lo[b, a] - origin[a]) * inv[a]
-                t2 = (self._box_hi[b, a] - origin[a]) * inv[a]
+                t1 = np.float32(self._box_lo[b, a] - o[a]) * inv[a]
+                t2 = np.float32(self._box_hi[b, a] - o[a]) * inv[a]
                 tmin = np.minimum(t1, t2)
-                later = tmin > t_enter
-                t_enter = np.where(later, tmin, t_enter)
-                enter_axis[later] = a
-                np.minimum(t_exit, np.maximum(t1, t2), out=t_exit)
+                tmax = np.maximum(t1, t2)
+                if t_enter is None:
+                    t_enter, t_exit, enter_axis = tmin, tmax, np.zeros(n_pix, np.int8)
+                else:
+                    later = tmin > t_enter
+                    t_enter = np.where(later, tmin, t_enter)
+                    enter_axis[later] = a
+                    np.minimum(t_exit, tmax, out=t_exit)
             hit = (t_enter <= t_exit) & (t_enter > 1e-6) & (t_enter < t_hit)
             if np.any(hit):
                 t_hit = np.where(hit, t_enter, t_hit)
                 axis = np.where(hit, enter_axis, axis)
                 surface[hit] = 6 + b
-        p = origin + d * t_hit[:, None]
-        # Surface texture coordinates: the two world coordinates other than the normal axis.
-        other = np.array([[1, 2], [0, 2], [0, 1]])[axis]
-        uv = np.take_along_axis(p, other, axis=1)
-        uv = uv + np.stack([1.37 * surface, 2.11 * surface], axis=1)
-        ppm = self.scene.pixels_per_metre
-        size = self.texture.shape[0]
-        map_x = (uv[:, 0] * ppm % size).astype(np.float32).reshape(height, width)
-        map_y = (uv[:, 1] * ppm % size).astype(np.float32).reshape(height, width)
+        p = [o[a] + comps[a] * t_hit for a in range(3)]
+        # Surface texture coordinates: the two world coordinates other than the normal axis,
+        # offset per surface so that surfaces do not share texture.
+        sf = surface.astype(np.float32)
+        u = np.where(axis == 0, p[1], p[0]) + np.float32(1.37) * sf
+        v = np.where(axis == 2, p[1], p[2]) + np.float32(2.11) * sf
+        ppm = np.float32(self.scene.pixels_per_metre)
+        size = np.float32(self.texture.shape[0])
+        map_x = np.mod(u * ppm, size).reshape(height, width)
+        map_y = np.mod(v * ppm, size).reshape(height, width)
         tex = cv2.remap(self.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
         tex = tex.reshape(n_pix, 3)
         # Floor tiles: dark grout lines every 0.5 m.
-        grout = (np.abs((uv[:, 0] - 1.37 * surface) % 0.5 - 0.25) > 0.24) | (np.abs((uv[:, 1] - 2.11 * surface) % 0.5 - 0.25) > 0.24)
-        tex = np.where(((surface == 4) & grout)[:, None], tex * 0.35, tex)
-        # Lambert shading from a point light; normal faces the camera along the hit axis.
-        normal = np.zeros((n_pix, 3))
-        normal[np.arange(n_pix), axis] = -np.sign(d[np.arange(n_pix), axis])
-        to_light = np.asarray(self.scene.light) - p
-        dist2 = np.einsum("ij,ij->i", to_light, to_light)
-        lambert = np.maximum(0.0, np.einsum("ij,ij->i", normal, to_light) / np.sqrt(dist2 + 1e-12))
-        shade = 0.45 + 0.75 * lambert * (9.0 / (9.0 + dist2))
+        floor = surface == 4
+        grout = floor & ((np.abs(np.mod(p[0], 0.5) - 0.25) > 0.24) | (np.abs(np.mod(p[1], 0.5) - 0.25) > 0.24))
+        # Lambert shading from a point light; the normal faces the camera along the hit axis.
+        to_light = [np.float32(self.scene.light[a]) - p[a] for a in range(3)]
+        dist2 = to_light[0] ** 2 + to_light[1] ** 2 + to_light[2] ** 2
+        d_axis = np.where(axis == 0, comps[0], np.where(axis == 1, comps[1], comps[2]))
+        l_axis = np.where(axis == 0, to_light[0], np.where(axis == 1, to_light[1], to_light[2]))
+        lambert = np.maximum(0.0, -np.sign(d_axis) * l_axis / np.sqrt(dist2 + 1e-12))
+        shade = (0.45 + 0.75 * lambert * (9.0 / (9.0 + dist2))) * np.where(grout, 0.35, 1.0)
         rgb = self._tints[surface] * (0.25 + 0.75 * tex) * shade[:, None].astype(np.float32)
         rgb = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8).reshape(height, width, 3)
-        depth = t_hit.astype(np.float32).reshape(height, width)
+        depth = t_hit.reshape(height, width)
         return rgb, depth

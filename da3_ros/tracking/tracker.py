@@ -229,11 +229,11 @@ class WindowTracker:
 
         # ---- align to the shared keyframes
         kf_by_id = {k.frame_id: k for k in self._keyframes}
-        shared, seen = [], set()
-        for i, fid in enumerate(ids[:-1]):
-            if fid in kf_by_id and fid not in seen and fid != new_id:
-                seen.add(fid)
+        shared, shared_kfs = [], []
+        for i, fid in enumerate(ids[:-1]):  # every view of a keyframe (padding repeats included)
+            if fid in kf_by_id and fid != new_id:
                 kf = kf_by_id[fid]
+                shared_kfs.append(kf)
                 shared.append(SharedView(
                     points_odom=kf.points_odom, depth_odom=kf.depth_odom, conf_odom=kf.conf,
                     T_odom_cam=kf.T_odom_cam, median_depth=kf.median_depth,
@@ -259,7 +259,7 @@ class WindowTracker:
         self._consecutive_rejections = 0
         s = al.scale
         if self.config.refine_keyframes:
-            self._refine_keyframes(shared, al.T_odom_window)
+            self._refine_keyframes(shared, shared_kfs, al.T_odom_window)
         depth_odom_g = s * depth_g[new_idx]
         med = float(np.median(depth_odom_g[depth_odom_g > 0])) if np.any(depth_odom_g > 0) else float("nan")
         last_kf = self._keyframes[-1]
@@ -350,15 +350,11 @@ class WindowTracker:
         return self._accept(ids[-1], seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
                             keyframe=True, aligned=False, reinit=reinit, reason=reason, stats={})
 
-    def _refine_keyframes(self, shared: List[SharedView], T_odom_window: np.ndarray) -> None:
+    def _refine_keyframes(self, shared: List[SharedView], shared_kfs: List[KeyframeRecord],
+                          T_odom_window: np.ndarray) -> None:
         """Fold this window's view of each shared keyframe into its stored points and pose
         (running mean over the accepted windows that contained it)."""
-        by_pose = {id(k.T_odom_cam): k for k in self._keyframes}
-        s = float(np.cbrt(np.linalg.det(T_odom_window[:3, :3])))
-        for sv in shared:
-            kf = by_pose.get(id(sv.T_odom_cam))
-            if kf is None:
-                continue
+        for sv, kf in zip(shared, shared_kfs):
             n = kf.observations
             obs = sv.points_window @ T_odom_window[:3, :3].T + T_odom_window[:3, 3]
             ok = (sv.depth_window > 0) & np.isfinite(sv.depth_window) & (kf.depth_odom > 0)
