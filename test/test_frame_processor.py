@@ -94,3 +94,19 @@ def test_stream_events_reset_and_recover(backend, sequence):
 def test_window_size_must_match_the_engine(backend):
     with pytest.raises(ValueError, match="window_size 4 does not match the model's window of 3 views"):
         FrameProcessor(backend, ProcessorConfig(window_size=4))
+
+
+def test_single_view_window_gives_depth_without_pose(tmp_path, sequence):
+    from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
+
+    frames = {i: sequence.render(i)[0] for i in (0, 1)}
+    spec = write_oracle_spec(tmp_path / "spec.json", frames, width=320, height=240)
+    proc = FrameProcessor(OracleBackend(str(spec), views=1, height=240, width=320),
+                          ProcessorConfig(window_size=1, point_stride=4))
+    for i in (0, 1):
+        out = proc.process(frames[i], i, _camera(sequence))
+        assert out.T_odom_cam is None and not out.keyframe
+        gt = sequence.render(i)[1]
+        ratio = out.depth / gt
+        assert np.nanstd(ratio) / np.nanmedian(ratio) < 0.2   # oracle depth = scale * truth + noise
+    assert proc.describe()["depth_unit"].startswith("model units (per-frame scale")

@@ -110,10 +110,12 @@ class FrameProcessor:
         self.backend = backend
         self.config = config
         self.metric = "metric" in backend.variant or "mono" in backend.variant
+        # N = 1 (or a mono/metric model) cannot relate frames: per-frame depth, no pose
+        self.tracking = backend.views >= 2 and not self.metric
         self.cloud = OrganizedCloudBuilder(config.point_stride, config.min_depth, config.max_depth,
                                            config.confidence_threshold)
         self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
-        self.tracker = WindowTracker(config.tracker_config(metric=False))
+        self.tracker = WindowTracker(config.tracker_config(metric=False)) if self.tracking else None
         self._mapping: Optional[NetworkInputMapping] = None
         self._images: dict[int, np.ndarray] = {}
         self._next_id = 0
@@ -126,11 +128,13 @@ class FrameProcessor:
     def depth_unit(self) -> str:
         if self.metric:
             return "m (metric variant, needs camera_info)"
+        if not self.tracking:
+            return "model units (per-frame scale: a window of 1 view has no odometry)"
         return "odometry units (scale of the first window)"
 
     def describe(self) -> dict:
         info = {"depth_unit": self.depth_unit, "intrinsics_source": self.intrinsics_source,
-                "keyframes": len(self.tracker.keyframe_ids), "trajectory_resets": self.resets}
+                "keyframes": len(self.tracker.keyframe_ids) if self.tracker else 0, "trajectory_resets": self.resets}
         if self._mapping is not None:
             info["camera_resolution"] = f"{self._mapping.camera_width}x{self._mapping.camera_height}"
             info["cropped_fraction"] = round(self._mapping.cropped_fraction, 4)
@@ -139,7 +143,8 @@ class FrameProcessor:
         return info
 
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
-        self.tracker.reset(reason, keep_odom_frame=keep_odom_frame)
+        if self.tracker is not None:
+            self.tracker.reset(reason, keep_odom_frame=keep_odom_frame)
         self._images.clear()
         if not keep_odom_frame:
             self.resets += 1
@@ -165,7 +170,7 @@ class FrameProcessor:
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if self.metric:
+        if not self.tracking:
             ids = [frame_id] * self.backend.views
         else:
             ids = self.tracker.window_for(frame_id, stamp_ns * 1e-9)
@@ -175,11 +180,12 @@ class FrameProcessor:
         t = time.perf_counter()
         if K_net is not None and prediction.intrinsics is not None:
             prediction.intrinsics = np.broadcast_to(K_net.astype(np.float32), prediction.intrinsics.shape).copy()
-        if self.metric or prediction.extrinsics is None:
+        if not self.tracking or prediction.extrinsics is None:
             out = self._depth_only(prediction, K_net)
         else:
             out = self._track(ids, prediction, events)
-        self._images = {i: self._images[i] for i in set(self.tracker.keyframe_ids) if i in self._images}
+        keep = set(self.tracker.keyframe_ids) if self.tracker is not None else set()
+        self._images = {i: self._images[i] for i in keep if i in self._images}
         stages["alignment"] = time.perf_counter() - t
         depth_net, conf_net, K_pred, T_odom_cam, flags = out
 
