@@ -58,7 +58,7 @@ def _umeyama_core(src, dst, w, with_scale):
         S[2] = -1.0
     R = (U * S) @ Vt
     if with_scale:
-        var_s = float(w @ np.einsum("ij,ij->i", xs, xs)) / wsum
+        var_s = float(w @ (xs * xs).sum(axis=1)) / wsum
         if var_s <= 1e-300:
             raise ValueError("source points are all identical: scale is undefined")
         s = float(D @ S) / var_s
@@ -176,7 +176,7 @@ def robust_align(
 
     def residuals_of(T):
         d = dst - (src @ T[:3, :3].T + T[:3, 3])
-        r = np.sqrt(np.einsum("ij,ij->i", d, d))
+        r = np.sqrt((d * d).sum(axis=1))
         return r * inv_rs if inv_rs is not None else r
 
     T, s, _ = _umeyama_core(src, dst, w0, with_scale)

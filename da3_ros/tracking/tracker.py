@@ -31,6 +31,7 @@ Conventions
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
 
@@ -51,7 +52,7 @@ class TrackerConfig:
 
     window_size: int = 4
     metric: bool = False
-    grid_points: int = 1200
+    grid_points: int = 1000
     keyframes: KeyframePolicyConfig = field(default_factory=KeyframePolicyConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     # newest-frame step limits vs the last accepted frame (per frame elapsed, capped at 5 frames)
@@ -218,7 +219,7 @@ class WindowTracker:
         depth_g = grid.sample(depth).astype(np.float64)  # (N, M)
         conf_g = grid.sample(conf).astype(np.float64)
         pts_cam = grid.unproject(depth_g, K)  # (N, M, 3)
-        pts_win = np.einsum("nij,nmj->nmi", c2w[:, :3, :3], pts_cam) + c2w[:, None, :3, 3]
+        pts_win = np.matmul(pts_cam, np.swapaxes(c2w[:, :3, :3], 1, 2)) + c2w[:, None, :3, 3]
 
         if not self._initialised or self._force_reinit:
             anchor = np.eye(4) if not self._initialised else self._last_accepted[1]
@@ -240,8 +241,10 @@ class WindowTracker:
                     points_window=pts_win[i], depth_window=depth_g[i], conf_window=conf_g[i],
                     T_window_cam=c2w[i],
                 ))
+        t_align = time.perf_counter()
         al = align_window(shared, self.config.alignment)
         stats = self._stats(al)
+        stats["align_s"] = time.perf_counter() - t_align
         pose = None
         if al.ok:
             pose, s = self._pose_in_odom(al.T_odom_window, c2w[new_idx])

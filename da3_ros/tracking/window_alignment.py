@@ -35,9 +35,9 @@ __all__ = ["AlignmentConfig", "SharedView", "WindowAlignment", "align_window"]
 class AlignmentConfig:
     with_scale: bool = True
     huber_delta: float = 0.03
-    max_iterations: int = 6
+    max_iterations: int = 5
     conf_threshold_ratio: float = 0.5
-    pose_weight: float = 2.0
+    pose_weight: float = 0.5
     scale_from_depth_ratio: bool = False
     inlier_threshold: float = 0.08
     min_correspondences: int = 50
