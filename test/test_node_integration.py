@@ -228,3 +228,30 @@ def test_mismatched_or_missing_model_fails_configure_with_the_reason(ros_node, p
     assert status.level == DiagnosticStatus.ERROR and status.message.startswith("not configured")
     assert reason.lower() in status.message.lower(), status.message
     assert "configure failed" in process_launcher.log(proc)
+
+
+def test_compressed_transport_from_a_best_effort_camera_driver(ros_node, process_launcher, tmp_path, reduced_onnx):
+    """A camera driver publishing image/compressed with SensorDataQoS (BEST_EFFORT) is accepted."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    from da3_ros.ros_io import numpy_to_compressed
+    from da3_ros.synthetic.sequence import SyntheticSequence
+
+    seq = SyntheticSequence(width=160, height=120)
+    image_pub = ros_node.publisher(f"{NS}/image/compressed", CompressedImage, qos_profile_sensor_data)
+    depth = ros_node.subscribe(f"{NS}/depth", Image)
+    diags = ros_node.subscribe("/diagnostics", DiagnosticArray)
+    proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx, image_transport="compressed",
+                       qos_reliability="best_effort", use_camera_info=False)
+    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    for i in range(4):
+        header = Header(stamp=_stamp(i), frame_id=CAMERA_FRAME)
+        image_pub.publish(numpy_to_compressed(seq.frame(i).rgb, "rgb8", "jpeg", header=header))
+        ros_node.spin_until(lambda: len(depth) > i or proc.poll() is not None, 30, f"depth of compressed frame {i}")
+    assert proc.poll() is None, process_launcher.log(proc)
+    assert (depth[-1].width, depth[-1].height, depth[-1].encoding) == (160, 120, "32FC1")
+    assert (depth[-1].header.stamp.sec, depth[-1].header.stamp.nanosec) == (_stamp(3).sec, _stamp(3).nanosec)
+    ros_node.spin_until(lambda: _diag_values(ros_node, diags)[0] is not None, 10, "diagnostics")
+    values, _ = _diag_values(ros_node, diags)
+    assert values["intrinsics_source"] == "model (no camera_info)"
