@@ -108,7 +108,7 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
     conf_all = conf_all[np.isfinite(conf_all)]
     conf_min = cfg.conf_threshold_ratio * float(np.median(conf_all)) if conf_all.size else np.inf
 
-    src, dst, w, rs, owner, dwin = [], [], [], [], [], []
+    src, dst, w, rs, owner, dwin, arm_lengths = [], [], [], [], [], [], []
     for k, s in enumerate(shared):
         valid = (
             (s.conf_window >= conf_min) & (s.conf_odom >= conf_min)
@@ -121,19 +121,21 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
         rs.append(s.depth_odom[valid])
         dwin.append(s.depth_window[valid])
         owner.append(np.full(int(valid.sum()), k))
+        arm_lengths.append((float(np.median(dwin[-1])), float(np.median(rs[-1]))) if valid.any() else (0.0, 0.0))
     n_points = int(sum(len(x) for x in w))
     if n_points < cfg.min_correspondences:
         return WindowAlignment(False, f"too_few_correspondences ({n_points} < {cfg.min_correspondences})",
                                n_correspondences=n_points)
     point_weight = float(sum(x.sum() for x in w))
-    for s in shared:  # camera poses as 4 points: centre + optical axes scaled by the median depth
-        med_w = float(np.median(s.depth_window[s.depth_window > 0])) if np.any(s.depth_window > 0) else 0.0
-        if not med_w > 0:
+    # camera poses as 4 points each: centre + each camera axis x the median depth of the SAME
+    # confident pixels on both sides (so the arm lengths agree in scale)
+    for s, (med_w, med_o) in zip(shared, arm_lengths):
+        if not (med_w > 0 and med_o > 0):
             continue
         src.append(s.T_window_cam[:3, 3] + np.vstack([np.zeros(3), med_w * s.T_window_cam[:3, :3].T]))
-        dst.append(s.T_odom_cam[:3, 3] + np.vstack([np.zeros(3), s.median_depth * s.T_odom_cam[:3, :3].T]))
+        dst.append(s.T_odom_cam[:3, 3] + np.vstack([np.zeros(3), med_o * s.T_odom_cam[:3, :3].T]))
         w.append(np.full(4, cfg.pose_weight * point_weight / (4 * len(shared))))
-        rs.append(np.full(4, s.median_depth))
+        rs.append(np.full(4, med_o))
         owner.append(np.full(4, -1))
         dwin.append(np.full(4, np.nan))
     src = np.concatenate(src)
