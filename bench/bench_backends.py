@@ -33,6 +33,14 @@ STD = (0.229, 0.224, 0.225)
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM: reset at exec, unlike ru_maxrss, which a child
+    started by fork+exec inherits from its parent)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
