@@ -130,6 +130,16 @@ def _field(prediction: Any, name: str) -> Optional[np.ndarray]:
     return getattr(prediction, name, None)
 
 
+def _confident_median(depth: np.ndarray, conf: np.ndarray, ratio: float) -> float:
+    """Median of the positive, finite depths whose confidence is >= ratio x the median confidence
+    (all positive depths when none qualifies); NaN when there is no positive depth."""
+    ok = (depth > 0) & np.isfinite(depth)
+    if not np.any(ok):
+        return float("nan")
+    good = ok & (conf >= ratio * np.median(conf[ok]))
+    return float(np.median(depth[good] if np.any(good) else depth[ok]))
+
+
 class WindowTracker:
     """Sliding-window tracker; see the module docstring for the API and conventions."""
 
@@ -264,7 +274,7 @@ class WindowTracker:
         if self.config.refine_keyframes:
             self._refine_keyframes(shared, shared_kfs, al.T_odom_window)
         depth_odom_g = s * depth_g[new_idx]
-        med = float(np.median(depth_odom_g[depth_odom_g > 0])) if np.any(depth_odom_g > 0) else float("nan")
+        med = _confident_median(depth_odom_g, conf_g[new_idx], self.config.alignment.conf_threshold_ratio)
         last_kf = self._keyframes[-1]
         decision = self.keyframe_policy.decide(last_kf.T_odom_cam, last_kf.median_depth, seq - last_kf.seq,
                                                stamp - last_kf.stamp if np.isfinite(stamp - last_kf.stamp) else 0.0,
@@ -337,7 +347,7 @@ class WindowTracker:
         if np.count_nonzero(valid) < 3:
             return FrameResult(ids[-1], stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
                                False, float("nan"), self.unit, "no_valid_depth", {})
-        med_win = float(np.median(depth_g[new_idx][valid]))
+        med_win = _confident_median(depth_g[new_idx], conf_g[new_idx], self.config.alignment.conf_threshold_ratio)
         s = 1.0 if (self.config.metric or anchor_depth is None) else anchor_depth / med_win
         T_cam_window = np.linalg.inv(c2w[new_idx])
         T_odom_window = anchor_pose @ np.diag([s, s, s, 1.0]) @ T_cam_window
@@ -372,9 +382,9 @@ class WindowTracker:
             kf.depth_odom = np.where(ok, depth, kf.depth_odom)
             kf.T_odom_cam = pose
             kf.observations = n + 1
-            valid = kf.depth_odom > 0
-            if np.any(valid):
-                kf.median_depth = float(np.median(kf.depth_odom[valid]))
+            med = _confident_median(kf.depth_odom, kf.conf, self.config.alignment.conf_threshold_ratio)
+            if np.isfinite(med):
+                kf.median_depth = med
 
     def _add_keyframe(self, fid, seq, stamp, pose, pts_odom, depth_odom_g, conf_g, med):
         self._keyframes.append(KeyframeRecord(fid, seq, stamp, pose.copy(), pts_odom, depth_odom_g, conf_g, med))
