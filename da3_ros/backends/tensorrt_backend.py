@@ -146,7 +146,8 @@ class TensorRTBackend(InferenceBackend):
                 self._host_outputs[name].copy_(buf, non_blocking=True)
         self._stream.synchronize()
         infer_s = time.perf_counter() - t0
-        outputs = {name: host.numpy() for name, host in self._host_outputs.items()}
+        # copy: the pinned staging buffers are reused by the next call
+        outputs = {name: host.numpy().copy() for name, host in self._host_outputs.items()}
         return WindowPrediction.from_batched(outputs, variant=self.variant, ref_view=self.ref_view,
                                              timings={"infer_s": infer_s})
 
