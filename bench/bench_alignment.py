@@ -10,6 +10,7 @@ refinement, depth rescaling). The oracle and the renderer are outside the timed 
 Prints one JSON object (milliseconds; median / p90 / max over windows).
 
     .venv/bin/python bench/bench_alignment.py [--frames 80] [--views 4] [--width 504 --height 280]
+        [--accuracy-seeds 0 1 2 ...]   # + the 300-frame accuracy metrics per oracle seed
 """
 import argparse
 import json
@@ -31,6 +32,39 @@ def _summary(values_s):
             "max": round(float(ms.max()), 3), "n": int(ms.size)}
 
 
+def accuracy(seeds, ref_views, width, height, garbage=(120, 200)):
+    """Issue #5 "Done when" metrics on the 300-frame room tour for each (seed, ref view)."""
+    from da3_ros.tracking.metrics import ate_sim3, path_length, scale_drift, step_jump_ratio
+
+    seq = SyntheticSequence(width=width, height=height)
+    runs = []
+    for seed in seeds:
+        for ref in ref_views:
+            oracle = WindowOracle(seq, seed=seed)
+            tracker = WindowTracker(TrackerConfig(window_size=4))
+            rejected = []
+            for i in range(len(seq)):
+                ids = tracker.window_for(i, float(seq.stamps[i]))
+                res = tracker.update(ids, oracle.predict(ids, ref_view=ref, garbage=i in garbage))
+                if res.rejected:
+                    rejected.append(i)
+            fids, P = tracker.trajectory_array()
+            gt = seq.T_world_cam[fids]
+            ate = ate_sim3(P, gt)
+            runs.append({
+                "seed": seed, "ref_view": ref,
+                "ate_percent_of_path": round(100 * ate.rmse / path_length(gt), 3),
+                "scale_drift_percent": round(100 * scale_drift(P, gt)["drift"], 3),
+                "max_over_median_step": round(step_jump_ratio(ate.aligned, 1e-3, fids)["ratio"], 3),
+                "rejected_frames": rejected,
+            })
+    keys = ("ate_percent_of_path", "scale_drift_percent", "max_over_median_step")
+    worst = {k: max(abs(r[k]) for r in runs) for k in keys}
+    median = {k: float(np.median([abs(r[k]) for r in runs])) for k in keys}
+    return {"runs": runs, "median_abs": median, "worst_abs": worst,
+            "limits": {"ate_percent_of_path": 2.0, "scale_drift_percent": 5.0, "max_over_median_step": 3.0}}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=80)
@@ -39,6 +73,9 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=280)
     ap.add_argument("--grid-points", type=int, default=TrackerConfig().grid_points)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--accuracy-seeds", type=int, nargs="*", default=None,
+                    help="also run the 300-frame accuracy evaluation for these oracle seeds "
+                         "(160x120, reference views first and random)")
     args = ap.parse_args(argv)
     if args.frames < 10:
         ap.error("--frames must be >= 10")
@@ -78,6 +115,8 @@ def main(argv=None):
         "numpy": np.__version__,
         "machine": platform.machine(),
     }
+    if args.accuracy_seeds:
+        out["accuracy_300_frames_160x120"] = accuracy(args.accuracy_seeds, ("first", "random"), 160, 120)
     print(json.dumps(out))
     return 0
 

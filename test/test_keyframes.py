@@ -29,6 +29,17 @@ def test_rotation_threshold():
     assert d.is_keyframe and d.reason == "rotation" and abs(d.rotation_deg - 10.1) < 1e-9
 
 
+def test_threshold_scale_lowers_both_thresholds():
+    pose = make_transform(np.eye(3), (0.0, 0.0, 0.25))  # 0.0625 x median depth
+    policy = KeyframePolicy(CFG)
+    assert not policy.decide(np.eye(4), 4.0, 1, 0.1, pose).is_keyframe
+    assert policy.decide(np.eye(4), 4.0, 1, 0.1, pose, threshold_scale=0.5).reason == "translation"
+    rot = make_transform(rotation_from_axis_angle([0, np.radians(6.0), 0]), (0, 0, 0))
+    assert policy.decide(np.eye(4), 4.0, 1, 0.1, rot, threshold_scale=0.5).reason == "rotation"
+    with pytest.raises(ValueError, match="threshold_scale"):
+        policy.decide(np.eye(4), 4.0, 1, 0.1, rot, threshold_scale=0.0)
+
+
 def test_frame_and_time_gaps():
     assert not _decide(frames=19, seconds=1.9).is_keyframe
     assert _decide(frames=20).reason == "frame_gap"

@@ -161,3 +161,5 @@ def test_bad_input_is_reported_clearly(small_seq):
         tracker.update(ids, small)
     with pytest.raises(ValueError, match="window_size must be >= 2"):
         TrackerConfig(window_size=1)
+    with pytest.raises(ValueError, match="startup_keyframe_factor"):
+        TrackerConfig(startup_keyframe_factor=1.5)

@@ -61,17 +61,23 @@ class KeyframePolicy:
         frames_since_last_kf: int,
         seconds_since_last_kf: float,
         T_odom_cam: np.ndarray,
+        threshold_scale: float = 1.0,
     ) -> KeyframeDecision:
-        """Decision for a frame at pose ``T_odom_cam`` (both poses camera-to-odom SE(3))."""
+        """Decision for a frame at pose ``T_odom_cam`` (both poses camera-to-odom SE(3)).
+
+        ``threshold_scale`` multiplies the translation and rotation thresholds (the tracker uses
+        < 1 while the window is still padded, to fill it with distinct keyframes sooner)."""
         if not (np.isfinite(last_kf_median_depth) and last_kf_median_depth > 0):
             raise ValueError(f"last_kf_median_depth must be finite and > 0, got {last_kf_median_depth}")
         cfg = self.config
         T_rel = invert_transform(T_odom_last_kf) @ np.asarray(T_odom_cam, np.float64)
         trans = float(np.linalg.norm(T_rel[:3, 3])) / last_kf_median_depth
         rot = float(np.degrees(rotation_angle(T_rel[:3, :3])))
-        if trans > cfg.translation_ratio:
+        if not threshold_scale > 0:
+            raise ValueError(f"threshold_scale must be > 0, got {threshold_scale}")
+        if trans > threshold_scale * cfg.translation_ratio:
             reason = "translation"
-        elif rot > cfg.rotation_deg:
+        elif rot > threshold_scale * cfg.rotation_deg:
             reason = "rotation"
         elif cfg.max_frame_gap is not None and frames_since_last_kf >= cfg.max_frame_gap:
             reason = "frame_gap"

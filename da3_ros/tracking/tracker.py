@@ -62,10 +62,14 @@ class TrackerConfig:
     # running-average refinement of stored keyframe points/poses by every accepted window that
     # contains the keyframe (averages out per-window depth noise; limits scale drift)
     refine_keyframes: bool = True
+    # keyframe thresholds are multiplied by this while fewer than N-1 keyframes exist
+    startup_keyframe_factor: float = 0.5
 
     def __post_init__(self):
         if self.window_size < 2:
             raise ValueError(f"window_size must be >= 2 (the new frame + at least one keyframe), got {self.window_size}")
+        if not 0 < self.startup_keyframe_factor <= 1:
+            raise ValueError(f"startup_keyframe_factor must be in (0, 1], got {self.startup_keyframe_factor}")
         if self.max_consecutive_rejections < 1:
             raise ValueError(f"max_consecutive_rejections must be >= 1, got {self.max_consecutive_rejections}")
         self.alignment.with_scale = not self.metric
@@ -278,7 +282,7 @@ class WindowTracker:
         last_kf = self._keyframes[-1]
         decision = self.keyframe_policy.decide(last_kf.T_odom_cam, last_kf.median_depth, seq - last_kf.seq,
                                                stamp - last_kf.stamp if np.isfinite(stamp - last_kf.stamp) else 0.0,
-                                               pose)
+                                               pose, self._keyframe_threshold_scale())
         is_kf = decision.is_keyframe and np.isfinite(med) and med > 0
         if is_kf:
             pts_odom = (pts_win[new_idx] @ al.T_odom_window[:3, :3].T) + al.T_odom_window[:3, 3]
@@ -324,6 +328,12 @@ class WindowTracker:
         pose[:3, :3] = R_ow @ T_window_cam[:3, :3]
         pose[:3, 3] = T_odom_window[:3, :3] @ T_window_cam[:3, 3] + T_odom_window[:3, 3]
         return pose, s
+
+    def _keyframe_threshold_scale(self) -> float:
+        """``startup_keyframe_factor`` while the window is still padded (< N-1 keyframes)."""
+        if len(self._keyframes) < self.config.window_size - 1:
+            return self.config.startup_keyframe_factor
+        return 1.0
 
     def _step_check(self, seq: int, pose: np.ndarray) -> str:
         if self._last_accepted is None:

@@ -10,7 +10,9 @@ Correspondences (all "free", no matching needed):
 
 The transform ``T_odom_window`` (Sim(3), or SE(3) for metric models) maps window-frame points to
 odometry points; it is solved by Huber IRLS with residuals relative to the stored depth of each
-point. Quality gates (any failing one rejects the window, with the reason in ``reason``):
+point. Scale (up-to-scale models): by default (``scale_from_depth_ratio``) first, as the weighted
+median of the per-pixel depth ratios stored/window, then SE(3) by IRLS (DA3-Streaming's
+"scale+se3"); otherwise jointly as Sim(3). Metric models: SE(3) with the scale fixed to 1. Quality gates (any failing one rejects the window, with the reason in ``reason``):
 - ``min_inlier_ratio``: weighted share of points with relative residual <= ``inlier_threshold``;
 - ``max_median_residual``: weighted median relative residual;
 - ``max_scale_inconsistency``: each shared keyframe's own depth ratio (odom/window, weighted
@@ -37,8 +39,8 @@ class AlignmentConfig:
     huber_delta: float = 0.03
     max_iterations: int = 5
     conf_threshold_ratio: float = 0.5
-    pose_weight: float = 0.5
-    scale_from_depth_ratio: bool = False
+    pose_weight: float = 1.0
+    scale_from_depth_ratio: bool = True
     inlier_threshold: float = 0.08
     min_correspondences: int = 50
     min_inlier_ratio: float = 0.6
