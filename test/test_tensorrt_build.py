@@ -142,3 +142,17 @@ def test_tensorrt_backend_matches_onnxruntime(reduced_onnx, tmp_path):
     assert backend.describe()["cuda_graph"] is True
     with pytest.raises(Exception, match="views: model has 3, configuration wants 4"):
         create_backend("tensorrt", engine_file_path=str(engine), views=4, height=H, width=W)
+
+
+@needs_builder
+def test_engine_dtypes_map_to_torch_buffers():
+    from da3_ros.backends.base import EngineMismatchError
+    from da3_ros.backends.tensorrt_backend import _torch_dtype
+
+    trt, _ = import_tensorrt()
+    assert _torch_dtype(trt, trt.uint8) == torch.uint8
+    assert _torch_dtype(trt, trt.float32) == torch.float32
+    assert _torch_dtype(trt, trt.float16) == torch.float16
+    assert _torch_dtype(trt, trt.bfloat16) == torch.bfloat16
+    with pytest.raises(EngineMismatchError, match="not supported by this backend"):
+        _torch_dtype(trt, trt.int8)
