@@ -48,6 +48,11 @@ def test_rendering_is_deterministic_textured_and_rejects_bad_cameras():
     # textured: strong local intensity variation (a real network needs structure)
     grey = ra.astype(np.float64).mean(axis=2)
     assert grey.std() > 15 and np.abs(np.diff(grey, axis=1)).mean() > 2
+    f = a.frame(10)
+    assert f.rgb is ra and f.depth is da and f.stamp == pytest.approx(1.0) and f.K.shape == (3, 3)
+    np.testing.assert_array_equal(f.T_world_cam, a.T_world_cam[10])
+    with pytest.raises(IndexError, match="out of range"):
+        a.render(len(a))
     with pytest.raises(ValueError, match="outside the room or inside a box"):
         a.renderer.render(a.K, look_pose([10.0, 0.0, 1.0], 0.0), 80, 60)
     with pytest.raises(ValueError, match="unknown camera path"):

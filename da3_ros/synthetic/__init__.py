@@ -11,3 +11,13 @@
 
 World frame of the scene: x, y horizontal, z up, metres. Cameras use OpenCV optical axes.
 """
+
+from .camera_paths import PATH_NAMES, CameraPath, camera_path
+from .renderer import Renderer, pinhole_intrinsics
+from .room_scene import AxisAlignedBox, RoomScene, default_room
+from .sequence import SyntheticFrame, SyntheticSequence
+from .window_oracle import OracleNoise, OracleWindow, WindowOracle
+
+__all__ = ["PATH_NAMES", "CameraPath", "camera_path", "Renderer", "pinhole_intrinsics", "AxisAlignedBox",
+           "RoomScene", "default_room", "SyntheticFrame", "SyntheticSequence", "OracleNoise", "OracleWindow",
+           "WindowOracle"]
