@@ -41,7 +41,8 @@ def overhead(frames: int) -> dict:
     from da3_ros.camera_intrinsics import CameraIntrinsics
     from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
     from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
-    from da3_ros.ros_io import build_pointcloud2, image_to_rgb, intrinsics_to_camera_info, numpy_to_image
+    from da3_ros.node.output_messages import camera_frame_messages
+    from da3_ros.ros_io import image_to_rgb, numpy_to_image
     from da3_ros.synthetic.sequence import SyntheticSequence
 
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -60,12 +61,10 @@ def overhead(frames: int) -> dict:
     pub_node = rclpy.create_node("bench_pub", context=ctx_pub)
     sub_node = rclpy.create_node("bench_sub", context=ctx_sub)
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = {"depth": pub_node.create_publisher(Image, "bench/depth", qos),
-            "confidence": pub_node.create_publisher(Image, "bench/confidence", qos),
-            "info": pub_node.create_publisher(CameraInfo, "bench/depth/camera_info", qos),
-            "points": pub_node.create_publisher(PointCloud2, "bench/points", qos)}
-    for name, t in (("depth", Image), ("confidence", Image), ("info", CameraInfo), ("points", PointCloud2)):
-        sub_node.create_subscription(t, f"bench/{name if name != 'info' else 'depth/camera_info'}", lambda m: None, qos)
+    types = {"depth": Image, "confidence": Image, "depth_info": CameraInfo, "points": PointCloud2}
+    pubs = {name: pub_node.create_publisher(t, f"bench/{name}", qos) for name, t in types.items()}
+    for name, t in types.items():
+        sub_node.create_subscription(t, f"bench/{name}", lambda m: None, qos)
     time.sleep(1.0)
     stages = {k: [] for k in ("decode", "preprocess", "alignment", "postprocess", "cloud", "pack", "publish")}
     totals, overheads = [], []
@@ -76,10 +75,7 @@ def overhead(frames: int) -> dict:
         out = processor.process(rgb, 10**9 + k * 10**8, cam)
         t1 = time.perf_counter()
         header = Header(frame_id="cam")
-        packed = {"depth": numpy_to_image(out.depth, "32FC1", header=header),
-                  "confidence": numpy_to_image(out.confidence, "32FC1", header=header),
-                  "info": intrinsics_to_camera_info(out.camera_intrinsics, header=header),
-                  "points": build_pointcloud2(out.points, out.point_colours, header=header)}
+        packed = camera_frame_messages(out, header)
         t2 = time.perf_counter()
         for name, m in packed.items():
             pubs[name].publish(m)

@@ -56,7 +56,7 @@ def main() -> int:
     params = write_params(tmp, dict(backend="onnxruntime", model_file_path=str(onnx_path), window_size=2,
                                     network_height=56, network_width=70, ref_view="first", num_threads=1,
                                     publish_map_points=True, map_max_points=20000, path_max_length=500,
-                                    diagnostics_period_s=1.0), DemoOptions(output=tmp, num_threads=1))
+                                    qos_depth=100, diagnostics_period_s=1.0), DemoOptions(output=tmp, num_threads=1))
     log = open(tmp / "node.log", "wb")
     node = subprocess.Popen(_node_command(params), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     pr = PlayerRecorder("/da3")

@@ -118,7 +118,8 @@ def run_bench(args) -> dict:
 
     from da3_ros.camera_intrinsics import CameraIntrinsics
     from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
-    from da3_ros.ros_io import build_pointcloud2, image_to_rgb, intrinsics_to_camera_info, numpy_to_image
+    from da3_ros.node.output_messages import camera_frame_messages
+    from da3_ros.ros_io import image_to_rgb, numpy_to_image
     from da3_ros.synthetic.sequence import SyntheticSequence
 
     torch.set_num_threads(args.threads)
@@ -152,11 +153,7 @@ def run_bench(args) -> dict:
                     decode = time.perf_counter() - t0
                     out = proc.process(rgb, 10**9 + i * 10**8, cam)
                     t1 = time.perf_counter()
-                    h = Header(frame_id="cam")
-                    for m in (numpy_to_image(out.depth, "32FC1", header=h),
-                              numpy_to_image(out.confidence, "32FC1", header=h),
-                              intrinsics_to_camera_info(out.camera_intrinsics, header=h),
-                              build_pointcloud2(out.points, out.point_colours, header=h)):
+                    for m in camera_frame_messages(out, Header(frame_id="cam")).values():
                         serialize_message(m)   # what rclpy's publish() does before handing to DDS
                     publish = time.perf_counter() - t1
                     if i < 2:

@@ -36,11 +36,11 @@ from ..backends.base import BackendUnavailableError, EngineMismatchError
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
 from ..ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, camera_info_to_intrinsics,
-                      compressed_to_rgb, image_to_rgb, intrinsics_to_camera_info, numpy_to_image, odometry,
-                      pose_stamped, transform_stamped)
+                      compressed_to_rgb, image_to_rgb, odometry, pose_stamped, transform_stamped)
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
+from .output_messages import camera_frame_messages
 from .parameters import PARAMETERS
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -247,13 +247,10 @@ class Da3Node(LifecycleNode):
         camera_frame = self.p("camera_frame") or header.frame_id or "camera_optical_frame"
         out_header = Header(stamp=header.stamp, frame_id=camera_frame)
         pubs = self._pubs
-        if "depth" in pubs:
-            pubs["depth"].publish(numpy_to_image(result.depth, "32FC1", header=out_header))
-            pubs["depth_info"].publish(intrinsics_to_camera_info(result.camera_intrinsics, header=out_header))
-        if "confidence" in pubs and result.confidence is not None:
-            pubs["confidence"].publish(numpy_to_image(result.confidence, "32FC1", header=out_header))
-        if "points" in pubs and result.points is not None:
-            pubs["points"].publish(build_pointcloud2(result.points, result.point_colours, header=out_header))
+        messages = camera_frame_messages(result, out_header, depth="depth" in pubs, confidence="confidence" in pubs,
+                                         points="points" in pubs)
+        for name, message in messages.items():
+            pubs[name].publish(message)
         odom = self.p("odom_frame")
         if result.reset:
             self._path.clear()
