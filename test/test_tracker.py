@@ -3,7 +3,7 @@ bad input. The 300-frame "Done when" run is in test_tracker_sequence.py."""
 import numpy as np
 import pytest
 
-from da3_ros.geometry.transforms import invert_transform, rotation_angle
+from da3_ros.geometry.transforms import invert_transform, rotation_angle, rotation_from_axis_angle
 from da3_ros.synthetic.sequence import SyntheticSequence
 from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
 from da3_ros.tracking import TrackerConfig, WindowTracker
@@ -163,3 +163,29 @@ def test_bad_input_is_reported_clearly(small_seq):
         TrackerConfig(window_size=1)
     with pytest.raises(ValueError, match="startup_keyframe_factor"):
         TrackerConfig(startup_keyframe_factor=1.5)
+
+
+def test_newest_view_pose_jump_is_rejected(small_seq):
+    """Keyframe views consistent, only the newest view's pose is wrong: the step gate rejects."""
+    seq = small_seq
+    tracker = WindowTracker(TrackerConfig(window_size=4))
+    oracle = WindowOracle(seq, noise=ZERO, seed=11)
+    for i in range(20):
+        _, _, res = _step(tracker, oracle, i, seq.stamps[i])
+    med = float(np.median(res.depth))
+    ids = tracker.window_for(20, seq.stamps[20])
+    pred = oracle.predict(ids, ref_view="first")
+    pred.extrinsics[-1, :, 3] += np.float32(pred.scale * 2.0)  # newest camera moved by ~3.5 m
+    res = tracker.update(ids, pred)
+    assert res.rejected and res.reason.startswith("pose_jump_translation"), res.reason
+    ids = tracker.window_for(21, seq.stamps[21])
+    pred = oracle.predict(ids, ref_view="first")
+    R = pred.extrinsics[-1, :, :3].astype(np.float64)
+    pred.extrinsics[-1, :, :3] = (rotation_from_axis_angle([0.0, np.radians(60.0), 0.0]) @ R).astype(np.float32)
+    res = tracker.update(ids, pred)
+    assert res.rejected and res.reason.startswith("pose_jump_rotation"), res.reason
+    # the next consistent window is accepted, with a step that is small against the scene depth
+    _, _, res = _step(tracker, oracle, 22, seq.stamps[22])
+    assert res.aligned and not res.rejected
+    prev = tracker.trajectory[-2].T_odom_cam
+    assert np.linalg.norm(res.T_odom_cam[:3, 3] - prev[:3, 3]) < 0.1 * med
