@@ -67,7 +67,7 @@ def test_saddle_selection_picks_a_non_first_view_and_matches(small_pair):
     """N=4 input whose saddle-balanced reference is not view 0 (exercises the token placement)."""
     official, ours = small_pair
     for seed in range(20):
-        x = _images(4, 224, 224, seed=1000 + seed)
+        x = _images(4, 84, 84, seed=1000 + seed)
         layers = {}
         hook = ours.backbone.pretrained.blocks[ours.config.alt_start - 2].register_forward_hook(
             lambda _m, _i, o: layers.setdefault("x", o))
