@@ -77,3 +77,29 @@ def test_metric_conversion_uses_mean_focal_over_300():
     assert torch.allclose(m[0, 1], torch.full((3, 4), 1.0))
     with pytest.raises(ValueError, match="do not match depth"):
         canonical_to_metric_depth(depth, k[:, :1])
+
+
+def test_fill_sky_and_metric_alignment_on_synthetic_maps():
+    from da3_ros.model.metric import align_to_metric
+    g = torch.Generator().manual_seed(0)
+    sky = torch.zeros(1, 2, 20, 30)
+    sky[..., :5, :] = 0.9  # top rows are sky
+    metric_raw = 1 + torch.rand(1, 2, 20, 30, generator=g)
+    k = torch.tensor([[450.0, 0, 15], [0, 450.0, 10], [0, 0, 1]]).repeat(1, 2, 1, 1)
+    metres = canonical_to_metric_depth(metric_raw, k)
+    depth = metres / 4.0  # any-view depth at a quarter of the metric scale
+    conf = 1 + torch.rand(1, 2, 20, 30, generator=g)
+    extr = torch.zeros(1, 2, 3, 4)
+    extr[..., 3] = 1.0
+    d, c, e, s = align_to_metric(depth, conf, extr, k, metric_raw, sky)
+    assert abs(s - 4.0) < 1e-4
+    assert torch.allclose(d[..., 5:, :], metres[..., 5:, :], rtol=1e-5)
+    assert torch.allclose(e[..., 3], torch.full((1, 2, 3), 4.0))
+    far = torch.quantile(metres[..., 5:, :].reshape(-1), 0.99)
+    assert torch.allclose(d[..., :5, :], far.expand(1, 2, 5, 30), rtol=1e-5)
+    assert (c[..., :5, :] == 1).all()
+    filled = fill_sky_depth(depth, sky)
+    assert torch.equal(filled[..., 5:, :], depth[..., 5:, :])
+    assert torch.allclose(filled[..., :5, :],
+                          torch.quantile(depth[..., 5:, :].reshape(-1), 0.99).expand(1, 2, 5, 30))
+    assert torch.equal(fill_sky_depth(depth, torch.zeros_like(sky)), depth)  # no sky: unchanged

@@ -89,14 +89,15 @@ class _DPTBase(nn.Module):
         for k in (1, 2, 3):
             setattr(self.scratch, f"refinenet{k}", FusionBlock(features))
         self.scratch.refinenet4 = FusionBlock(features, has_lateral=False)
-        self._uv: dict[tuple[int, int, int, float], torch.Tensor] = {}
+        self._uv: dict[tuple, torch.Tensor] = {}
 
     def uv(self, h: int, w: int, channels: int, aspect: float, ref: torch.Tensor) -> torch.Tensor:
         """Cached UV embedding constant (depends only on sizes)."""
-        key = (h, w, channels, aspect)
+        key = (h, w, channels, aspect, ref.device, ref.dtype)
         if key not in self._uv:
-            self._uv[key] = uv_embedding(h, w, channels, aspect)
-        return self._uv[key].to(device=ref.device, dtype=ref.dtype)
+            self._uv[key] = uv_embedding(h, w, channels, aspect).to(device=ref.device,
+                                                                    dtype=ref.dtype)
+        return self._uv[key]
 
     def _stages(self, feats: Sequence[torch.Tensor], ph: int, pw: int,
                 aspect: float) -> list[torch.Tensor]:
