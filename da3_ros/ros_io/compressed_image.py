@@ -7,14 +7,12 @@ converts it.
 """
 from __future__ import annotations
 
-import array
-
 import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage
 
 from .errors import MessageConversionError
-from .image_conversion import _buffer_bytes, to_rgb8
+from .image_conversion import _buffer_bytes, new_uint8_buffer, set_uint8_data, to_rgb8
 
 _FORMATS = ("jpeg", "jpg", "png")
 
@@ -73,7 +71,7 @@ def numpy_to_compressed(array_: np.ndarray, encoding: str, fmt: str = "jpeg", *,
     if header is not None:
         msg.header = header
     msg.format = f"{encoding}; {codec} compressed {stored_enc}"
-    data = array.array("B")
-    data.frombytes(encoded.tobytes())
-    msg.data = data
+    data, view = new_uint8_buffer(encoded.size)
+    view[:] = encoded.reshape(-1)
+    set_uint8_data(msg, data)
     return msg

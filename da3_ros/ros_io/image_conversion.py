@@ -27,6 +27,24 @@ def _buffer_bytes(data) -> memoryview:
     return memoryview(bytes(data))
 
 
+def new_uint8_buffer(nbytes: int) -> tuple[array.array, np.ndarray]:
+    """A message ``uint8[]`` buffer and a writable numpy view of it (fill the view, no extra copy)."""
+    data = array.array("B", bytes(nbytes))
+    return data, np.frombuffer(data, dtype=np.uint8)
+
+
+def set_uint8_data(msg, data: array.array) -> None:
+    """Attach ``data`` to ``msg.data`` without a copy.
+
+    The generated setter of recent rosidl (Jazzy+) copies every array unless
+    ROS_PYTHON_CHECK_FIELDS=1; the generated classes keep the field in ``_data`` (all distributions).
+    """
+    if hasattr(msg, "_data"):
+        msg._data = data
+    else:  # pragma: no cover - other message implementations
+        msg.data = data
+
+
 def image_to_numpy(msg: Image) -> np.ndarray:
     """Image -> (H, W) or (H, W, C) array with the encoding's dtype (cv_bridge passthrough).
 
@@ -89,15 +107,10 @@ def numpy_to_image(array_: np.ndarray, encoding: str, *, header=None, row_paddin
     msg.height, msg.width, msg.encoding = height, width, encoding
     msg.is_bigendian = int(bool(is_bigendian))
     msg.step = row_bytes + int(row_padding)
-    if row_padding:
-        padded = np.zeros((height, msg.step), dtype=np.uint8)
-        padded[:, :row_bytes] = np.ascontiguousarray(arr, dtype=target).view(np.uint8).reshape(height, row_bytes)
-        payload = padded
-    else:
-        payload = np.ascontiguousarray(arr, dtype=target)
-    data = array.array("B")
-    data.frombytes(memoryview(payload).cast("B"))
-    msg.data = data
+    data, view = new_uint8_buffer(msg.step * height)
+    rows = view.reshape(height, msg.step)[:, :row_bytes]
+    rows[...] = np.ascontiguousarray(arr, dtype=target).view(np.uint8).reshape(height, row_bytes)
+    set_uint8_data(msg, data)
     return msg
 
 

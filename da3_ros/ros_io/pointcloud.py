@@ -7,7 +7,6 @@ grid; invalid points are NaN in x, y and z, and ``is_dense`` is True only if no 
 """
 from __future__ import annotations
 
-import array
 import sys
 
 import cv2
@@ -15,7 +14,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
 from .errors import MessageConversionError
-from .image_conversion import _buffer_bytes
+from .image_conversion import _buffer_bytes, new_uint8_buffer, set_uint8_data
 
 _DTYPES = {
     PointField.INT8: np.int8, PointField.UINT8: np.uint8, PointField.INT16: np.int16,
@@ -50,20 +49,24 @@ def build_pointcloud2(xyz: np.ndarray, rgb: np.ndarray | None = None, *, header=
     else:
         height, width = 1, pts.shape[0]
     nfields = 3 if rgb is None else 4
-    pts32 = np.ascontiguousarray(pts, dtype="<f4")
+    pts32 = np.ascontiguousarray(pts, dtype="<f4").reshape(height, width, 3)
+    data, view = new_uint8_buffer(height * width * 4 * nfields)
+    out = view.view("<f4").reshape(height, width, nfields)
     if rgb is None:
-        buf = pts32
+        out[...] = pts32
     else:
         colours = np.asarray(rgb)
         if colours.shape != pts.shape or colours.dtype != np.uint8:
             raise MessageConversionError(
                 f"rgb must be uint8 of shape {pts.shape}, got {colours.dtype} {colours.shape}")
         # BGRA bytes read as little-endian uint32 are 0xAARRGGBB; clear alpha -> 0x00RRGGBB.
-        packed = cv2.cvtColor(np.ascontiguousarray(colours.reshape(-1, 1, 3)), cv2.COLOR_RGB2BGRA).view(np.uint32)
+        # (height, width, 3) images: OpenCV works row by row, so never hand it one pixel per row
+        packed = cv2.cvtColor(np.ascontiguousarray(colours.reshape(height, width, 3)),
+                              cv2.COLOR_RGB2BGRA).view(np.uint32)
         packed &= np.uint32(0x00FFFFFF)
-        # cv2.merge interleaves the float planes with a bit-exact copy (much faster than numpy
-        # strided assignment into an (n, 4) buffer)
-        buf = cv2.merge([pts32.reshape(-1, 1, 3), packed.view(np.float32)])
+        # cv2.merge interleaves the planes with a bit-exact copy straight into the message buffer
+        # (much faster than numpy strided assignment into an (n, 4) buffer)
+        cv2.merge([pts32, packed.view(np.float32)], dst=out)
     msg = PointCloud2()
     if header is not None:
         msg.header = header
@@ -75,9 +78,7 @@ def build_pointcloud2(xyz: np.ndarray, rgb: np.ndarray | None = None, *, header=
     msg.point_step = 4 * nfields
     msg.row_step = msg.point_step * width
     msg.is_dense = bool(not np.isnan(pts32).any())
-    data = array.array("B")
-    data.frombytes(memoryview(buf).cast("B"))
-    msg.data = data
+    set_uint8_data(msg, data)
     return msg
 
 
