@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 ROBUST_SCALE = 0.05
-IRLS_ITERATIONS = 3
-MAX_FIT_POINTS = 20_000
+IRLS_ITERATIONS = 2
+MAX_FIT_POINTS = 10_000
 """The homography is fitted on a regular pixel subgrid of at most this many points per view
 (every k-th row and column); the camera centre uses every pixel."""
 EXACT_FIT_SIN2 = 1e-12
@@ -49,11 +49,13 @@ def _fit_homography(p: np.ndarray, d: np.ndarray, w: np.ndarray,
     ``A = (sum_m w_m p_m p_m^T) (x) I  -  X^T X``, ``X_m = sqrt(w_m)/|d_m| (d_m (x) p_m)`` (9 values).
     """
     v = w.shape[0]
-    sp = np.einsum("vm,mi,mj->vij", w, p, p, optimize=True)  # sum w p p^T
-    x = (d[:, :, :, None] * p[None, :, None, :]).reshape(v, -1, 9)
-    x *= np.sqrt(w * inv_n2)[..., None]
-    a = np.einsum("ab,vij->vaibj", np.eye(3), sp).reshape(v, 9, 9)
-    a -= np.matmul(x.transpose(0, 2, 1), x)
+    sp = np.matmul((p[None] * w[..., None]).transpose(0, 2, 1), p)  # (V,3,3): sum w p p^T
+    ds = d * np.sqrt(w * inv_n2)[..., None]
+    x = (ds[:, :, :, None] * p[None, :, None, :]).reshape(v, -1, 9)
+    a = np.zeros((v, 3, 3, 3, 3))
+    for k in range(3):
+        a[:, k, :, k, :] = sp
+    a = a.reshape(v, 9, 9) - np.matmul(x.transpose(0, 2, 1), x)
     _, vecs = np.linalg.eigh(a)
     return vecs[..., 0].reshape(-1, 3, 3)
 
@@ -81,13 +83,14 @@ def solve_pose_from_rays(ray, ray_conf, image_hw: tuple[int, int]):
         conf = c_in.reshape(-1, h * w).astype(np.float64)
     else:
         conf = np.ones((int(np.prod(lead, dtype=np.int64)), h * w))
-    r = r_in.reshape(-1, h * w, 6).astype(np.float64)
-    if not np.isfinite(r.sum() + conf.sum()):  # rare: mask non-finite entries
+    r = r_in.reshape(-1, h * w, 6)
+    if not np.isfinite(r.sum(dtype=np.float64) + conf.sum()):  # rare: mask non-finite entries
         finite = np.isfinite(r).all(axis=-1) & np.isfinite(conf)
         r = np.where(finite[..., None], r, 0.0)
         conf = np.where(finite, conf, 0.0)
     conf = np.maximum(conf, 0.0)
-    centre = np.einsum("vm,vmc->vc", conf, r[..., 3:]) / np.maximum(conf.sum(1), 1e-12)[:, None]
+    centre = (np.einsum("vm,vmc->vc", conf, r[..., 3:], dtype=np.float64)
+              / np.maximum(conf.sum(1), 1e-12)[:, None])
 
     stride = 1
     while (h // stride) * (w // stride) > MAX_FIT_POINTS:
@@ -96,7 +99,7 @@ def solve_pose_from_rays(ray, ray_conf, image_hw: tuple[int, int]):
     cols = np.arange(stride // 2, w, stride)
     keep = (rows[:, None] * w + cols[None, :]).ravel()
     p = _normalised_grid(h, w)[keep]
-    d = r[:, keep, :3]
+    d = r[:, keep, :3].astype(np.float64)
     n2 = np.einsum("vmc,vmc->vm", d, d)
     base_w = np.where(n2 > 1e-24, conf[:, keep], 0.0)
     inv_n2 = 1.0 / np.maximum(n2, 1e-24)
