@@ -18,7 +18,7 @@ from da3_ros.model import load_model
 from da3_ros.model.reference_view import select_reference_view
 
 TOL = 1e-4
-SIZES = [(224, 224), (140, 252)]  # square and non-square (the 280x504 aspect at half size)
+SIZES = [(224, 224), (140, 252), (280, 504)]  # square and two non-square sizes
 
 
 @pytest.fixture(scope="module")
