@@ -7,7 +7,7 @@ from builtin_interfaces.msg import Time
 
 from da3_ros.ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, odometry,
                             pointcloud2_xyz_rgb, pose_stamped, read_pointcloud2, transform_stamped)
-from da3_ros.ros_io.pose_messages import rotation_to_quaternion_xyzw
+from da3_ros.geometry.transforms import rotation_to_quaternion_xyzw
 
 
 def test_organized_cloud_with_nans_round_trips():

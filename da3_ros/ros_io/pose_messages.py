@@ -14,31 +14,8 @@ from geometry_msgs.msg import Pose, PoseStamped, Quaternion, TransformStamped
 from nav_msgs.msg import Odometry, Path
 from std_msgs.msg import Header
 
+from ..geometry.transforms import rotation_to_quaternion_xyzw
 from .errors import MessageConversionError
-
-
-def rotation_to_quaternion_xyzw(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> unit quaternion (x, y, z, w), w >= 0 (Shepperd's best-conditioned branch)."""
-    R = np.asarray(R, dtype=np.float64)
-    m00, m11, m22 = R[0, 0], R[1, 1], R[2, 2]
-    trace = m00 + m11 + m22
-    candidates = np.array([trace, m00, m11, m22])
-    k = int(np.argmax(candidates))
-    if k == 0:
-        s = 2.0 * np.sqrt(max(1.0 + trace, 1e-300))
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s]
-    elif k == 1:
-        s = 2.0 * np.sqrt(max(1.0 + m00 - m11 - m22, 1e-300))
-        q = [0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif k == 2:
-        s = 2.0 * np.sqrt(max(1.0 - m00 + m11 - m22, 1e-300))
-        q = [(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(max(1.0 - m00 - m11 + m22, 1e-300))
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
-    q = np.asarray(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
 
 
 def _check_transform(T: np.ndarray) -> np.ndarray:
