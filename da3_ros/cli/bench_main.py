@@ -213,11 +213,14 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", default=".cache/da3_ros/bench")
     args = p.parse_args(argv)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    stdout, sys.stdout = sys.stdout, sys.stderr   # the official package logs to stdout; keep it for the table
     try:
         result = run_bench(args)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"da3-bench: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2))
     print(markdown(result))
