@@ -157,7 +157,10 @@ def build_report(out: Path, recording: Recording, *, ns: str, frames_by_stamp: d
     est = np.asarray(est, np.float64).reshape(-1, 3)
     trajectory = {"poses": len(est), "path_length_odom_units": path_length(est) if len(est) > 1 else 0.0}
     truth_arr = None
-    if demo_input.has_ground_truth and len(est) >= 3 and all(t is not None for t in truth):
+    moving = len(est) > 1 and trajectory["path_length_odom_units"] > 1e-9
+    if len(est) > 1 and not moving:
+        trajectory["note"] = "the estimated trajectory does not move (no ATE: a Sim(3) fit is undefined)"
+    if moving and demo_input.has_ground_truth and len(est) >= 3 and all(t is not None for t in truth):
         truth_arr = np.asarray(truth)
         ate = ate_sim3(est, truth_arr)
         gt_len = path_length(truth_arr)
@@ -249,7 +252,8 @@ def render_markdown(r: dict) -> str:
     lines += ["", "## Quality", "",
               f"- depth (frames with ground truth: {dq['frames_evaluated']}): AbsRel {_fmt(dq['abs_rel_mean'])}, "
               f"delta1 {_fmt(dq['delta1_mean'])} ({dq['protocol']})",
-              f"- trajectory: {tr['poses']} poses, path {_fmt(tr['path_length_odom_units'])} odometry units"]
+              f"- trajectory: {tr['poses']} poses, path {_fmt(tr['path_length_odom_units'])} odometry units"
+              + (f" ({tr['note']})" if "note" in tr else "")]
     if "ate_rmse_m" in tr:
         lines.append(f"- ATE after Sim(3) alignment: {_fmt(tr['ate_rmse_m'], 4)} m RMSE "
                      f"({_fmt(tr['ate_percent_of_path'], 2)} % of the {_fmt(tr['gt_path_length_m'], 2)} m path)")
