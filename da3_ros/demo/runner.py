@@ -220,7 +220,7 @@ def run_demo(opts: DemoOptions) -> dict:
         if not done:
             _say(opts, "warning: the node did not account for every frame within 180 s")
         processed = int(pr.last_diagnostics.get("processed", 0))
-        pr.spin_until(lambda: len(pr.recording.of(f"{NS}/depth")) >= processed, 30)
+        pr.spin_until(lambda: len(pr.recording.of(f"{NS}/depth")) >= processed, 60)
         pr.spin_for(1.0)
     finally:
         if node.poll() is None:
