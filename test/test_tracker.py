@@ -189,3 +189,19 @@ def test_newest_view_pose_jump_is_rejected(small_seq):
     assert res.aligned and not res.rejected
     prev = tracker.trajectory[-2].T_odom_cam
     assert np.linalg.norm(res.T_odom_cam[:3, 3] - prev[:3, 3]) < 0.1 * med
+
+
+def test_trajectory_memory_is_bounded():
+    from da3_ros.synthetic.sequence import SyntheticSequence
+    from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
+    from da3_ros.tracking.tracker import TrackerConfig, WindowTracker
+
+    seq = SyntheticSequence(width=80, height=60)
+    oracle = WindowOracle(seq, OracleNoise(depth_noise=0.0, depth_warp=0.0, rotation_noise_deg=0.0,
+                                           translation_noise=0.0, low_conf_blobs=0), seed=0)
+    tracker = WindowTracker(TrackerConfig(window_size=2, max_trajectory_length=5, grid_points=200))
+    for i in range(12):
+        ids = tracker.window_for(i, float(i))
+        tracker.update(ids, oracle.predict(ids))
+    ids, poses = tracker.trajectory_array()
+    assert len(ids) == 5 and ids[-1] == 11 and poses.shape == (5, 4, 4)

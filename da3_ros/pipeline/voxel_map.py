@@ -2,7 +2,9 @@
 
 Each keyframe contributes its valid points (odometry frame) downsampled to one point per voxel.
 The fused map keeps one point per voxel over all keyframes (the newest keyframe wins) and drops
-the oldest keyframes when it would exceed ``max_points``.
+the oldest keyframes when it would exceed ``max_points``. When the keyframes stored add up to more
+than twice ``max_points`` (a camera revisiting the same place), they are collapsed into the fused
+map, so memory stays bounded however long the node runs.
 """
 from __future__ import annotations
 
@@ -61,6 +63,9 @@ class VoxelMap:
                 pts, cols = voxel_downsample(pts, cols, self.voxel_size)
                 if pts.shape[0] <= self.max_points or len(self._keyframes) == 1:
                     self._fused = (pts[: self.max_points], cols[: self.max_points] if cols is not None else None)
+                    stored = sum(p.shape[0] for p, _ in self._keyframes.values())
+                    if stored > 2 * self.max_points:   # revisited areas: keep memory bounded
+                        self._keyframes = OrderedDict([("fused", self._fused)])
                     break
                 self._keyframes.popitem(last=False)   # drop the oldest keyframe and refuse
         return self._fused

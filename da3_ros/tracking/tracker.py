@@ -32,8 +32,9 @@ Conventions
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
+from typing import Any, Deque, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +60,8 @@ class TrackerConfig:
     max_step_translation_ratio: float = 0.25
     max_step_rotation_deg: float = 15.0
     max_consecutive_rejections: int = 5
+    # accepted poses kept in ``trajectory`` (a node runs for days: bounded memory, ~30 MB at the default)
+    max_trajectory_length: int = 100_000
     # running-average refinement of stored keyframe points/poses by every accepted window that
     # contains the keyframe (averages out per-window depth noise; limits scale drift)
     refine_keyframes: bool = True
@@ -152,7 +155,7 @@ class WindowTracker:
         self.keyframe_policy = KeyframePolicy(self.config.keyframes)
         self._grid: Optional[PixelGrid] = None
         self._keyframes: List[KeyframeRecord] = []
-        self._trajectory: List[TrajectoryEntry] = []
+        self._trajectory: Deque[TrajectoryEntry] = deque(maxlen=self.config.max_trajectory_length)
         self._pending: Dict[Hashable, Tuple[int, float]] = {}
         self._seq = 0
         self._last_accepted: Optional[Tuple[int, np.ndarray, float]] = None  # seq, pose, median depth
@@ -176,7 +179,8 @@ class WindowTracker:
 
     @property
     def trajectory(self) -> List[TrajectoryEntry]:
-        """Accepted frames in processing order (rejected frames are absent)."""
+        """Accepted frames in processing order (rejected frames are absent; the newest
+        ``max_trajectory_length``)."""
         return list(self._trajectory)
 
     def trajectory_array(self) -> Tuple[List[Hashable], np.ndarray]:
@@ -209,7 +213,7 @@ class WindowTracker:
         else:
             self._initialised = False
             self._force_reinit = False
-            self._trajectory = []
+            self._trajectory.clear()
             self._last_accepted = None
 
     def update(self, window_frame_ids: List[Hashable], prediction: Any) -> FrameResult:
