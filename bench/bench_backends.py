@@ -28,10 +28,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
-
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (VmHWM: reset at exec, unlike ru_maxrss, which a child
     started by fork+exec inherits from its parent)."""
@@ -53,21 +49,6 @@ def official_model(variant: str, seed: int = 0):
     return create_object(load_config(MODEL_REGISTRY[variant])).eval()
 
 
-def save_checkpoint(net, directory: Path, variant: str) -> Path:
-    from safetensors.torch import save_model
-    from torch import nn
-
-    class Wrapper(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = net
-
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps({"model_name": variant}))
-    save_model(Wrapper(), str(directory / "model.safetensors"), metadata={"format": "pt"})
-    return directory
-
-
 def window(views: int, height: int, width: int, seed: int = 0):
     import numpy as np
 
@@ -77,8 +58,9 @@ def window(views: int, height: int, width: int, seed: int = 0):
 def normalised(images):
     import torch
 
-    x = torch.from_numpy(images)[None].float().permute(0, 1, 4, 2, 3) / 255.0
-    return (x - torch.tensor(MEAN).view(1, 1, 3, 1, 1)) / torch.tensor(STD).view(1, 1, 3, 1, 1)
+    from da3_ros.model import normalize_uint8_images
+
+    return normalize_uint8_images(torch.from_numpy(images)[None])
 
 
 def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views: int, height: int, width: int,
@@ -154,6 +136,8 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
 
     checkpoint = workdir / variant
     if not (checkpoint / "model.safetensors").exists():
+        from da3_ros.model import save_checkpoint
+
         save_checkpoint(official_model(variant), checkpoint, variant)
     onnx_path = workdir / f"{variant}_n{views}_{height}x{width}.onnx"
     common = dict(checkpoint=checkpoint, onnx=onnx_path, variant=variant, views=views, height=height, width=width,

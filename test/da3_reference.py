@@ -14,7 +14,6 @@ Used by the parity tests and benchmarks as the numeric reference; never by the p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -46,30 +45,12 @@ def make_official_model(variant: str, seed: int = 0) -> nn.Module:
     return net.eval()
 
 
-class _Wrapper(nn.Module):
-    """Gives the network the ``model.`` prefix of the released files."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.model = net
-
-
 def save_hf_checkpoint(official_model: nn.Module, directory: str | Path, variant: str,
                        dedupe: bool = True) -> Path:
     """Write ``directory/config.json`` and ``directory/model.safetensors``; return the directory."""
-    from safetensors.torch import save_file, save_model
+    from da3_ros.model import save_checkpoint
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps({"model_name": variant}))
-    wrapper = _Wrapper(official_model)
-    target = directory / "model.safetensors"
-    if dedupe:
-        save_model(wrapper, str(target), metadata={"format": "pt"})
-    else:
-        state = {k: v.detach().clone().contiguous() for k, v in wrapper.state_dict().items()}
-        save_file(state, str(target), metadata={"format": "pt"})
-    return directory
+    return save_checkpoint(official_model, directory, variant, dedupe=dedupe)
 
 
 def official_forward(official_model: nn.Module, images: torch.Tensor, **kwargs) -> dict:

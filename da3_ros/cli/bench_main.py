@@ -86,19 +86,10 @@ def _prepare_model(cache: Path, variant: str, views: int, height: int, width: in
     torch.manual_seed(0)
     model = None
     if not (ckpt / "model.safetensors").exists():
-        from safetensors.torch import save_model
-        from torch import nn
+        from da3_ros.model import save_checkpoint
 
         model = build_model(variant)
-
-        class Released(nn.Module):   # the released files carry a "model." prefix
-            def __init__(self, net):
-                super().__init__()
-                self.model = net
-
-        ckpt.mkdir(parents=True, exist_ok=True)
-        (ckpt / "config.json").write_text(json.dumps({"model_name": variant}))
-        save_model(Released(model), str(ckpt / "model.safetensors"))
+        save_checkpoint(model, ckpt, variant)
     onnx_path = cache / f"{variant}-random-seed0_n{views}_{height}x{width}_first.onnx"
     if not onnx_path.exists():
         from da3_ros.model import load_model

@@ -6,7 +6,8 @@ Public API (stable):
   ``da3-large``, ``da3-giant``, ``da3metric-large``, ``da3mono-large``, ``da3nested-giant-large``).
 * ``build_model(variant, device="cpu")`` -> model with random weights (eval mode).
 * ``load_model(checkpoint, variant=None, device="cpu")`` -> model with strictly loaded weights from
-  an HF-layout directory, a single ``.safetensors``/``.pth`` file or an HF repo id.
+  an HF-layout directory, a single ``.safetensors``/``.pth`` file or an HF repo id;
+  ``save_checkpoint(net, directory, variant)`` writes the released layout.
 * ``DA3Model.forward(images, *, ref_view="saddle_balanced", pose_encoding=None, return_rays=False)``
   with ``images`` ``(B, N, 3, H, W)`` ImageNet-normalised float32 (H, W multiples of 14) ->
   ``dict`` with ``depth``, ``depth_conf``, ``extrinsics`` (world->camera 3x4, OpenCV),
@@ -21,7 +22,7 @@ Public API (stable):
   ``normalize_window_extrinsics``), so that the traced graph stays free of data-dependent ops.
 """
 
-from .checkpoint import CheckpointError, load_model, load_weights
+from .checkpoint import CheckpointError, load_model, load_weights, save_checkpoint
 from .config import DEFAULT_PROCESS_RES, HF_REPOS, PATCH_SIZE, VARIANTS, DA3Config, NestedConfig
 from .network import PRECISIONS, DA3Model, NestedDA3Model, build_model
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images, normalize_uint8_images
@@ -30,6 +31,6 @@ from .reference_view import REF_VIEW_STRATEGIES
 __all__ = [
     "CheckpointError", "DA3Config", "DA3Model", "DEFAULT_PROCESS_RES", "HF_REPOS", "IMAGENET_MEAN",
     "IMAGENET_STD", "NestedConfig", "NestedDA3Model", "PATCH_SIZE", "PRECISIONS",
-    "REF_VIEW_STRATEGIES", "VARIANTS", "build_model", "load_model", "load_weights",
+    "REF_VIEW_STRATEGIES", "VARIANTS", "build_model", "load_model", "load_weights", "save_checkpoint",
     "normalize_images", "normalize_uint8_images",
 ]

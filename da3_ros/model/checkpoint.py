@@ -225,3 +225,33 @@ def load_model(checkpoint: str | Path, variant: str | None = None,
         if hasattr(module, "reset_tables"):
             module.reset_tables()
     return model.to(device).eval()
+
+
+class _Released(nn.Module):
+    """Gives a network the ``model.`` key prefix of the released files."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.model = net
+
+
+def save_checkpoint(net: nn.Module, directory: str | Path, variant: str, *, dedupe: bool = True) -> Path:
+    """Write ``net`` in the released Hugging Face layout (the inverse of ``load_model``):
+    ``config.json`` = ``{"model_name": variant}`` and ``model.safetensors`` with keys ``model.<...>``.
+
+    ``dedupe=True`` stores tied tensors once, as huggingface_hub's mixin does (437 keys for
+    da3-small); ``False`` writes every name (443 keys). Works for our network and the official one.
+    """
+    from safetensors.torch import save_file, save_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps({"model_name": variant}))
+    wrapper = _Released(net)
+    target = directory / "model.safetensors"
+    if dedupe:
+        save_model(wrapper, str(target), metadata={"format": "pt"})
+    else:
+        state = {k: v.detach().clone().contiguous() for k, v in wrapper.state_dict().items()}
+        save_file(state, str(target), metadata={"format": "pt"})
+    return directory
