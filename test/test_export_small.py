@@ -83,6 +83,8 @@ def test_onnxruntime_matches_official_forward(small):
     official, _, onnx_path = small
     backend = create_backend("onnxruntime", model_file_path=str(onnx_path), variant="da3-small", views=N,
                              height=H, width=W, num_threads=2)
+    # the comparison below runs ONNX Runtime's fused attention on all 12 DA3-Small blocks
+    assert backend.describe()["fused_attention"] == "12 of 12 softmax attention blocks fused into MultiHeadAttention"
     images = load_real_window(None, N, H, W)
     if images is None:
         images = np.random.default_rng(4).integers(0, 256, size=(N, H, W, 3), dtype=np.uint8)

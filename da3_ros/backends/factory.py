@@ -42,11 +42,13 @@ def create_backend(
     workspace_gb: float = 4.0,
     timing_cache_path: str = "",
     use_cuda_graph: bool = False,
+    onnx_fused_attention: bool = True,
 ) -> InferenceBackend:
     """Construct the backend named ``kind`` (see the module docstring).
 
     ``variant=None`` accepts whatever the model file records (checkpoint config / sidecar).
-    ``num_threads`` > 0 limits CPU threads (torch / ORT intra-op). Raises
+    ``num_threads`` > 0 limits CPU threads (torch / ORT intra-op). ``onnx_fused_attention`` lets the
+    ONNX Runtime backend run attention as its fused MultiHeadAttention op. Raises
     :class:`BackendUnavailableError` (why it cannot run here) or
     :class:`~da3_ros.backends.base.EngineMismatchError` (model file does not fit the configuration).
     """
@@ -73,7 +75,8 @@ def create_backend(
             from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
         except ImportError as exc:
             raise BackendUnavailableError(f"onnxruntime not importable ({exc})") from exc
-        return OnnxRuntimeBackend(model_file_path, providers=providers, num_threads=num_threads, **common)
+        return OnnxRuntimeBackend(model_file_path, providers=providers, num_threads=num_threads,
+                                  fused_attention=onnx_fused_attention, **common)
     if kind == "tensorrt":
         from da3_ros.backends.tensorrt_backend import TensorRTBackend  # imports TensorRT lazily itself
 

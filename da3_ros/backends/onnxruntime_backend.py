@@ -4,9 +4,16 @@ The graph takes ``images`` uint8 (1, N, H, W, 3) (+ ``pose_encoding`` float32 (1
 pose-conditioned graphs) and does the normalisation itself, so ``infer`` only adds the batch axis.
 Providers come from configuration (default ``["CPUExecutionProvider"]``); an unknown provider is
 refused at construction with the list of available ones.
+
+With ``fused_attention`` (default) the graph's attention blocks are rewritten in memory into ONNX
+Runtime's fused ``MultiHeadAttention`` before the session is built (da3_ros.export.attention_fusion;
+same outputs within 1e-6, about 10 % faster on DA3-Small N=4 on the CPU). The file on disk is not
+changed, so the same export still feeds TensorRT.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -20,8 +27,26 @@ from da3_ros.export.sidecar import Sidecar, read_sidecar, validate_sidecar
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 
 
-def create_session(onnx_path: str, *, providers: Optional[Sequence[str]] = None, num_threads: int = 0):
-    """An ``onnxruntime.InferenceSession`` with full graph optimisation and the given providers."""
+def session_options(num_threads: int = 0):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads > 0:
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+    return options
+
+
+def create_session(onnx_path: str, *, providers: Optional[Sequence[str]] = None, num_threads: int = 0,
+                   fused_attention: bool = False):
+    """(``onnxruntime.InferenceSession`` with full graph optimisation and the given providers,
+    attention FusionReport or None).
+
+    With ``fused_attention`` the graph is loaded, its attention rewritten (FusionReport says how many
+    blocks) and the session built from the rewrite; the file itself is never modified. Inline weights
+    go through a temporary file (a session built from bytes would keep ~one more copy of the weights
+    resident); external data is found next to ``onnx_path``."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -32,12 +57,32 @@ def create_session(onnx_path: str, *, providers: Optional[Sequence[str]] = None,
     if missing:
         raise BackendUnavailableError(
             f"onnxruntime providers {missing} not available here (available: {available})")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if num_threads > 0:
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
+    options = session_options(num_threads)
+    if not fused_attention:
+        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers), None
+    import onnx
+
+    from da3_ros.export.attention_fusion import fuse_attention
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    report = fuse_attention(proto)
+    if not report.fused:
+        del proto
+        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers), report
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
+        model_bytes = proto.SerializeToString()  # weights stay in FILE.onnx.data: small
+        del proto
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                         str(Path(onnx_path).resolve().parent))
+        return ort.InferenceSession(model_bytes, sess_options=options, providers=providers), report
+    handle, tmp = tempfile.mkstemp(prefix="da3_fused_attention_", suffix=".onnx")
+    os.close(handle)
+    try:
+        onnx.save_model(proto, tmp)
+        del proto
+        return ort.InferenceSession(tmp, sess_options=options, providers=providers), report
+    finally:
+        os.unlink(tmp)
 
 
 class OnnxRuntimeBackend(InferenceBackend):
@@ -45,7 +90,8 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     def __init__(self, onnx_path: str, *, variant: Optional[str] = None, views: Optional[int] = None,
                  height: Optional[int] = None, width: Optional[int] = None, ref_view: Optional[str] = None,
-                 providers: Optional[Sequence[str]] = None, num_threads: int = 0) -> None:
+                 providers: Optional[Sequence[str]] = None, num_threads: int = 0,
+                 fused_attention: bool = True) -> None:
         path = Path(onnx_path)
         if not path.is_file():
             raise BackendUnavailableError(f"ONNX model {onnx_path} not found; export it with da3-export onnx")
@@ -58,7 +104,9 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.sidecar: Sidecar = sidecar
         self.path = path
         t0 = time.perf_counter()
-        self.session = create_session(str(path), providers=providers, num_threads=num_threads)
+        self.session, self.attention_fusion = create_session(str(path), providers=providers,
+                                                             num_threads=num_threads,
+                                                             fused_attention=fused_attention)
         self.load_s = time.perf_counter() - t0
         graph_inputs = [i.name for i in self.session.get_inputs()]
         graph_outputs = [o.name for o in self.session.get_outputs()]
@@ -82,7 +130,8 @@ class OnnxRuntimeBackend(InferenceBackend):
         d = super().describe()
         d.update(model_file=str(self.path), providers=list(self.session.get_providers()),
                  precision=self.sidecar.precision, checkpoint_sha256=self.sidecar.checkpoint_sha256,
-                 exporter_version=self.sidecar.exporter_version, load_s=round(self.load_s, 3))
+                 exporter_version=self.sidecar.exporter_version, load_s=round(self.load_s, 3),
+                 fused_attention=(self.attention_fusion.describe() if self.attention_fusion else "off"))
         return d
 
     def close(self) -> None:
