@@ -35,6 +35,7 @@ def create_backend_from_parameters(get: Callable[[str], object]) -> InferenceBac
         providers=list(get("onnx_providers")) or None,
         force_engine_update=bool(get("force_engine_update")),
         num_threads=int(get("num_threads")),
+        onnx_fused_attention=bool(get("onnx_fused_attention")),
         workspace_gb=int(get("max_workspace_size")) / 2**30,
     )
     if backend.pose_conditioned:

@@ -29,6 +29,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "cpu", "torch/tensorrt device: cpu | cuda | cuda:N"),
     ParameterSpec("precision", "fp32", "torch/tensorrt precision: fp32 | fp16 | bf16"),
     ParameterSpec("onnx_providers", ["CPUExecutionProvider"], "ONNX Runtime execution providers, in order"),
+    ParameterSpec("onnx_fused_attention", True, "ONNX Runtime: run attention as the fused MultiHeadAttention "
+                  "contrib op (rewritten in memory at load; the .onnx file is not changed)"),
     ParameterSpec("num_threads", 0, "CPU threads for torch/ONNX Runtime (0 = library default)"),
     ParameterSpec("ref_view", "first", "window reference view: first | saddle_balanced | middle | INDEX "
                   "(must match the exported graph)"),
