@@ -5,10 +5,13 @@ on DA3-Small, CPU, 2 threads. Prints one JSON document (also written to --output
 For each window size (default N=4 at 504x504 and 280x504):
 1. The official network with random weights (seed 0) is saved in the released HF layout and
    exported with ``da3-export onnx`` in a child process (its peak RSS = export peak memory).
-2. In ONE process, after one warm-up each, the runtimes are timed alternately (ORT, official,
-   ours, ORT, ...) on the same uint8 window; medians and ratios are reported, plus the max
-   relative difference of ORT vs official per output.
+2. In ONE process, after one warm-up each, the runtimes are timed alternately (ORT, ORT without
+   attention fusion, official, ours, ORT, ...) on the same uint8 window; medians and ratios are
+   reported, plus the max relative difference of ORT vs official per output.
 3. Peak RSS of inference is measured per runtime in separate child processes (load + 2 runs).
+4. Roofline: the FLOPs of one window (ours = the exported graph; official = with its unused ray
+   branch) and this machine's fp32 matmul peak (2048^2 matmul, best of 5, before and after), so each
+   runtime's achieved GFLOP/s and the fastest possible fp32 time are in the JSON.
 Random weights: timings/memory are representative, outputs are not meaningful.
 """
 from __future__ import annotations
@@ -70,11 +73,17 @@ def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views
 
     torch.set_num_threads(threads)
     images = window(views, height, width)
-    if kind == "onnxruntime":
+    if kind in ("onnxruntime", "onnxruntime_unfused"):
         from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        backend = OnnxRuntimeBackend(onnx_path, num_threads=threads)
+        backend = OnnxRuntimeBackend(onnx_path, num_threads=threads, fused_attention=kind == "onnxruntime")
         return lambda: backend.infer(images).arrays()
+    if kind == "onnxruntime_int8_dynamic":  # experiment, not a product path: see int8_dynamic_graph
+        from da3_ros.backends.onnxruntime_backend import create_session
+
+        session, _ = create_session(int8_dynamic_graph(onnx_path), num_threads=threads)
+        names = [o.name for o in session.get_outputs()]
+        return lambda: dict(zip(names, (v[0] for v in session.run(names, {"images": images[None]}))))
     if kind == "official":
         from safetensors.torch import load_file
 
@@ -95,6 +104,89 @@ def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views
         backend = TorchBackend(checkpoint, views=views, height=height, width=width, num_threads=threads)
         return lambda: backend.infer(images).arrays()
     raise ValueError(kind)
+
+
+def int8_dynamic_graph(onnx_path: str) -> str:
+    """Experiment (runtime ``onnxruntime_int8_dynamic``): the attention-fused graph with ONNX
+    Runtime's dynamic int8 quantisation of every MatMul/Gemm weight (per channel; activations
+    quantised per tensor at run time). Written once next to ``onnx_path``; returns its path."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from da3_ros.export.attention_fusion import fuse_attention
+
+    out = Path(onnx_path).with_name(Path(onnx_path).stem + "_fused_int8.onnx")
+    if not out.exists():
+        fused = out.with_name(Path(onnx_path).stem + "_fused.onnx")
+        proto = onnx.load(onnx_path)
+        fuse_attention(proto)
+        onnx.save_model(proto, str(fused))
+        quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        fused.unlink()
+    return str(out)
+
+
+class count_attention_flops:
+    """Context manager adding the FLOPs of every ``F.scaled_dot_product_attention`` call (which
+    torch's FlopCounterMode does not see on the CPU) into ``self.flops``."""
+
+    def __enter__(self):
+        import torch.nn.functional as F
+
+        self.flops, self._original = 0, F.scaled_dot_product_attention
+
+        def counted(q, k, v, *args, **kwargs):
+            batch_heads = q.numel() // (q.shape[-2] * q.shape[-1])
+            self.flops += 2 * batch_heads * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+            return self._original(q, k, v, *args, **kwargs)
+
+        F.scaled_dot_product_attention = counted
+        return self
+
+    def __exit__(self, *exc):
+        import torch.nn.functional as F
+
+        F.scaled_dot_product_attention = self._original
+
+
+def window_gflop(kind: str, checkpoint: str, variant: str, views: int, height: int, width: int) -> float:
+    """FLOPs (1 multiply-add = 2) of one forward: ``ours`` (what the ONNX graph computes) or
+    ``official`` (DepthAnything3Net.forward, incl. its ray branch)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images = normalised(window(views, height, width))
+    if kind == "official":
+        net = official_model(variant)
+        forward = lambda: net(images)  # noqa: E731
+    else:
+        from da3_ros.model import load_model
+
+        net = load_model(str(checkpoint), device="cpu").eval()
+        net.prepare(height, width)
+        forward = lambda: net(images)  # noqa: E731
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), count_attention_flops() as attention, counter:
+        forward()
+    return (counter.get_total_flops() + attention.flops) / 1e9
+
+
+def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 GFLOP/s of one ``size``^2 matmul with ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
 
 
 def child_main(args) -> None:
@@ -146,6 +238,7 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
     memory = {kind: run_child(kind, **common) for kind in runtimes}
     runners = {kind: make_runners(kind, str(onnx_path), str(checkpoint), variant, views, height, width, threads)
                for kind in runtimes}
+    peak_before = matmul_peak_gflops(threads)
     outputs = {kind: run() for kind, run in runners.items()}  # warm-up (and outputs for the parity line)
     times = {kind: [] for kind in runtimes}
     cpu = {kind: [] for kind in runtimes}
@@ -157,12 +250,19 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
             times[kind].append(dt)
             cpu[kind].append((time.process_time() - c0) / dt)
     med = {kind: statistics.median(v) for kind, v in times.items()}
-    parity = {}
-    if "official" in outputs and "onnxruntime" in outputs:
+    gflop = {"ours": window_gflop("ours", checkpoint, variant, views, height, width)}
+    if "official" in runtimes:
+        gflop["official"] = window_gflop("official", checkpoint, variant, views, height, width)
+    peak = max(peak_before, matmul_peak_gflops(threads))
+    parity, parity_other = {}, {}
+    for kind in outputs:
+        if "official" not in outputs or kind in ("official", "onnxruntime_unfused"):
+            continue
+        target = parity if kind == "onnxruntime" else parity_other.setdefault(kind, {})
         for name, ref in outputs["official"].items():
-            got = outputs["onnxruntime"].get(name)
+            got = outputs[kind].get(name)
             if got is not None:
-                parity[name] = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+                target[name] = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
     result = {
         "variant": variant, "views": views, "height": height, "width": width, "reps": reps,
         "median_s": {k: round(v, 3) for k, v in med.items()},
@@ -172,9 +272,23 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
         "onnx_mb": round(onnx_path.stat().st_size / 1e6, 1),
         "inference_peak_rss_mb": {k: v["peak_rss_mb"] for k, v in memory.items()},
         "ort_vs_official_max_rel": parity,
+        **({"other_vs_official_max_rel": parity_other} if parity_other else {}),
+        "gflop_per_window": {k: round(v, 1) for k, v in gflop.items()},
+        "fp32_matmul_peak_gflops": round(peak, 1),
+        "achieved_gflops": {k: round(gflop["official" if k == "official" else "ours"] / v, 1)
+                            for k, v in med.items()},
+        "fp32_lower_bound_s": round(gflop["ours"] / peak, 3),
     }
+    if "official" in med:
+        result["best_possible_fp32_speedup_over_official"] = round(med["official"] / (gflop["ours"] / peak), 2)
     if "official" in med and "onnxruntime" in med:
         result["speedup_ort_over_official"] = round(med["official"] / med["onnxruntime"], 2)
+    if "official" in med and "onnxruntime_unfused" in med:
+        result["speedup_ort_unfused_over_official"] = round(med["official"] / med["onnxruntime_unfused"], 2)
+    if "official" in med and "onnxruntime_int8_dynamic" in med:
+        result["speedup_ort_int8_dynamic_over_official"] = round(med["official"] / med["onnxruntime_int8_dynamic"], 2)
+    if "onnxruntime" in med and "onnxruntime_unfused" in med:
+        result["attention_fusion_speedup"] = round(med["onnxruntime_unfused"] / med["onnxruntime"], 2)
     if "ours_torch" in med and "official" in med:
         result["ratio_ours_torch_over_official"] = round(med["ours_torch"] / med["official"], 2)
     for kind in runners:
@@ -189,7 +303,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", nargs="*", default=["504x504", "280x504"], help="HxW list")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runtimes", nargs="*", default=["onnxruntime", "official", "ours_torch"])
+    parser.add_argument("--runtimes", nargs="*",
+                        default=["onnxruntime", "onnxruntime_unfused", "official", "ours_torch"],
+                        help="also: onnxruntime_int8_dynamic (experiment: dynamic int8 MatMul/Gemm weights)")
     parser.add_argument("--workdir", default="", help="where checkpoints/ONNX go (default: a temp dir)")
     parser.add_argument("--output", default="", help="also write the JSON here")
     # child-process mode (internal)
