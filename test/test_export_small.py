@@ -79,6 +79,29 @@ def test_check_command_matches_pytorch(small, tmp_path, capsys):
     assert "PASS" in out
 
 
+def test_int8_dynamic_export_and_check(small, tmp_path, capsys):
+    """Full DA3-Small through the CLI with --precision int8_dynamic; `check` reports its error against
+    PyTorch with the int8 tolerance (random weights: this says the path works, not how accurate it
+    is with the released weights)."""
+    _, checkpoint, _ = small
+    int8 = tmp_path / "da3_small_int8.onnx"
+    rc = export_main(["onnx", "--checkpoint", str(checkpoint), "--views", str(N), "--height", str(H), "--width",
+                      str(W), "--precision", "int8_dynamic", "--output", str(int8), "--quiet"])
+    assert rc == 0
+    sc = read_sidecar(int8)
+    assert sc.precision == "int8_dynamic" and sc.extra["quantized_matmuls"] == 48  # 12 blocks x 4
+    assert int8.stat().st_size < 0.6 * small[2].stat().st_size
+    report_path = tmp_path / "check.json"
+    rc = export_main(["check", "--model", str(int8), "--checkpoint", str(checkpoint), "--threads", "2",
+                      "--json", str(report_path)])
+    out = capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    assert rc == 0, out
+    assert report["precision"] == "int8_dynamic" and report["rtol"] == 1e-1 and report["passed"]
+    depth_errors = [r["depth"]["max_rel"] for r in report["results"].values()]
+    assert all(1e-6 < e < 1e-2 for e in depth_errors), depth_errors  # quantised, yet close
+
+
 def test_onnxruntime_matches_official_forward(small):
     official, _, onnx_path = small
     backend = create_backend("onnxruntime", model_file_path=str(onnx_path), variant="da3-small", views=N,

@@ -16,7 +16,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 #: Default pass/fail thresholds on ``max_rel`` by the artifact's precision.
-DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 1e-1}
+DEFAULT_RTOL = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 1e-1, "int8_dynamic": 1e-1}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 

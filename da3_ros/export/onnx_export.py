@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from da3_ros.export.int8_quantization import INT8_PRECISION
 from da3_ros.export.sidecar import (
     EXPORTER_VERSION,
     Sidecar,
@@ -37,6 +38,8 @@ from da3_ros.export.sidecar import (
 )
 
 DEFAULT_OPSET = 18
+#: Precisions of the exported ONNX graph: fp32 (every backend) or int8_dynamic (ONNX Runtime only).
+ONNX_PRECISIONS = ("fp32", INT8_PRECISION)
 #: ONNX ops whose output shape depends on input *values* (forbidden: TensorRT needs static shapes).
 DATA_DEPENDENT_SHAPE_OPS = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "Scan",
                                       "If", "SequenceConstruct", "SplitToSequence", "StringSplit"})
@@ -263,14 +266,19 @@ def export_model_to_onnx(
     depth_unit: Optional[str] = None,
     verbose: bool = True,
     external_data_above_bytes: int = _PROTOBUF_LIMIT,
+    precision: str = "fp32",
 ) -> Sidecar:
     """Export an already-built fp32 DA3 model (eval mode, CPU) to ``output`` + ``output``.json.
 
     Weights go to ``output.data`` (ONNX external data) when they exceed
-    ``external_data_above_bytes`` (default: just under the 2 GB protobuf limit)."""
+    ``external_data_above_bytes`` (default: just under the 2 GB protobuf limit).
+    ``precision="int8_dynamic"`` quantises the backbone block weights for ONNX Runtime on CPUs
+    (da3_ros.export.int8_quantization); the default ``fp32`` graph is the one TensorRT builds from."""
     import onnx
     import torch
 
+    if precision not in ONNX_PRECISIONS:
+        raise ValueError(f"ONNX precision must be one of {ONNX_PRECISIONS}, got {precision!r}")
     t0 = time.perf_counter()
     say = (lambda m: _progress(m, t0)) if verbose else (lambda m: None)
     ref_view = parse_ref_view(ref_view)
@@ -307,9 +315,18 @@ def export_model_to_onnx(
     problems = graph_problems(proto)
     if problems:
         raise RuntimeError(f"exported graph is not static ({'; '.join(problems)}); not usable by TensorRT")
+    quantization = {}
+    if precision == INT8_PRECISION:
+        from da3_ros.export.int8_quantization import quantize_int8_dynamic
+
+        say("quantising the backbone block weights to int8 (dynamic, per channel)")
+        del proto
+        quantized_path = tmp_dir / f"int8_{output.name}"
+        quantization = quantize_int8_dynamic(tmp_path, quantized_path, external_data=large)
+        proto = onnx.load(str(quantized_path), load_external_data=True)
     sidecar = Sidecar(
         variant=variant, views=views, height=height, width=width, ref_view=str(ref_view),
-        inputs=input_specs, outputs=output_specs, precision="fp32",
+        inputs=input_specs, outputs=output_specs, precision=precision,
         checkpoint_sha256=checkpoint_digest or (checkpoint_sha256(checkpoint) if checkpoint else ""),
         exporter_version=EXPORTER_VERSION, artifact="onnx", pose_conditioned=pose_conditioned,
         with_rays=with_rays, opset=opset,
@@ -318,7 +335,7 @@ def export_model_to_onnx(
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"torch_version": torch.__version__, "onnx_version": onnx.__version__,
                "parameters": int(n_params), "nodes": len(proto.graph.node),
-               "op_histogram": op_histogram(proto)},
+               "op_histogram": op_histogram(proto), **quantization},
     )
     del proto.metadata_props[:]
     for key, value in sidecar.to_metadata_props().items():
@@ -364,6 +381,7 @@ def export_onnx(
     with_rays: bool = False,
     opset: int = DEFAULT_OPSET,
     verbose: bool = True,
+    precision: str = "fp32",
 ) -> Sidecar:
     """Checkpoint -> ONNX + sidecar (``da3-export onnx``)."""
     if opset < 18:
@@ -379,4 +397,5 @@ def export_onnx(
     return export_model_to_onnx(model, output, views=views, height=height, width=width,
                                 variant=variant or getattr(model, "variant", None), ref_view=ref_view,
                                 pose_conditioned=pose_conditioned, with_rays=with_rays, opset=opset,
-                                checkpoint=str(checkpoint), checkpoint_digest=digest, verbose=verbose)
+                                checkpoint=str(checkpoint), checkpoint_digest=digest, verbose=verbose,
+                                precision=precision)

@@ -227,6 +227,10 @@ def build_engine(onnx_path: os.PathLike | str, engine_path: os.PathLike | str,
     """Build ``engine_path`` (+ its sidecar) from ``onnx_path`` (+ its sidecar); return the sidecar."""
     options = options or EngineBuildOptions()
     onnx_sidecar = read_sidecar(onnx_path)
+    if onnx_sidecar.precision != "fp32":
+        raise ValueError(
+            f"{onnx_path} has precision {onnx_sidecar.precision} (ONNX Runtime only); TensorRT builds from the "
+            f"fp32 export and picks its own precision: {onnx_sidecar.rebuild_hint()}")
     serialized, info = build_serialized_engine(onnx_path, options)
     engine_path = Path(engine_path)
     engine_path.parent.mkdir(parents=True, exist_ok=True)
