@@ -78,10 +78,10 @@ def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views
 
         backend = OnnxRuntimeBackend(onnx_path, num_threads=threads, fused_attention=kind == "onnxruntime")
         return lambda: backend.infer(images).arrays()
-    if kind == "onnxruntime_int8_dynamic":  # experiment, not a product path: see int8_dynamic_graph
+    if kind == "onnxruntime_int8_dynamic":  # the --precision int8_dynamic graph, attention fused at load
         from da3_ros.backends.onnxruntime_backend import create_session
 
-        session, _ = create_session(int8_dynamic_graph(onnx_path), num_threads=threads)
+        session, _ = create_session(int8_dynamic_graph(onnx_path), num_threads=threads, fused_attention=True)
         names = [o.name for o in session.get_outputs()]
         return lambda: dict(zip(names, (v[0] for v in session.run(names, {"images": images[None]}))))
     if kind == "official":
@@ -107,24 +107,13 @@ def make_runners(kind: str, onnx_path: str, checkpoint: str, variant: str, views
 
 
 def int8_dynamic_graph(onnx_path: str) -> str:
-    """Experiment (runtime ``onnxruntime_int8_dynamic``): the attention-fused graph with ONNX
-    Runtime's dynamic int8 quantisation of every MatMul/Gemm weight (per channel; activations
-    quantised per tensor at run time). Written once next to ``onnx_path``; returns its path."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """The fp32 export with its backbone block weights in int8, as ``da3-export onnx --precision
+    int8_dynamic`` writes it (da3_ros.export.int8_quantization). Written once next to ``onnx_path``."""
+    from da3_ros.export.int8_quantization import quantize_int8_dynamic
 
-    from da3_ros.export.attention_fusion import fuse_attention
-
-    out = Path(onnx_path).with_name(Path(onnx_path).stem + "_fused_int8.onnx")
+    out = Path(onnx_path).with_name(Path(onnx_path).stem + "_int8_dynamic.onnx")
     if not out.exists():
-        fused = out.with_name(Path(onnx_path).stem + "_fused.onnx")
-        proto = onnx.load(onnx_path)
-        fuse_attention(proto)
-        onnx.save_model(proto, str(fused))
-        quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gemm"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        fused.unlink()
+        quantize_int8_dynamic(onnx_path, out)
     return str(out)
 
 
@@ -305,7 +294,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runtimes", nargs="*",
                         default=["onnxruntime", "onnxruntime_unfused", "official", "ours_torch"],
-                        help="also: onnxruntime_int8_dynamic (experiment: dynamic int8 MatMul/Gemm weights)")
+                        help="also: onnxruntime_int8_dynamic (the da3-export --precision int8_dynamic graph)")
     parser.add_argument("--workdir", default="", help="where checkpoints/ONNX go (default: a temp dir)")
     parser.add_argument("--output", default="", help="also write the JSON here")
     # child-process mode (internal)
