@@ -102,6 +102,31 @@ def test_int8_dynamic_export_and_check(small, tmp_path, capsys):
     assert all(1e-6 < e < 1e-2 for e in depth_errors), depth_errors  # quantised, yet close
 
 
+def test_fp16_export_matches_and_builds_an_fp16_engine(small, tmp_path):
+    """Full DA3-Small as a mixed fp16 graph: close to fp32 (the random-weight focal lengths, ~1e8 here,
+    would be inf in fp16: they must stay fp32 end to end) and, where a builder exists, a TensorRT(-RTX)
+    fp16 engine about half the fp32 size."""
+    official, checkpoint, fp32 = small
+    fp16 = tmp_path / "da3_small_fp16.onnx"
+    rc = export_main(["onnx", "--checkpoint", str(checkpoint), "--views", str(N), "--height", str(H), "--width",
+                      str(W), "--precision", "fp16", "--output", str(fp16), "--quiet"])
+    assert rc == 0 and read_sidecar(fp16).precision == "fp16"
+    images = np.random.default_rng(8).integers(0, 256, size=(N, H, W, 3), dtype=np.uint8)
+    half = create_backend("onnxruntime", model_file_path=str(fp16), views=N, height=H, width=W, num_threads=2)
+    full = create_backend("onnxruntime", model_file_path=str(fp32), views=N, height=H, width=W, num_threads=2)
+    a, b = half.infer(images).arrays(), full.infer(images).arrays()
+    assert np.abs(b["intrinsics"]).max() > 65504  # the case that overflowed before the fp32 islands
+    for key, value in b.items():
+        assert np.isfinite(a[key]).all(), key
+        assert np.max(np.abs(a[key] - value)) / np.max(np.abs(value)) <= 1e-2, key
+    try:
+        import_tensorrt()
+    except Exception:
+        return
+    sc = build_engine(fp16, tmp_path / "fp16.engine", EngineBuildOptions(workspace_gb=2.0))
+    assert sc.precision == "fp16" and (tmp_path / "fp16.engine").stat().st_size < 0.7 * fp32.stat().st_size
+
+
 def test_onnxruntime_matches_official_forward(small):
     official, _, onnx_path = small
     backend = create_backend("onnxruntime", model_file_path=str(onnx_path), variant="da3-small", views=N,

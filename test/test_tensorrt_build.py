@@ -107,6 +107,30 @@ def test_rtx_refuses_reduced_precision_with_reason(reduced_onnx, tmp_path):
         build_engine(reduced_onnx[1], tmp_path / "x.engine", EngineBuildOptions(precision="fp16"))
 
 
+@pytest.fixture(scope="module")
+def reduced_fp16_onnx(reduced_onnx, tmp_path_factory):
+    path = tmp_path_factory.mktemp("trt16") / "reduced_fp16.onnx"
+    export_model_to_onnx(reduced_onnx[0], path, views=3, height=H, width=W, verbose=False, precision="fp16")
+    return path
+
+
+@needs_builder
+def test_fp16_graph_builds_an_fp16_engine(reduced_onnx, reduced_fp16_onnx, tmp_path):
+    """The mixed fp16 graph is what a strongly typed (TensorRT-RTX) fp16 engine is built from; the
+    builder takes the precision from the graph when none is given."""
+    trt, module_name = import_tensorrt()
+    engine_path = tmp_path / "reduced_fp16.engine"
+    sidecar = build_engine(reduced_fp16_onnx, engine_path, EngineBuildOptions(workspace_gb=1.0))
+    assert sidecar.precision == "fp16" and sidecar.onnx_precision == "fp16"
+    assert engine_path.stat().st_size > 100_000
+    with pytest.raises(ValueError, match=r"precision comes from the ONNX graph \(fp16 here\)|is an fp16 graph"):
+        build_engine(reduced_fp16_onnx, tmp_path / "x.engine", EngineBuildOptions(precision="fp32"))
+    if module_name == "tensorrt_rtx":  # asking the fp32 graph for fp16 names the fp16 export
+        with pytest.raises(ValueError, match=r"use --precision fp32 or a graph exported with da3-export onnx "
+                                             r"\.\.\. --precision fp16"):
+            build_engine(reduced_onnx[1], tmp_path / "y.engine", EngineBuildOptions(precision="fp16"))
+
+
 def test_unparseable_onnx_is_reported(tmp_path):
     if NO_BUILDER:
         pytest.skip(f"no TensorRT builder: {NO_BUILDER}")

@@ -155,7 +155,8 @@ def _constant_scalar(graph, g: _Graph, name: str) -> Optional[float]:
     return float(value.reshape(-1)[0]) if value.size == 1 else None
 
 
-def _remove_dead_nodes(graph) -> None:
+def remove_dead_nodes(graph) -> None:
+    """Drop nodes none of whose outputs is consumed or a graph output (repeatedly)."""
     outputs = {o.name for o in graph.output}
     while True:
         used = {name for node in graph.node for name in node.input} | outputs
@@ -220,7 +221,7 @@ def fuse_attention(model) -> FusionReport:
             rebuilt.append(node)
     del graph.node[:]
     graph.node.extend(rebuilt)
-    _remove_dead_nodes(graph)
+    remove_dead_nodes(graph)
     if not any(op.domain == CONTRIB_DOMAIN for op in model.opset_import):
         model.opset_import.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
     return report

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from da3_ros.export.fp16_conversion import FP16_PRECISION
 from da3_ros.export.int8_quantization import INT8_PRECISION
 from da3_ros.export.sidecar import (
     EXPORTER_VERSION,
@@ -38,8 +39,9 @@ from da3_ros.export.sidecar import (
 )
 
 DEFAULT_OPSET = 18
-#: Precisions of the exported ONNX graph: fp32 (every backend) or int8_dynamic (ONNX Runtime only).
-ONNX_PRECISIONS = ("fp32", INT8_PRECISION)
+#: Precisions of the exported ONNX graph: fp32 (every backend), fp16 (mixed, for strongly typed
+#: TensorRT(-RTX) fp16 engines) or int8_dynamic (ONNX Runtime only).
+ONNX_PRECISIONS = ("fp32", FP16_PRECISION, INT8_PRECISION)
 #: ONNX ops whose output shape depends on input *values* (forbidden: TensorRT needs static shapes).
 DATA_DEPENDENT_SHAPE_OPS = frozenset({"NonZero", "Unique", "Compress", "NonMaxSuppression", "Loop", "Scan",
                                       "If", "SequenceConstruct", "SplitToSequence", "StringSplit"})
@@ -272,8 +274,9 @@ def export_model_to_onnx(
 
     Weights go to ``output.data`` (ONNX external data) when they exceed
     ``external_data_above_bytes`` (default: just under the 2 GB protobuf limit).
-    ``precision="int8_dynamic"`` quantises the backbone block weights for ONNX Runtime on CPUs
-    (da3_ros.export.int8_quantization); the default ``fp32`` graph is the one TensorRT builds from."""
+    ``precision="fp16"`` writes a mixed-precision graph for strongly typed fp16 TensorRT(-RTX) engines
+    (da3_ros.export.fp16_conversion); ``precision="int8_dynamic"`` quantises the backbone block weights
+    for ONNX Runtime on CPUs (da3_ros.export.int8_quantization)."""
     import onnx
     import torch
 
@@ -324,6 +327,14 @@ def export_model_to_onnx(
         quantized_path = tmp_dir / f"int8_{output.name}"
         quantization = quantize_int8_dynamic(tmp_path, quantized_path, external_data=large)
         proto = onnx.load(str(quantized_path), load_external_data=True)
+    elif precision == FP16_PRECISION:
+        from da3_ros.export.fp16_conversion import convert_to_fp16
+
+        say("converting to mixed fp16 (LayerNorm, softmax, exp, reductions stay fp32)")
+        proto = convert_to_fp16(proto)
+        problems = graph_problems(proto)
+        if problems:
+            raise RuntimeError(f"fp16 graph is not static ({'; '.join(problems)})")
     sidecar = Sidecar(
         variant=variant, views=views, height=height, width=width, ref_view=str(ref_view),
         inputs=input_specs, outputs=output_specs, precision=precision,

@@ -8,9 +8,10 @@ differ in precision control:
   the layers that overflow in reduced precision -- normalisations (LayerNorm), softmax and ``exp``
   (depth / confidence activations), plus reductions and ``pow``/``sqrt`` of decomposed norms -- are
   pinned to FP32 (layer precision + output type, ``PREFER_PRECISION_CONSTRAINTS``).
-- TensorRT-RTX only builds *strongly typed* networks: precision comes from the ONNX graph's dtypes
-  (our exports are FP32), so only ``fp32`` is accepted there; a reduced-precision build needs a
-  reduced-precision graph (e.g. ModelOpt AutoCast). Its timing cache calls are no-ops.
+- TensorRT-RTX only builds *strongly typed* networks: precision comes from the ONNX graph's dtypes,
+  so the engine precision must equal the graph's: ``fp32`` from the default export, ``fp16`` from
+  ``da3-export onnx --precision fp16`` (mixed graph, da3_ros.export.fp16_conversion). Its timing
+  cache calls are no-ops.
 
 The engine sidecar (``FILE.json``) copies the ONNX sidecar and adds ``tensorrt_module``,
 ``tensorrt_version``, ``gpu_name``, ``compute_capability`` (TensorRT-RTX without a GPU: the target
@@ -72,7 +73,8 @@ class EngineBuildOptions:
     """Options of one engine build (defaults = the CLI defaults).
 
     precision: ``fp16`` (default on TensorRT 10), ``bf16`` or ``fp32``; ``None`` picks fp16 on
-    TensorRT 10 and fp32 on TensorRT-RTX. workspace_gb: workspace memory-pool limit.
+    TensorRT 10 and the graph's precision on TensorRT-RTX (and for an fp16 graph anywhere).
+    workspace_gb: workspace memory-pool limit.
     timing_cache_path: persistent timing cache, read if present and written after the build.
     keep_fp32: pin overflow-prone layers to FP32 in reduced precision (TensorRT 10 only).
     compute_capabilities: TensorRT-RTX targets (e.g. ``["SM86", "SM89"]``); ``None``: the current
@@ -87,6 +89,7 @@ class EngineBuildOptions:
     builder_optimization_level: Optional[int] = None
     module: Optional[str] = None  # force "tensorrt" or "tensorrt_rtx"
     verbose: bool = False
+    graph_precision: str = "fp32"  # the ONNX graph's precision (its sidecar); build_engine sets it
 
 
 class _Progress:
@@ -164,14 +167,20 @@ def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOp
     """Parse + build; returns ``(serialized_engine_bytes, info)`` where info has the sidecar fields."""
     trt, module_name = import_tensorrt(options.module)
     is_rtx = module_name == "tensorrt_rtx"
-    precision = options.precision or ("fp32" if is_rtx else "fp16")
+    graph = options.graph_precision
+    precision = options.precision or (graph if graph != "fp32" or is_rtx else "fp16")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if is_rtx and precision != "fp32":
+    if is_rtx and precision != graph:
+        export_hint = (" or a graph exported with da3-export onnx ... --precision fp16" if precision == "fp16"
+                       else "")
         raise ValueError(
-            f"tensorrt_rtx builds strongly typed networks: precision comes from the ONNX graph (fp32 here), "
-            f"so --precision {precision} is not available; use --precision fp32 or a reduced-precision graph"
+            f"tensorrt_rtx builds strongly typed networks: precision comes from the ONNX graph ({graph} here), "
+            f"so --precision {precision} is not available; use --precision {graph}{export_hint}"
         )
+    if graph == "fp16" and precision != "fp16":
+        raise ValueError(f"{onnx_path} is an fp16 graph: build it with --precision fp16, or export an fp32 graph "
+                         f"for --precision {precision}")
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
     builder, network, _parser = parse_onnx(trt, onnx_path, logger)
     config = builder.create_builder_config()
@@ -227,11 +236,12 @@ def build_engine(onnx_path: os.PathLike | str, engine_path: os.PathLike | str,
     """Build ``engine_path`` (+ its sidecar) from ``onnx_path`` (+ its sidecar); return the sidecar."""
     options = options or EngineBuildOptions()
     onnx_sidecar = read_sidecar(onnx_path)
-    if onnx_sidecar.precision != "fp32":
+    if onnx_sidecar.precision not in ("fp32", "fp16"):
         raise ValueError(
             f"{onnx_path} has precision {onnx_sidecar.precision} (ONNX Runtime only); TensorRT builds from the "
             f"fp32 export and picks its own precision: {onnx_sidecar.rebuild_hint()}")
-    serialized, info = build_serialized_engine(onnx_path, options)
+    serialized, info = build_serialized_engine(onnx_path, dataclasses.replace(
+        options, graph_precision=onnx_sidecar.precision))
     engine_path = Path(engine_path)
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = engine_path.with_suffix(engine_path.suffix + ".tmp")
