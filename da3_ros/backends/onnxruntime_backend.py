@@ -7,8 +7,9 @@ refused at construction with the list of available ones.
 
 With ``fused_attention`` (default) the graph's attention blocks are rewritten in memory into ONNX
 Runtime's fused ``MultiHeadAttention`` before the session is built (da3_ros.export.attention_fusion;
-same outputs within 1e-6, about 10 % faster on DA3-Small N=4 on the CPU). The file on disk is not
-changed, so the same export still feeds TensorRT.
+outputs within 1e-5 of the unfused graph; DA3-Small N=4 504x504 on 2 CPU threads: 3-5 % faster and
+peak memory 1.3 GB instead of 2.9 GB). The file on disk is not changed, so the same export still
+feeds TensorRT.
 """
 from __future__ import annotations
 
