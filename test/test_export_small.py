@@ -61,13 +61,17 @@ def test_graph_has_no_data_dependent_shapes(small):
     assert ops.count("LayerNormalization") > 0 and ops.count("Softmax") == 12
 
 
+def _run_check(model, checkpoint, tmp_path, capsys):
+    """``da3-export check`` -> (exit code, printed text, JSON report)."""
+    report_path = tmp_path / "check.json"
+    rc = export_main(["check", "--model", str(model), "--checkpoint", str(checkpoint), "--threads", "2",
+                      "--json", str(report_path)])
+    return rc, capsys.readouterr().out, json.loads(report_path.read_text())
+
+
 def test_check_command_matches_pytorch(small, tmp_path, capsys):
     _, checkpoint, onnx_path = small
-    report_path = tmp_path / "check.json"
-    rc = export_main(["check", "--model", str(onnx_path), "--checkpoint", str(checkpoint), "--threads", "2",
-                      "--json", str(report_path)])
-    out = capsys.readouterr().out
-    report = json.loads(report_path.read_text())
+    rc, out, report = _run_check(onnx_path, checkpoint, tmp_path, capsys)
     assert rc == 0, out
     labels = ["random"] + (["real"] if load_real_window(None, N, H, W) is not None else [])
     assert list(report["results"]) == labels
@@ -91,11 +95,7 @@ def test_int8_dynamic_export_and_check(small, tmp_path, capsys):
     sc = read_sidecar(int8)
     assert sc.precision == "int8_dynamic" and sc.extra["quantized_matmuls"] == 48  # 12 blocks x 4
     assert int8.stat().st_size < 0.6 * small[2].stat().st_size
-    report_path = tmp_path / "check.json"
-    rc = export_main(["check", "--model", str(int8), "--checkpoint", str(checkpoint), "--threads", "2",
-                      "--json", str(report_path)])
-    out = capsys.readouterr().out
-    report = json.loads(report_path.read_text())
+    rc, out, report = _run_check(int8, checkpoint, tmp_path, capsys)
     assert rc == 0, out
     assert report["precision"] == "int8_dynamic" and report["rtol"] == 1e-1 and report["passed"]
     depth_errors = [r["depth"]["max_rel"] for r in report["results"].values()]

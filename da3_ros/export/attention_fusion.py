@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from da3_ros.export.graph_edit import attribute, remove_dead_nodes
+
 CONTRIB_DOMAIN = "com.microsoft"
 
 
@@ -71,20 +73,6 @@ def _static_shapes(model) -> Dict[str, List[int]]:
     return shapes
 
 
-def _perm(node) -> Optional[List[int]]:
-    for attr in node.attribute:
-        if attr.name == "perm":
-            return list(attr.ints)
-    return None
-
-
-def _softmax_axis(node) -> int:
-    for attr in node.attribute:
-        if attr.name == "axis":
-            return attr.i
-    return -1
-
-
 class _Graph:
     def __init__(self, graph) -> None:
         self.producer = {out: node for node in graph.node for out in node.output}
@@ -104,7 +92,7 @@ class _Graph:
 
 def _match(g: _Graph, softmax, shapes: Dict[str, List[int]]):
     """Return (q, k, v, output_reshape, nodes_to_remove, heads, head_dim) or a reason string."""
-    if _softmax_axis(softmax) not in (-1, 3):
+    if attribute(softmax, "axis", -1) not in (-1, 3):
         return "softmax axis is not the last"
     scores = g.made_by(softmax.input[0], "MatMul")
     if scores is None:
@@ -113,7 +101,7 @@ def _match(g: _Graph, softmax, shapes: Dict[str, List[int]]):
     if q_scaled is None or k_scaled is None:
         return "scores are not MatMul(Mul(q), Mul(k^T))"
     k_transposed = g.made_by(k_scaled.input[0], "Transpose")
-    if k_transposed is None or _perm(k_transposed) != [0, 1, 3, 2]:
+    if k_transposed is None or attribute(k_transposed, "perm") != [0, 1, 3, 2]:
         return "key is not transposed [0,1,3,2]"
     sqrt_q, sqrt_k = g.made_by(q_scaled.input[1], "Sqrt"), g.made_by(k_scaled.input[1], "Sqrt")
     if sqrt_q is None or sqrt_k is None or sqrt_q.input[0] != sqrt_k.input[0]:
@@ -122,7 +110,7 @@ def _match(g: _Graph, softmax, shapes: Dict[str, List[int]]):
     if weighted is None or weighted.input[0] != softmax.output[0]:
         return "softmax output does not feed one MatMul"
     to_bsnh = g.only_consumer(weighted.output[0], "Transpose")
-    if to_bsnh is None or _perm(to_bsnh) != [0, 2, 1, 3]:
+    if to_bsnh is None or attribute(to_bsnh, "perm") != [0, 2, 1, 3]:
         return "attention output is not transposed [0,2,1,3]"
     merge = g.only_consumer(to_bsnh.output[0], "Reshape")
     if merge is None:
@@ -144,29 +132,14 @@ def _constant_scalar(graph, g: _Graph, name: str) -> Optional[float]:
     from onnx import numpy_helper
 
     node = g.made_by(name, "Constant")
-    tensor = None
     if node is not None:
-        tensor = next((a.t for a in node.attribute if a.name == "value"), None)
+        tensor = attribute(node, "value")
     else:
         tensor = next((t for t in graph.initializer if t.name == name), None)
     if tensor is None:
         return None
     value = numpy_helper.to_array(tensor)
     return float(value.reshape(-1)[0]) if value.size == 1 else None
-
-
-def remove_dead_nodes(graph) -> None:
-    """Drop nodes none of whose outputs is consumed or a graph output (repeatedly)."""
-    outputs = {o.name for o in graph.output}
-    while True:
-        used = {name for node in graph.node for name in node.input} | outputs
-        dead = [node for node in graph.node if not any(out in used for out in node.output)]
-        if not dead:
-            return
-        dead_ids = {id(node) for node in dead}
-        keep = [node for node in graph.node if id(node) not in dead_ids]
-        del graph.node[:]
-        graph.node.extend(keep)
 
 
 def fuse_attention(model) -> FusionReport:

@@ -45,7 +45,7 @@ def remove_fp16_round_trips(model) -> int:
     many. The fp16 cast is dropped when nothing else reads it."""
     from onnx import TensorProto, helper
 
-    from da3_ros.export.attention_fusion import remove_dead_nodes
+    from da3_ros.export.graph_edit import attribute, remove_dead_nodes
 
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
@@ -53,7 +53,7 @@ def remove_fp16_round_trips(model) -> int:
                  for info in list(graph.value_info) + list(graph.input) + list(graph.output)}
 
     def cast_to(node):
-        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+        return attribute(node, "to") if node.op_type == "Cast" else None
 
     replaced = 0
     for index, node in enumerate(graph.node):

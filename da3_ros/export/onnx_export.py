@@ -251,6 +251,13 @@ def op_histogram(model_proto) -> Dict[str, int]:
     return dict(sorted(hist.items(), key=lambda kv: -kv[1]))
 
 
+def check_export_options(opset: int, precision: str) -> None:
+    if opset < 18:
+        raise ValueError(f"opset must be >= 18, got {opset}")
+    if precision not in ONNX_PRECISIONS:
+        raise ValueError(f"ONNX precision must be one of {ONNX_PRECISIONS}, got {precision!r}")
+
+
 def export_model_to_onnx(
     model,
     output: Union[str, os.PathLike],
@@ -280,8 +287,7 @@ def export_model_to_onnx(
     import onnx
     import torch
 
-    if precision not in ONNX_PRECISIONS:
-        raise ValueError(f"ONNX precision must be one of {ONNX_PRECISIONS}, got {precision!r}")
+    check_export_options(opset, precision)
     t0 = time.perf_counter()
     say = (lambda m: _progress(m, t0)) if verbose else (lambda m: None)
     ref_view = parse_ref_view(ref_view)
@@ -379,24 +385,12 @@ def load_checkpoint_model(checkpoint: str, variant: Optional[str] = None):
     return load_model(checkpoint, variant=variant, device="cpu").float().eval()
 
 
-def export_onnx(
-    checkpoint: str,
-    output: Union[str, os.PathLike],
-    *,
-    views: int,
-    height: int,
-    width: int,
-    variant: Optional[str] = None,
-    ref_view: Union[str, int] = "saddle_balanced",
-    pose_conditioned: bool = False,
-    with_rays: bool = False,
-    opset: int = DEFAULT_OPSET,
-    verbose: bool = True,
-    precision: str = "fp32",
-) -> Sidecar:
-    """Checkpoint -> ONNX + sidecar (``da3-export onnx``)."""
-    if opset < 18:
-        raise ValueError(f"opset must be >= 18, got {opset}")
+def export_onnx(checkpoint: str, output: Union[str, os.PathLike], *, variant: Optional[str] = None,
+                verbose: bool = True, **options) -> Sidecar:
+    """Checkpoint -> ONNX + sidecar (``da3-export onnx``). ``options`` are those of
+    :func:`export_model_to_onnx` (views, height, width, ref_view, pose_conditioned, with_rays, opset,
+    precision); they are checked before the checkpoint is loaded."""
+    check_export_options(options.get("opset", DEFAULT_OPSET), options.get("precision", "fp32"))
     t0 = time.perf_counter()
     if verbose:
         _progress(f"loading {checkpoint}", t0)
@@ -405,8 +399,5 @@ def export_onnx(
     weights, _ = resolve_checkpoint(checkpoint, variant)
     digest = checkpoint_sha256(weights)
     model = load_checkpoint_model(checkpoint, variant)
-    return export_model_to_onnx(model, output, views=views, height=height, width=width,
-                                variant=variant or getattr(model, "variant", None), ref_view=ref_view,
-                                pose_conditioned=pose_conditioned, with_rays=with_rays, opset=opset,
-                                checkpoint=str(checkpoint), checkpoint_digest=digest, verbose=verbose,
-                                precision=precision)
+    return export_model_to_onnx(model, output, variant=variant or getattr(model, "variant", None),
+                                checkpoint=str(checkpoint), checkpoint_digest=digest, verbose=verbose, **options)
