@@ -32,6 +32,8 @@ __all__ = [
     "camera_centre_from_extrinsics",
     "relative_motion",
     "rotation_to_quaternion_xyzw",
+    "quaternion_xyzw_to_rotation",
+    "slerp_quaternion_xyzw",
 ]
 
 
@@ -197,3 +199,42 @@ def rotation_to_quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     q = np.asarray(q)
     q /= np.linalg.norm(q)
     return -q if q[3] < 0 else q
+
+
+def quaternion_xyzw_to_rotation(q: np.ndarray) -> np.ndarray:
+    """Quaternion (x, y, z, w), scalar last, -> 3x3 rotation; ``q`` is normalised first (must be non-zero).
+
+    NumPy float64 counterpart of ``geometry.quaternion.quaternion_to_rotation_matrix`` (torch).
+    """
+    q = np.asarray(q, dtype=np.float64).reshape(-1)
+    if q.shape != (4,):
+        raise ValueError(f"quaternion must have 4 elements (x, y, z, w), got shape {q.shape}")
+    n = float(np.linalg.norm(q))
+    if not np.isfinite(n) or n < 1e-12:
+        raise ValueError(f"quaternion must be finite and non-zero, got {q.tolist()}")
+    x, y, z, w = q / n
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def slerp_quaternion_xyzw(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:
+    """Spherical linear interpolation of unit xyzw quaternions along the shorter arc.
+
+    ``alpha`` = 0 gives ``q0``, 1 gives ``q1`` (or ``-q1``, the same rotation); the result is a unit
+    quaternion. Nearly parallel inputs fall back to normalised linear interpolation.
+    """
+    a = np.asarray(q0, dtype=np.float64).reshape(4)
+    b = np.asarray(q1, dtype=np.float64).reshape(4)
+    dot = float(a @ b)
+    if dot < 0.0:  # q and -q are the same rotation: take the shorter arc
+        b, dot = -b, -dot
+    if dot > 1.0 - 1e-12:
+        q = a + alpha * (b - a)
+    else:
+        theta = np.arccos(min(dot, 1.0))
+        sin_theta = np.sin(theta)
+        q = (np.sin((1.0 - alpha) * theta) / sin_theta) * a + (np.sin(alpha * theta) / sin_theta) * b
+    return q / np.linalg.norm(q)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from geometry_msgs.msg import Pose, PoseStamped, Quaternion, TransformStamped
+from geometry_msgs.msg import Pose, PoseStamped, Quaternion, Transform, TransformStamped
 from nav_msgs.msg import Odometry, Path
 from std_msgs.msg import Header
 
-from ..geometry.transforms import rotation_to_quaternion_xyzw
+from ..geometry.transforms import quaternion_xyzw_to_rotation, rotation_to_quaternion_xyzw
 from .errors import MessageConversionError
 
 
@@ -55,6 +55,32 @@ def transform_stamped(T_parent_child: np.ndarray, stamp, parent_frame: str, chil
         float(v) for v in T[:3, 3])
     msg.transform.rotation = _quaternion(T)
     return msg
+
+
+def transform_to_matrix(transform: Transform) -> np.ndarray:
+    """geometry_msgs/Transform -> 4x4 float64 ``T_parent_child`` (the inverse of ``transform_stamped``).
+
+    The quaternion is normalised; like tf2, one whose squared norm is more than 0.01 away from 1 (or
+    any NaN/Inf) is rejected with ``MessageConversionError``.
+    """
+    t, r = transform.translation, transform.rotation
+    q = np.array([r.x, r.y, r.z, r.w], dtype=np.float64)
+    xyz = np.array([t.x, t.y, t.z], dtype=np.float64)
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(xyz))):
+        raise MessageConversionError(f"transform contains NaN/Inf (translation {xyz.tolist()}, rotation {q.tolist()})")
+    norm2 = float(q @ q)
+    if abs(norm2 - 1.0) > 0.01:
+        raise MessageConversionError(f"transform rotation is not a unit quaternion (x, y, z, w) = {q.tolist()} "
+                                     f"(squared norm {norm2:.6g})")
+    T = np.eye(4)
+    T[:3, :3] = quaternion_xyzw_to_rotation(q)
+    T[:3, 3] = xyz
+    return T
+
+
+def stamp_to_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def odometry(T_parent_child: np.ndarray, stamp, parent_frame: str, child_frame: str,
