@@ -264,8 +264,7 @@ class TransformBuffer:
     def latest_common_time(self, target_frame: str, source_frame: str) -> int:
         """Newest stamp (ns) at which every dynamic edge between the frames has data; 0 if all static."""
         with self._cond:
-            target, source, path = self._path(target_frame, source_frame, 0)
-            return self._common_time(path)
+            return self._common_time(self._path(target_frame, source_frame, 0)[2])
 
     def lookup(self, target_frame: str, source_frame: str, stamp_ns: int = 0, timeout_s: float = 0.0) -> np.ndarray:
         """``T_target_source`` (4x4 float64) at ``stamp_ns`` (0: latest common time).
@@ -326,7 +325,7 @@ class TransformBuffer:
         return chain
 
     def _path(self, target_frame: str, source_frame: str, stamp_ns: int):
-        """``(target, source, [(child, edge, on_source_side)])`` listed leaf-to-ancestor, source side then target side."""
+        """``(target, source, [(child, edge, on_source_side)])``: leaf-to-ancestor, source side then target side."""
         target = _check_frame(target_frame, "target frame")
         source = _check_frame(source_frame, "source frame")
         for frame, role in ((target, "target_frame"), (source, "source_frame")):
