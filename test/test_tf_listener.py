@@ -21,7 +21,7 @@ from tf2_msgs.msg import TFMessage
 import tf_fixtures as fx
 from da3_ros.geometry.transform_buffer import ExtrapolationError, UnknownFrameError, format_stamp
 from da3_ros.geometry.transforms import invert_transform
-from da3_ros.ros_io import transform_stamped
+from da3_ros.ros_io import MessageConversionError, stamp_to_ns, transform_stamped, transform_to_matrix
 from da3_ros.ros_io.tf_listener import TfListener, create_transform_lookup, tf2_ros_available
 from da3_ros.ros_io.tf_publisher import TF_QOS
 
@@ -124,3 +124,21 @@ def test_factory_rejects_unknown_implementation(ros_node):
         assert create_transform_lookup(ros_node.node).implementation == "builtin"  # auto falls back
     else:
         assert create_transform_lookup(ros_node.node).implementation == "tf2_ros"
+
+
+def test_transform_message_round_trip_and_rejections():
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        T = fx.T_odom_base(fx.BASE_NS + int(rng.integers(0, 10**10)))
+        msg = transform_stamped(T, Time(sec=7, nanosec=5), "odom", "base_link")
+        np.testing.assert_allclose(transform_to_matrix(msg.transform), T, atol=1e-15 * 16)  # float64 rounding only
+        assert stamp_to_ns(msg.header.stamp) == 7_000_000_005
+    r = msg.transform.rotation
+    r.x, r.y, r.z, r.w = 0.0, 0.0, 0.0, 1.004  # | |q|^2 - 1 | = 0.008 < 0.01: normalised, as tf2 does
+    np.testing.assert_allclose(transform_to_matrix(msg.transform)[:3, :3], np.eye(3), atol=1e-15)
+    msg.transform.rotation.w = 1.2
+    with pytest.raises(MessageConversionError, match="unit quaternion"):
+        transform_to_matrix(msg.transform)
+    msg.transform.translation.y = float("nan")
+    with pytest.raises(MessageConversionError, match="NaN"):
+        transform_to_matrix(msg.transform)

@@ -142,10 +142,10 @@ def test_errors_are_typed(make_buffer):
 
 def test_cache_pruning(make_buffer):
     buf = make_buffer(1.0)
-    for k in range(7):  # 0 .. 3 s every 0.5 s; a 1 s cache keeps [2, 3] s
+    for k in range(7):  # 0 .. 3 s every 0.5 s; a 1 s cache keeps [2, 3] s (tf2, pruning before it inserts: [1.5, 3])
         buf.set_transform("odom", "base_link", k * S // 2, pose([0, 0, 0.1 * k], [k, 0, 0]))
     assert buf.can_transform("odom", "base_link", 2 * S)
-    assert not buf.can_transform("odom", "base_link", 2 * S - S // 2)
+    assert not buf.can_transform("odom", "base_link", S)
     np.testing.assert_allclose(buf.lookup("odom", "base_link", 2 * S), pose([0, 0, 0.4], [4, 0, 0]), atol=TOL)
 
 
@@ -196,9 +196,12 @@ def test_pruning_drops_late_old_samples_and_keeps_out_of_order_ones():
     assert buf.set_transform("odom", "base_link", 10 * S, pose([0, 0, 0], [0, 0, 0]))
     assert buf.set_transform("odom", "base_link", 12 * S, pose([0, 0, 0], [2, 0, 0]))  # prunes 10 s
     assert not buf.can_transform("odom", "base_link", 11 * S)
+    assert buf.set_transform("odom", "base_link", 11 * S, pose([0, 0, 0], [1, 0, 0]))  # exactly 1 s old: kept
+    assert not buf.can_transform("odom", "base_link", 11 * S - 1)
     assert not buf.set_transform("odom", "base_link", 10 * S, np.eye(4))  # older than the 1 s window
     assert buf.set_transform("odom", "base_link", 11 * S + S // 2, pose([0, 0, 0], [7, 0, 0]))  # late, in window
     np.testing.assert_allclose(buf.lookup("odom", "base_link", 11 * S + 3 * S // 4)[:3, 3], [4.5, 0, 0], atol=TOL)
+    np.testing.assert_allclose(buf.lookup("odom", "base_link", 11 * S + S // 4)[:3, 3], [4.0, 0, 0], atol=TOL)
     assert not buf.set_transform("odom", "base_link", 12 * S, np.eye(4))  # repeated stamp: first one kept
     np.testing.assert_allclose(buf.lookup("odom", "base_link", 12 * S)[:3, 3], [2, 0, 0], atol=0)
 

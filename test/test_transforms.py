@@ -78,3 +78,25 @@ def test_bad_input_messages():
         tf.transform_scale(np.diag([1.0, 1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="extrinsics"):
         tf.extrinsics_to_T_world_cam(np.zeros((2, 3, 3)))
+
+
+def test_quaternion_to_rotation_and_slerp():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        R = tf.rotation_from_axis_angle(rng.normal(size=3))
+        q = tf.rotation_to_quaternion_xyzw(R)
+        # round trip and sign invariance; float64 rounding only, 1e-12 on unit-scale entries
+        np.testing.assert_allclose(tf.quaternion_xyzw_to_rotation(q), R, atol=1e-12)
+        np.testing.assert_allclose(tf.quaternion_xyzw_to_rotation(-3.0 * q), R, atol=1e-12)
+    axis = np.array([1.0, -2.0, 0.5]) / np.linalg.norm([1.0, -2.0, 0.5])
+    q0 = tf.rotation_to_quaternion_xyzw(tf.rotation_from_axis_angle(axis * 0.2))
+    q1 = tf.rotation_to_quaternion_xyzw(tf.rotation_from_axis_angle(axis * 2.6))
+    for alpha in (0.0, 0.25, 0.5, 1.0):
+        # about a fixed axis slerp is linear in the angle; -q1 (same rotation) gives the same result
+        expected = tf.rotation_from_axis_angle(axis * (0.2 + alpha * 2.4))
+        for b in (q1, -q1):
+            np.testing.assert_allclose(tf.quaternion_xyzw_to_rotation(tf.slerp_quaternion_xyzw(q0, b, alpha)),
+                                       expected, atol=1e-12)
+    np.testing.assert_allclose(tf.slerp_quaternion_xyzw(q0, q0, 0.3), q0, atol=1e-15)
+    with pytest.raises(ValueError, match="non-zero"):
+        tf.quaternion_xyzw_to_rotation([0.0, 0.0, 0.0, 0.0])
