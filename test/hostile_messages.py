@@ -13,11 +13,10 @@ import zlib
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
-from da3_ros.camera_intrinsics import CameraIntrinsics
-from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_compressed, numpy_to_image
+from da3_ros.ros_io import numpy_to_compressed, numpy_to_image
 from da3_ros.ros_io.input_limits import MAX_INPUT_PIXELS
 
 
@@ -198,11 +197,24 @@ def hostile_images(rng: np.random.Generator, count: int, header: Header | None =
         yield kind, msg
 
 
+def camera_info(width: int, height: int, K: np.ndarray, header: Header | None = None) -> CameraInfo:
+    """A monocular CameraInfo (no distortion, R = I, P = [K | 0]) built field by field."""
+    msg = CameraInfo(width=int(width), height=int(height))
+    if header is not None:
+        msg.header = header
+    K = np.asarray(K, dtype=np.float64)
+    msg.k = K.ravel().tolist()
+    msg.r = np.eye(3).ravel().tolist()
+    msg.p = np.hstack([K, np.zeros((3, 1))]).ravel().tolist()
+    return msg
+
+
 def hostile_camera_infos(rng: np.random.Generator, width: int, height: int, K: np.ndarray,
                          header: Header | None = None):
-    """(kind, CameraInfo) pairs the node must ignore (keeping the last valid camera_info)."""
+    """(kind, CameraInfo) pairs the node must ignore (keeping the last valid camera_info) or, for a valid
+    camera_info of another size than the images, answer with the model's intrinsics."""
     def info(**fields) -> CameraInfo:
-        msg = intrinsics_to_camera_info(CameraIntrinsics(width, height, K), header=header)
+        msg = camera_info(width, height, K, header)
         for name, value in fields.items():
             setattr(msg, name, value)
         return msg
@@ -214,6 +226,7 @@ def hostile_camera_infos(rng: np.random.Generator, width: int, height: int, K: n
 
     nan, inf = float("nan"), float("inf")
     yield "k_nan", info(k=[nan] * 9)
+    yield "p_nan", info(p=[nan] * 12)
     yield "k_inf", info(k=k_with(0, inf))
     yield "fx_1e39", info(k=k_with(0, 1.2e39))
     yield "cx_1e39", info(k=k_with(2, 1.2e39))
@@ -231,4 +244,4 @@ def hostile_camera_infos(rng: np.random.Generator, width: int, height: int, K: n
     yield "huge_size", info(width=2**32 - 1, height=2**32 - 1)
     yield "mismatched_size", info(width=width * 2 + 1, height=height + 3)
     yield "binning", info(binning_x=4, binning_y=4)
-    yield "roi", info(roi=type(info().roi)(x_offset=3, y_offset=2, width=10, height=10))
+    yield "roi", info(roi=RegionOfInterest(x_offset=3, y_offset=2, width=10, height=10))
