@@ -13,7 +13,7 @@ import zlib
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from sensor_msgs.msg import CameraInfo, CompressedImage, RegionOfInterest
 from std_msgs.msg import Header
 
 from da3_ros.ros_io import numpy_to_compressed, numpy_to_image

@@ -10,7 +10,7 @@ of a ``CompressedImage``):
     Covers every common robot and 12-MP camera (4000x3000, 4032x3024, 4056x3040, 3840x2160 4K UHD)
     while bounding the per-frame memory. At this size one frame costs about 38 MB as RGB uint8,
     50 MB per float32 output image at camera resolution (depth, confidence), plus the DDS samples
-    of those outputs; see README "Memory" for the measured node peak.
+    of those outputs; see README "Input limits and memory" for the measured node peak.
 ``MAX_ASPECT_RATIO = 8.0`` (long side / short side)
     Wider than any camera or stitched 360-degree panorama in practice (32:9 = 3.6, equirectangular
     2:1). It bounds the cover resize: the resized image is at most ``8 * net_long_side ** 2`` pixels
