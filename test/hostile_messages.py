@@ -62,6 +62,16 @@ def smooth_rgb(height: int = 120, width: int = 160) -> np.ndarray:
     return np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (height + width)], -1).astype(np.uint8)
 
 
+_PAYLOADS: dict[str, bytes] = {}
+
+
+def _cached(kind: str, build) -> bytes:
+    """Fixed payloads are deterministic; build each once per process (the 4096x4096 PNG takes 0.2 s)."""
+    if kind not in _PAYLOADS:
+        _PAYLOADS[kind] = build()
+    return _PAYLOADS[kind]
+
+
 def hostile_compressed(rng: np.random.Generator, count: int, header: Header | None = None):
     """``count`` seeded (kind, CompressedImage) pairs, each of which must be rejected as bad input."""
     good_jpeg = numpy_to_compressed(smooth_rgb(), "rgb8", "jpeg").data.tobytes()
@@ -90,6 +100,7 @@ def hostile_compressed(rng: np.random.Generator, count: int, header: Header | No
         "jpeg_sof_no_scan": lambda: jpeg_with_sof(),
         "jpeg_soi_only": lambda: b"\xff\xd8",
         "jpeg_bad_segment_length": lambda: b"\xff\xd8\xff\xe0\x00\x01" + bytes(20),
+        "jpeg_many_tiny_segments": lambda: b"\xff\xd8" + b"\xff\xfe\x00\x02" * 250_000 + jpeg_with_sof()[2:],
     }
     random_kinds = ("random_bytes", "png_signature_random", "jpeg_soi_random", "truncated_jpeg", "truncated_png",
                     "corrupted_png_crc", "wrong_format_string", "empty")
@@ -98,7 +109,7 @@ def hostile_compressed(rng: np.random.Generator, count: int, header: Header | No
         kind = kinds[i] if i < len(kinds) else kinds[int(rng.integers(len(kinds)))]
         fmt = str(rng.choice(["png", "jpeg", "rgb8; png compressed bgr8", "bgr8; jpeg compressed bgr8"]))
         if kind in fixed:
-            data = fixed[kind]()
+            data = _cached(kind, fixed[kind])
         elif kind == "random_bytes":
             data = rng.integers(0, 256, int(rng.integers(1, 4096)), dtype=np.uint8).tobytes()
         elif kind == "png_signature_random":

@@ -93,7 +93,7 @@ def test_every_hostile_compressed_image_is_a_conversion_error():
         with pytest.raises(MessageConversionError):
             compressed_to_rgb(msg)
         kinds.add(kind)
-    assert len(kinds) == 31   # every kind was generated at least once
+    assert len(kinds) == 32   # every kind was generated at least once
 
 
 @pytest.mark.parametrize("kind,message", [
@@ -105,11 +105,12 @@ def test_every_hostile_compressed_image_is_a_conversion_error():
     ("jpeg_12bit", "12-bit samples"),
     ("jpeg_zero_height", "empty image: 16x0"),
     ("png_bad_colour_type", "colour type 5"),
+    ("jpeg_many_tiny_segments", "no frame header in its first 1000 markers"),
 ])
 def test_hostile_compressed_reasons(kind, message):
     from hostile_messages import hostile_compressed
 
-    msgs = dict(hostile_compressed(np.random.default_rng(0), 31))
+    msgs = dict(hostile_compressed(np.random.default_rng(0), 32))
     with pytest.raises(MessageConversionError, match=message):
         compressed_to_rgb(msgs[kind])
 

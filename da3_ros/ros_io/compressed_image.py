@@ -31,6 +31,9 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 #: JPEG markers without a length field (TEM, RST0-7, SOI).
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
 #: PNG colour types -> channels (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA) and their allowed bit depths.
+#: Most JPEG markers (and fill bytes) scanned for the frame header: real files have < 50 before it (APPn, DQT,
+#: DHT, COM); the cap keeps a hostile stream of tiny segments from costing seconds of Python.
+_JPEG_MAX_MARKERS = 1000
 _PNG_COLOUR_TYPES = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 
 
@@ -55,7 +58,9 @@ def _png_size(data) -> tuple[int, int]:
 def _jpeg_size(data) -> tuple[int, int]:
     """(width, height) from the first JPEG start-of-frame segment (8-bit precision only)."""
     pos, end = 2, len(data)
-    while pos + 4 <= end:
+    for _ in range(_JPEG_MAX_MARKERS):
+        if pos + 4 > end:
+            break
         if data[pos] != 0xFF:
             raise MessageConversionError(f"JPEG payload is corrupt: no marker at byte {pos}")
         marker = data[pos + 1]
@@ -80,6 +85,8 @@ def _jpeg_size(data) -> tuple[int, int]:
                 raise MessageConversionError(f"JPEG with {components} components is not supported")
             return width, height
         pos += 2 + length
+    else:
+        raise MessageConversionError(f"JPEG payload has no frame header in its first {_JPEG_MAX_MARKERS} markers")
     raise MessageConversionError(f"JPEG payload of {end} bytes has no frame header (truncated or corrupt?)")
 
 
