@@ -113,9 +113,9 @@ class NodeUnderFuzz:
         assert int(v["processed"]) == self.sent - self.bad_sent, v
 
 
-def _header(i: int, frame_id: str = CAMERA_FRAME, sec: int | None = None) -> Header:
-    return Header(stamp=Time(sec=1000 + i if sec is None else sec, nanosec=(i * 7919) % 1_000_000_000),
-                  frame_id=frame_id)
+def _header(i: int, frame_id: str = CAMERA_FRAME, sec: int | None = None, nanosec: int | None = None) -> Header:
+    return Header(stamp=Time(sec=1000 + i if sec is None else sec,
+                             nanosec=(i * 7919) % 1_000_000_000 if nanosec is None else nanosec), frame_id=frame_id)
 
 
 def _camera_info(width: int, height: int, header: Header) -> CameraInfo:
@@ -129,10 +129,10 @@ def test_fuzz_raw_images_camera_info_and_stamps(ros_node, process_launcher, tmp_
     rng = np.random.default_rng(20261201)
     i = 0
 
-    def good(width=160, height=120, frame_id=CAMERA_FRAME, sec=None, info=True):
+    def good(width=160, height=120, frame_id=CAMERA_FRAME, sec=None, info=True, nanosec=None):
         nonlocal i
         i += 1
-        header = _header(i, frame_id, sec)
+        header = _header(i, frame_id, sec, nanosec)
         if info:
             node.info_pub.publish(_camera_info(width, height, header))
         node.good(numpy_to_image(smooth_rgb(height, width), "rgb8", header=header), (width, height))
@@ -155,6 +155,8 @@ def test_fuzz_raw_images_camera_info_and_stamps(ros_node, process_launcher, tmp_
     good(sec=10_000_000)                           # jumps forward by 115 days
     good(sec=0)                                    # zero stamp (back again)
     good(sec=0)                                    # the same stamp twice
+    good(sec=-1)                                   # negative stamp (int32 sec)
+    good(sec=2**31 - 1, nanosec=2**32 - 1)         # largest stamp, nanosec out of range (> 1 s)
     good(frame_id="other_camera_frame")            # frame_id changes
     good(frame_id="")                              # empty frame_id
     good(320, 240)                                 # resolution changes between good frames ...
