@@ -1,6 +1,7 @@
 """CompressedImage and CameraInfo conversions."""
 import array
 
+import cv2
 import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
@@ -81,3 +82,63 @@ def test_bad_camera_info_is_rejected(field, value, message):
 def test_default_camera_info_is_rejected():
     with pytest.raises(MessageConversionError, match="zero image size"):
         camera_info_to_intrinsics(CameraInfo())
+
+
+# -- hostile CompressedImage payloads -------------------------------------------------------------------------
+def test_every_hostile_compressed_image_is_a_conversion_error():
+    from hostile_messages import hostile_compressed
+
+    kinds = set()
+    for kind, msg in hostile_compressed(np.random.default_rng(11), 200):
+        with pytest.raises(MessageConversionError):
+            compressed_to_rgb(msg)
+        kinds.add(kind)
+    assert len(kinds) == 32   # every kind was generated at least once
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("pfm_as_png", r"neither PNG nor JPEG \(starts with b'PF\\n1 1\\n-'\)"),
+    ("tiff_int16", "neither PNG nor JPEG"),
+    ("png_32768x32769", "image too large: 32768x32769 = 1073774592 px"),
+    ("png_zeros_4096x4096", "image too large: 4096x4096"),
+    ("png_1x4096", r"aspect ratio 4096.0:1"),
+    ("jpeg_12bit", "12-bit samples"),
+    ("jpeg_zero_height", "empty image: 16x0"),
+    ("png_bad_colour_type", "colour type 5"),
+    ("jpeg_many_tiny_segments", "no frame header in its first 1000 markers"),
+])
+def test_hostile_compressed_reasons(kind, message):
+    from hostile_messages import hostile_compressed
+
+    msgs = dict(hostile_compressed(np.random.default_rng(0), 32))
+    with pytest.raises(MessageConversionError, match=message):
+        compressed_to_rgb(msgs[kind])
+
+
+def test_unusual_but_valid_compressed_images_decode_to_rgb8():
+    from hostile_messages import max_size_png, unusual_compressed
+
+    for kind, msg in unusual_compressed():
+        rgb = compressed_to_rgb(msg)
+        assert (rgb.shape, rgb.dtype) == ((120, 160, 3), np.uint8), kind
+        assert rgb.max() > 0, kind
+    rgb = compressed_to_rgb(max_size_png())
+    assert rgb.shape == (3072, 4096, 3) and not rgb.any()
+
+
+@pytest.mark.parametrize("width,height", [(1, 1), (17, 5), (640, 480), (4000, 500)])
+@pytest.mark.parametrize("ext,params", [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])])
+def test_header_probe_reads_the_encoded_size(width, height, ext, params):
+    from da3_ros.ros_io.compressed_image import compressed_size
+
+    ok, buf = cv2.imencode(ext, np.zeros((height, width, 3), np.uint8), params)
+    codec, w, h = compressed_size(memoryview(buf.tobytes()))
+    assert (codec, w, h) == ("png" if ext == ".png" else "jpeg", width, height)
+
+
+def test_oversized_payload_is_rejected_before_decoding():
+    from da3_ros.ros_io.input_limits import InputLimits
+
+    msg = numpy_to_compressed(_smooth_rgb(), "rgb8", "png")
+    with pytest.raises(MessageConversionError, match=r"payload of \d+ bytes exceeds the limit of 1000 bytes"):
+        compressed_to_rgb(msg, InputLimits(max_compressed_bytes=1000))

@@ -119,3 +119,56 @@ def test_numpy_to_image_rejects_wrong_shapes_and_dtypes():
         numpy_to_image(np.zeros((4, 4), np.uint8), "rgb8")
     with pytest.raises(MessageConversionError, match="dtype float64 does not fit encoding 32FC1"):
         numpy_to_image(np.zeros((4, 4)), "32FC1")
+
+
+# -- hostile input: every case is a MessageConversionError raised before any large allocation -----------------
+def test_every_hostile_image_is_a_conversion_error():
+    from hostile_messages import hostile_images
+
+    kinds = set()
+    for kind, msg in hostile_images(np.random.default_rng(7), 300):
+        with pytest.raises(MessageConversionError):
+            image_to_rgb(msg)
+        kinds.add(kind)
+    assert len(kinds) == 16   # every kind was generated at least once
+
+
+@pytest.mark.parametrize("width,height,message", [
+    (4097, 3072, "image too large: 4097x3072 = 12585984 px exceeds the limit of 12582912 px"),
+    (1, 4096, r"aspect ratio 4096.0:1 \(1x4096\) exceeds the limit of 8:1"),
+    (33, 4, r"aspect ratio 8.2:1 \(33x4\) exceeds the limit of 8:1"),
+])
+def test_size_limits_are_checked_before_the_data(width, height, message):
+    msg = numpy_to_image(np.zeros((2, 2, 3), np.uint8), "rgb8")
+    msg.width, msg.height, msg.step = width, height, width * 3   # data (12 B) far too short: never looked at
+    with pytest.raises(MessageConversionError, match=message):
+        image_to_rgb(msg)
+
+
+def test_largest_allowed_sizes_convert():
+    from da3_ros.ros_io.input_limits import MAX_ASPECT_RATIO, MAX_INPUT_PIXELS, InputLimits
+
+    assert image_to_rgb(numpy_to_image(np.zeros((4, 32, 3), np.uint8), "rgb8")).shape == (4, 32, 3)   # 8:1
+    assert MAX_ASPECT_RATIO == 8.0 and MAX_INPUT_PIXELS == 4096 * 3072
+    small = InputLimits(max_pixels=100)
+    msg = numpy_to_image(np.zeros((10, 10, 3), np.uint8), "rgb8")
+    assert image_to_rgb(msg, small).shape == (10, 10, 3)
+    msg = numpy_to_image(np.zeros((10, 11, 3), np.uint8), "rgb8")
+    with pytest.raises(MessageConversionError, match="exceeds the limit of 100 px"):
+        image_to_rgb(msg, small)
+
+
+def test_non_colour_encodings_are_rejected_by_image_to_rgb():
+    for encoding, arr in [("32FC1", np.zeros((4, 4), np.float32)), ("8SC3", np.zeros((4, 4, 3), np.int8)),
+                          ("8UC2", np.zeros((4, 4, 2), np.uint8)), ("64FC3", np.zeros((4, 4, 3)))]:
+        with pytest.raises(MessageConversionError, match="not a colour or mono image"):
+            image_to_rgb(numpy_to_image(arr, encoding))
+
+
+def test_to_rgb8_rejects_an_array_that_does_not_fit_its_encoding():
+    from da3_ros.ros_io import to_rgb8
+
+    with pytest.raises(MessageConversionError, match="float32 array of shape .* does not fit encoding mono16"):
+        to_rgb8(np.zeros((2, 2), np.float32), "mono16")
+    with pytest.raises(MessageConversionError, match="does not fit encoding bgr8"):
+        to_rgb8(np.zeros((2, 2, 2), np.uint8), "bgr8")

@@ -3,7 +3,9 @@
 ``image_to_numpy`` returns a view of the message buffer whenever the data is native-endian
 (rows may be strided when ``step`` has padding); call ``np.ascontiguousarray`` if you need a copy.
 ``numpy_to_image`` writes a tightly packed image (or with extra row padding for tests/drivers).
-``image_to_rgb`` converts any supported colour/mono encoding to RGB uint8 (H, W, 3) for the model.
+``image_to_rgb`` converts any supported colour/mono encoding to RGB uint8 (H, W, 3) for the model;
+it first checks the declared size against the input limits (``input_limits``), so a tiny message
+declaring a huge or extremely elongated image is rejected before anything is allocated.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sensor_msgs.msg import Image
 
 from .errors import MessageConversionError
 from .image_encodings import UYVY_ENCODINGS, YUYV_ENCODINGS, encoding_info
+from .input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 
 _HOST_BIG_ENDIAN = sys.byteorder == "big"
 
@@ -115,7 +118,18 @@ def numpy_to_image(array_: np.ndarray, encoding: str, *, header=None, row_paddin
 
 
 def to_rgb8(array_: np.ndarray, encoding: str) -> np.ndarray:
-    """Convert a passthrough array of ``encoding`` to RGB uint8 (H, W, 3) (a new array)."""
+    """Convert a passthrough array of ``encoding`` to RGB uint8 (H, W, 3) (a new array).
+
+    Raises MessageConversionError when the array's dtype or channel count does not fit ``encoding``
+    or the encoding is not a colour/mono image.
+    """
+    info = encoding_info(encoding)
+    arr = np.asarray(array_)
+    channels = 1 if arr.ndim == 2 else (arr.shape[2] if arr.ndim == 3 else -1)
+    if arr.dtype != info.dtype or channels != info.channels:
+        raise MessageConversionError(
+            f"{arr.dtype} array of shape {arr.shape} does not fit encoding {encoding} "
+            f"({info.dtype}, {info.channels} channel(s))")
     if encoding == "rgb8":
         return np.ascontiguousarray(array_)
     if encoding == "bgr8":
@@ -138,6 +152,11 @@ def to_rgb8(array_: np.ndarray, encoding: str) -> np.ndarray:
     raise MessageConversionError(f"encoding '{encoding}' is not a colour or mono image; cannot make RGB")
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """Any supported colour/mono Image -> RGB uint8 (H, W, 3), contiguous."""
+def image_to_rgb(msg: Image, limits: InputLimits = DEFAULT_INPUT_LIMITS) -> np.ndarray:
+    """Any supported colour/mono Image -> RGB uint8 (H, W, 3), contiguous.
+
+    Raises MessageConversionError when the image exceeds ``limits`` (checked before any allocation),
+    is malformed (see ``image_to_numpy``) or is not a colour/mono encoding (e.g. 32FC1, 8SC3).
+    """
+    limits.check_size(msg.width, msg.height, f"{msg.encoding} Image")
     return to_rgb8(image_to_numpy(msg), msg.encoding)
