@@ -18,9 +18,11 @@ Method
    least ``min_visual_baseline_rel`` x that depth (the motion is resolvable in the images). At most
    ``max_pairs_per_frame`` partners per frame, spread evenly over the eligible ones (short and long
    baselines).
-3. **Rotation-only motion is ignored**: the baseline gate uses the base chord, which is ~0 for a
-   turn in place even though the camera swings on its lever arm, and a monocular tracker's
-   translation is ill-conditioned there anyway.
+3. **Rotation-only motion is ignored**: a frame whose base moved less than ``min_step_m`` since the
+   last frame taken (standing still or turning in place) is not used at all: turning in place, the
+   camera swings on its lever arm but a monocular tracker's translation is ill-conditioned, and
+   standing frames would only repeat the same displacement with correlated errors. The baseline
+   gate also uses the base chord, which is ~0 for a turn in place.
 4. **Pair ratio**: ``r = |c_wheel_j - c_wheel_i| / |c_vis_j - c_vis_i|``. Lengths of relative
    motions are invariant to the (unknown, different) orientations and origins of the two odometry
    frames, and, taken between frames close in time, barely affected by slow heading drift of either
@@ -36,10 +38,11 @@ Method
    a frame share its pose error, so pairs are not independent samples). Relative (``relative_uncertainty``) and in m/unit
    (``uncertainty``). It is statistical only: a bias of the robot odometry itself (e.g. a wheel
    radius 2 % off) passes straight into the scale and cannot be seen from these data.
-7. **Sliding horizon**: frames older than ``horizon_s`` cannot start new pairs and pairs whose older
-   frame left the horizon are dropped, so a drifting visual scale is followed; but the most recent
-   ``min_pairs`` pairs are always kept, so the estimate holds while the robot stands still or turns
-   in place.
+7. **Sliding horizon**: frames older than ``horizon_s`` cannot start new pairs, and a pair is
+   dropped once its older frame is more than ``horizon_s`` before the newest *pair* (so a drifting
+   visual scale is followed). The horizon is counted from the newest pair rather than the newest
+   frame, so that while the robot stands still or turns in place (no new pairs) the estimate is
+   held, not forgotten.
 8. **State**: ``"unknown"`` until ``min_pairs`` inlier pairs over ``min_frames`` frames exist and the
    relative uncertainty is at most ``max_relative_uncertainty``; then ``"known"``.
 
@@ -71,6 +74,7 @@ class ScaleEstimatorConfig:
     """Parameters of ``OdometryScaleEstimator`` (see the module docstring for their role)."""
 
     min_baseline_m: float = 0.10             # base chord of a pair (robot odometry), metres
+    min_step_m: float = 0.02                 # base motion since the last frame taken, else the frame is skipped
     max_baseline_m: float = 3.0              # longer pairs accumulate odometry drift
     min_visual_baseline_rel: float = 0.02    # visual camera chord / median scene depth (when given)
     max_direction_error_deg: float = 20.0    # visual vs odometry displacement direction in camera i
@@ -88,6 +92,8 @@ class ScaleEstimatorConfig:
         if not 0 < self.min_baseline_m < self.max_baseline_m:
             raise ValueError(f"need 0 < min_baseline_m < max_baseline_m, got {self.min_baseline_m}, "
                              f"{self.max_baseline_m}")
+        if not 0 <= self.min_step_m < self.min_baseline_m:
+            raise ValueError(f"need 0 <= min_step_m < min_baseline_m, got {self.min_step_m}")
         for name in ("horizon_s", "max_gap_s", "max_relative_uncertainty", "outlier_k", "min_sigma",
                      "max_direction_error_deg"):
             if not getattr(self, name) > 0:
@@ -106,7 +112,8 @@ class ScaleEstimate:
     has the current fit whenever there is at least one pair). ``uncertainty``: standard error in
     m/unit; ``relative_uncertainty``: the same divided by the scale. ``n_pairs``: inlier pairs used;
     ``n_rejected``: pairs rejected as outliers by the robust fit; ``n_frames``: distinct frames in the
-    inlier pairs; ``pairs_added``: pairs formed by the latest frame; ``reason``: why unknown / what
+    inlier pairs; ``pairs_added``: pairs formed by the latest frame; ``frame_used``: False when the
+    latest frame was skipped (the base stood still or turned in place); ``reason``: why unknown / what
     happened (reset, gap).
     """
 
@@ -119,6 +126,7 @@ class ScaleEstimate:
     n_rejected: int = 0
     n_frames: int = 0
     pairs_added: int = 0
+    frame_used: bool = False
     reason: str = "no pairs yet"
 
     @property
@@ -256,10 +264,15 @@ class OdometryScaleEstimator:
         self._next_fid += 1
         cutoff = stamp - cfg.horizon_s
         self._frames = [f for f in self._frames if f.stamp >= cutoff]
-        added = self._pair_with_history(frame)
-        self._frames.append(frame)
-        self._expire_pairs(cutoff)
-        self._estimate = self._fit(added, note)
+        used = not self._frames or float(np.linalg.norm(frame.p_base - self._frames[-1].p_base)) >= cfg.min_step_m
+        added = 0
+        if used:
+            added = self._pair_with_history(frame)
+            self._frames.append(frame)
+            self._expire_pairs()
+        elif note is None:
+            note = "base still or turning in place: frame skipped"
+        self._estimate = replace(self._fit(added, note), frame_used=used)
         return self._estimate
 
     # -- internals ---------------------------------------------------------------------------
@@ -291,11 +304,14 @@ class OdometryScaleEstimator:
             added += 1
         return added
 
-    def _expire_pairs(self, cutoff: float) -> None:
+    def _expire_pairs(self) -> None:
         cfg = self.config
-        n = len(self._pairs)
-        keep_recent = n - cfg.min_pairs  # the most recent min_pairs pairs are always kept
-        self._pairs = [p for k, p in enumerate(self._pairs) if p.t_old >= cutoff or k >= keep_recent]
+        if not self._pairs:
+            return
+        # the horizon ends at the newest pair, not at the newest frame: without motion (no new pairs)
+        # nothing expires and the estimate is held
+        cutoff = self._pairs[-1].t_new - cfg.horizon_s
+        self._pairs = [p for p in self._pairs if p.t_old >= cutoff]
         if len(self._pairs) > cfg.max_pairs:
             self._pairs = self._pairs[-cfg.max_pairs:]
 
@@ -352,4 +368,4 @@ class OdometryScaleEstimator:
         if rel > cfg.max_relative_uncertainty:
             return replace(est, reason=prefix + f"uncertainty {100 * rel:.2g} % > {100 * cfg.max_relative_uncertainty:g} %")
         return replace(est, state=KNOWN, scale=scale, uncertainty=scale * rel, relative_uncertainty=rel,
-                       reason=prefix + "ok")
+                       reason=note or "ok")
