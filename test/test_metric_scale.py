@@ -91,6 +91,8 @@ def test_outliers_are_rejected(robot):
     _, a = run(robot, range(100), clean)
     _, b = run(robot, range(100), dirty)
     assert b[-1].n_rejected > 0
+    # clean data loses (almost) no pair: residuals are judged relative to each pair's baseline
+    assert a[-1].n_rejected <= 0.01 * a[-1].n_pairs and a[-1].n_direction_rejected == 0
     assert abs(b[-1].scale / a[-1].scale - 1) < 0.005  # 15 % corrupt frames move the estimate by < 0.5 %
     assert abs(rel_error(b[-1])) <= 0.03
     # the same pairs fitted without rejection (plain weighted mean of all ratios): clearly worse
@@ -207,6 +209,16 @@ def test_ate_se3_counts_scale_error():
     assert ate_fraction_of_path(1.02 * est, gt) == pytest.approx(0.04 / path_length(gt), rel=1e-3)
     with pytest.raises(ValueError, match="zero length"):
         ate_fraction_of_path(np.zeros((3, 3)), np.zeros((3, 3)))
+
+
+def test_a_wrong_camera_mount_is_refused_by_the_direction_gate(robot):
+    """T_base_cam without the optical-axes rotation (camera_link given for the optical frame): chord lengths
+    barely change, but the motion directions seen in the camera frame disagree by 90 deg: no pair, a clear reason."""
+    T_vis, _ = visual_poses(robot, robot.camera_stamps, seed=15)
+    est = OdometryScaleEstimator(robot.T_base_cameralink)
+    _, out = run(robot, range(60), T_vis, estimator=est)
+    assert not out[-1].known and out[-1].n_pairs == 0 and out[-1].n_direction_rejected > 100
+    assert "check T_base_cam" in out[-1].summary()
 
 
 def test_bad_input_is_refused_with_a_clear_error():

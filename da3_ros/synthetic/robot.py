@@ -240,7 +240,8 @@ def simulate_wheel_odometry(trajectory: BaseTrajectory, config: WheelOdometryCon
     step = np.hypot(dx, dy)
     dx = (1 + config.scale_error) * dx + rng.normal(size=n - 1) * config.translation_noise * step
     dy = (1 + config.scale_error) * dy + rng.normal(size=n - 1) * config.translation_noise * step
-    dyaw = dyaw + np.radians(config.yaw_drift_deg_s) / config.rate_hz + rng.normal(size=n - 1) * np.radians(config.yaw_noise_deg)
+    dyaw = (dyaw + np.radians(config.yaw_drift_deg_s) / config.rate_hz
+            + rng.normal(size=n - 1) * np.radians(config.yaw_noise_deg))
     oyaw = np.concatenate([[0.0], np.cumsum(dyaw)])
     co, so = np.cos(oyaw[:-1]), np.sin(oyaw[:-1])
     ox = np.concatenate([[0.0], np.cumsum(co * dx - so * dy)])

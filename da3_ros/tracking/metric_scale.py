@@ -35,9 +35,11 @@ Method
    (floor ``min_sigma``); pairs with ``|z|`` beyond ``outlier_k`` sigmas are rejected;
    ``scale = exp(weighted mean of the inlier log-ratios)``.
 6. **Uncertainty**: the standard error of that mean by a delete-one-frame jackknife (pairs sharing
-   a frame share its pose error, so pairs are not independent samples). Relative (``relative_uncertainty``) and in m/unit
-   (``uncertainty``). It is statistical only: a bias of the robot odometry itself (e.g. a wheel
-   radius 2 % off) passes straight into the scale and cannot be seen from these data.
+   a frame share its pose error, so pairs are not independent samples), relative
+   (``relative_uncertainty``) and in m/unit (``uncertainty``). On the synthetic robot its spread
+   matches the observed error over seeds (``test_metric_scale``). It is statistical only: a bias
+   of the robot odometry itself (e.g. a wheel radius 2 % off) passes straight into the scale and
+   cannot be seen from these data.
 7. **Sliding horizon**: frames older than ``horizon_s`` cannot start new pairs, and a pair is
    dropped once its older frame is more than ``horizon_s`` before the newest *pair* (so a drifting
    visual scale is followed). The horizon is counted from the newest pair rather than the newest
@@ -112,9 +114,10 @@ class ScaleEstimate:
     has the current fit whenever there is at least one pair). ``uncertainty``: standard error in
     m/unit; ``relative_uncertainty``: the same divided by the scale. ``n_pairs``: inlier pairs used;
     ``n_rejected``: pairs rejected as outliers by the robust fit; ``n_frames``: distinct frames in the
-    inlier pairs; ``pairs_added``: pairs formed by the latest frame; ``frame_used``: False when the
-    latest frame was skipped (the base stood still or turned in place); ``reason``: why unknown / what
-    happened (reset, gap).
+    inlier pairs; ``n_direction_rejected``: candidate pairs refused by the direction gate since the
+    last reset (many of them point at a wrong ``T_base_cam``); ``pairs_added``: pairs formed by the
+    latest frame; ``frame_used``: False when the latest frame was skipped (the base stood still or
+    turned in place); ``reason``: why unknown / what happened (reset, gap).
     """
 
     state: str = UNKNOWN
@@ -124,6 +127,7 @@ class ScaleEstimate:
     provisional_scale: Optional[float] = None
     n_pairs: int = 0
     n_rejected: int = 0
+    n_direction_rejected: int = 0
     n_frames: int = 0
     pairs_added: int = 0
     frame_used: bool = False
@@ -132,6 +136,11 @@ class ScaleEstimate:
     @property
     def known(self) -> bool:
         return self.state == KNOWN
+
+    @property
+    def unit(self) -> str:
+        """Unit of the outputs once scaled by this estimate: ``"m"``, or ``"odometry units"`` while unknown."""
+        return "m" if self.known else "odometry units"
 
     def summary(self) -> str:
         """One line for /diagnostics: the scale and its uncertainty, or 'scale unknown yet (...)'."""
@@ -204,6 +213,7 @@ class OdometryScaleEstimator:
         self.last_reset_reason: Optional[str] = None
         self._frames: List[_Frame] = []
         self._pairs: List[_Pair] = []
+        self._direction_rejected = 0
         self._next_fid = 0
         self._last_stamp: Optional[float] = None
         self._estimate = ScaleEstimate()
@@ -220,6 +230,7 @@ class OdometryScaleEstimator:
         """Forget all frames and pairs (a new visual odometry frame or scale)."""
         self._frames.clear()
         self._pairs.clear()
+        self._direction_rejected = 0
         self._last_stamp = None
         self.resets += 1
         self.last_reset_reason = reason
@@ -297,6 +308,7 @@ class OdometryScaleEstimator:
             d_odo = new.c_odo - f.c_odo
             # displacement directions in camera i's frame on both sides (frame-orientation invariant)
             if _angle_deg(f.R_vis.T @ d_vis, f.R_odo.T @ d_odo) > cfg.max_direction_error_deg:
+                self._direction_rejected += 1
                 continue
             odo_chord = float(np.linalg.norm(d_odo))
             self._pairs.append(_Pair(f.stamp, new.stamp, f.fid, new.fid, float(np.log(odo_chord / vis_chord)),
@@ -340,7 +352,12 @@ class OdometryScaleEstimator:
         cfg = self.config
         prefix = f"{note}; " if note else ""
         if not self._pairs:
-            return ScaleEstimate(pairs_added=added, reason=prefix + f"no pair with >= {cfg.min_baseline_m:g} m baseline yet")
+            if self._direction_rejected:
+                why = (f"{self._direction_rejected} pairs refused: visual and odometry motion directions differ by "
+                       f"> {cfg.max_direction_error_deg:g} deg (check T_base_cam / the camera frame)")
+            else:
+                why = f"no pair with >= {cfg.min_baseline_m:g} m baseline yet"
+            return ScaleEstimate(pairs_added=added, n_direction_rejected=self._direction_rejected, reason=prefix + why)
         x = np.array([p.log_ratio for p in self._pairs])
         b = np.array([p.baseline for p in self._pairs])
         w = b ** 2
@@ -360,12 +377,14 @@ class OdometryScaleEstimator:
         frames, inv = np.unique(np.concatenate([fo, fn]), return_inverse=True)
         rel = self._jackknife_se(xi, wi, inv[:len(fo)], inv[len(fo):], len(frames), sd)
         scale = float(np.exp(mean))
-        est = ScaleEstimate(state=UNKNOWN, provisional_scale=scale, n_pairs=int(inl.sum()), n_rejected=int((~inl).sum()),
+        est = ScaleEstimate(state=UNKNOWN, provisional_scale=scale, n_pairs=int(inl.sum()),
+                            n_rejected=int((~inl).sum()), n_direction_rejected=self._direction_rejected,
                             n_frames=int(len(frames)), pairs_added=added)
         if est.n_pairs < cfg.min_pairs or est.n_frames < cfg.min_frames:
             return replace(est, reason=prefix + f"{est.n_pairs} of {cfg.min_pairs} pairs over {est.n_frames} of "
                                                 f"{cfg.min_frames} frames")
         if rel > cfg.max_relative_uncertainty:
-            return replace(est, reason=prefix + f"uncertainty {100 * rel:.2g} % > {100 * cfg.max_relative_uncertainty:g} %")
+            return replace(est, reason=prefix + f"uncertainty {100 * rel:.2g} % > "
+                                                f"{100 * cfg.max_relative_uncertainty:g} %")
         return replace(est, state=KNOWN, scale=scale, uncertainty=scale * rel, relative_uncertainty=rel,
                        reason=note or "ok")
