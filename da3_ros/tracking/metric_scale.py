@@ -306,11 +306,13 @@ class OdometryScaleEstimator:
         added = 0
         for f, base_chord, vis_chord, d_vis in eligible:
             d_odo = new.c_odo - f.c_odo
+            odo_chord = float(np.linalg.norm(d_odo))
+            if odo_chord <= 1e-9:
+                continue  # the lever arm cancelled the base motion: no camera baseline
             # displacement directions in camera i's frame on both sides (frame-orientation invariant)
             if _angle_deg(f.R_vis.T @ d_vis, f.R_odo.T @ d_odo) > cfg.max_direction_error_deg:
                 self._direction_rejected += 1
                 continue
-            odo_chord = float(np.linalg.norm(d_odo))
             self._pairs.append(_Pair(f.stamp, new.stamp, f.fid, new.fid, float(np.log(odo_chord / vis_chord)),
                                      base_chord))
             added += 1
