@@ -6,6 +6,8 @@
 - ``camera_paths``: named, deterministic camera paths (``room_tour``: forward motion, turning,
   a stop, a pure rotation; 300 frames).
 - ``sequence``: ``SyntheticSequence`` = scene + path + intrinsics, rendered lazily per frame.
+- ``robot``: ``SyntheticRobot``: a base_link trajectory on the floor, the static base_link ->
+  camera_link -> camera_optical mount, the camera's ground-truth path and a simulated wheel odometry.
 - ``window_oracle``: per-window "model predictions" made from the ground truth (random window
   scale, depth/pose noise, low-confidence regions, occasional garbage windows).
 
@@ -17,7 +19,8 @@ from .renderer import Renderer, pinhole_intrinsics
 from .room_scene import AxisAlignedBox, RoomScene, default_room
 from .sequence import SyntheticFrame, SyntheticSequence
 from .window_oracle import OracleNoise, OracleWindow, WindowOracle
+from .robot import SyntheticRobot, WheelOdometry, WheelOdometryConfig
 
 __all__ = ["PATH_NAMES", "CameraPath", "camera_path", "Renderer", "pinhole_intrinsics", "AxisAlignedBox",
            "RoomScene", "default_room", "SyntheticFrame", "SyntheticSequence", "OracleNoise", "OracleWindow",
-           "WindowOracle"]
+           "WindowOracle", "SyntheticRobot", "WheelOdometry", "WheelOdometryConfig"]

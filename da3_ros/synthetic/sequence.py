@@ -7,7 +7,7 @@ pose ``T_world_cam`` (4x4) and a timestamp in seconds. Deterministic for a given
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class SyntheticSequence:
 
     def __init__(
         self,
-        path: str = "room_tour",
+        path: Union[str, CameraPath] = "room_tour",
         width: int = 320,
         height: int = 240,
         hfov_deg: float = 70.0,
@@ -43,7 +43,8 @@ class SyntheticSequence:
         cache: bool = True,
     ):
         self.scene = scene if scene is not None else default_room(texture_seed=seed)
-        self.path: CameraPath = camera_path(path, path_scale)
+        # a named path, or a ready CameraPath (e.g. ``SyntheticRobot.camera_path()``; path_scale unused)
+        self.path: CameraPath = path if isinstance(path, CameraPath) else camera_path(path, path_scale)
         self.width = int(width)
         self.height = int(height)
         self.K = pinhole_intrinsics(self.width, self.height, hfov_deg)

@@ -2,6 +2,8 @@
 
 - ``ate_sim3``: absolute trajectory error (RMSE of camera centres) after one global Sim(3) fit of
   the estimate onto the ground truth (or SE(3) with ``with_scale=False`` for metric estimates).
+- ``ate_se3``: ATE of a metric estimate after one rigid SE(3) fit, no scale fit (a wrong scale is
+  error); ``ate_fraction_of_path``: that RMSE over the length of the true path.
 - ``segment_scale``/``scale_drift``: the scale of the estimate relative to the truth, fitted on a
   segment of frames; drift = last segment's scale / first segment's scale - 1.
 - ``step_jump_ratio``: max / median of the per-frame camera-centre steps (pose-jump detector).
@@ -20,7 +22,7 @@ from da3_ros.geometry.alignment import umeyama
 from da3_ros.geometry.transforms import transform_points, transform_scale
 
 __all__ = ["AteResult", "ate_sim3", "segment_scale", "scale_drift", "step_jump_ratio", "depth_metrics",
-           "path_length"]
+           "path_length", "ate_se3", "ate_fraction_of_path"]
 
 
 @dataclass
@@ -56,6 +58,21 @@ def ate_sim3(estimate: np.ndarray, truth: np.ndarray, with_scale: bool = True) -
     aligned = transform_points(T, est)
     err = np.linalg.norm(aligned - gt, axis=1)
     return AteResult(float(np.sqrt(np.mean(err ** 2))), float(err.max()), transform_scale(T), T, aligned)
+
+
+def ate_se3(estimate: np.ndarray, truth: np.ndarray) -> AteResult:
+    """ATE of a metric estimate in the truth's units (metres): one rigid SE(3) alignment of
+    ``estimate`` onto ``truth`` and no scale fit, so an error of the estimate's scale counts as
+    trajectory error (``result.scale`` is 1)."""
+    return ate_sim3(estimate, truth, with_scale=False)
+
+
+def ate_fraction_of_path(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """``ate_se3(estimate, truth).rmse / path_length(truth)``: metric ATE as a fraction of the path."""
+    length = path_length(truth)
+    if not length > 0:
+        raise ValueError("the true path has zero length; the ATE fraction is undefined")
+    return ate_se3(estimate, truth).rmse / length
 
 
 def segment_scale(estimate: np.ndarray, truth: np.ndarray) -> float:
