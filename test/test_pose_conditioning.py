@@ -21,7 +21,7 @@ from da3_ros.geometry.pose_conditioning import (PoseConditionedWindow, PoseCondi
                                                  da3_extrinsics_from_T_world_cam, fit_prediction_to_given_scale)
 from da3_ros.geometry.transforms import invert_transform, make_transform, rotation_from_axis_angle
 from da3_ros.model import load_model
-from da3_ros.preprocessing import intrinsics_to_network, preprocess_images
+from da3_ros.preprocessing import intrinsics_to_network, plan_resize, preprocess_images, resize_image
 
 # Parity bound of the brief. Both sides run the same fp32 network on identical pixels (same cv2 resize);
 # measured errors are ~1e-7 (float32 rounding in a different operation order), so 1e-4 holds on any x86 CPU.
@@ -107,6 +107,33 @@ def test_pose_conditioned_window_matches_official_inference(models, frames):
     c = -np.einsum("nji,nj->ni", window.normalised_extrinsics[:, :3, :3], window.normalised_extrinsics[:, :3, 3])
     assert abs(np.median(np.linalg.norm(c, axis=1)) - 1.0) < 1e-5
     assert abs(window.normalisation_distance - np.median(np.linalg.norm(T_wc[:, :3, 3] - T_wc[0, :3, 3], axis=1))) < 1e-6
+
+
+@pytest.mark.slow
+def test_exported_pose_conditioned_graph_matches_official_inference(models, frames, tmp_path):
+    """The deployed path: the pose-conditioned ONNX graph (ONNX Runtime CPU) fed our pose encoding.
+
+    ~20 s on the 2-core machine, almost all of it the export of da3-small. Same 1e-4 bound: ORT and torch
+    differ by float32 re-association only (measured ~1e-7 relative)."""
+    ort = pytest.importorskip("onnxruntime")
+    from da3_ros.export.onnx_export import export_model_to_onnx
+
+    api, ours = models
+    T_wc = _poses()
+    K = _camera_K(frames[0].shape[:2])
+    plan = plan_resize(frames[0].shape[:2], PROCESS_RES)
+    h, w = plan.network_hw
+    path = tmp_path / "da3_small_pose3.onnx"
+    export_model_to_onnx(ours, path, views=3, height=h, width=w, pose_conditioned=True, verbose=False)
+    window = PoseConditionedWindow.from_poses(T_wc, intrinsics_to_network(K, plan), (h, w))
+    images = np.stack([resize_image(f, plan) for f in frames])[None]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in sess.get_outputs()],
+                   sess.run(None, {"images": images, "pose_encoding": window.pose_encoding.numpy()})))
+    res = window.align(out["depth"], out["extrinsics"])
+    ref = _official(api, frames, invert_transform_batch(T_wc), K)
+    assert max_rel_error(torch.from_numpy(res.depth), torch.from_numpy(ref.depth)) <= DEPTH_TOL
+    np.testing.assert_allclose(res.extrinsics, ref.extrinsics, rtol=0, atol=1e-6)
 
 
 def test_depth_follows_the_unit_of_the_given_poses(models, frames):
