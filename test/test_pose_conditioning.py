@@ -224,3 +224,55 @@ def test_degenerate_windows():
     assert window.normalisation_distance == pytest.approx(0.1)  # the official clamp
     with pytest.raises(PoseConditioningError, match="no baseline"):
         window.align(np.ones((3, 28, 28)), np.repeat(np.eye(4)[None, :3], 3, axis=0))
+
+
+# ---- the synthetic oracle follows a pose-conditioned window (ground truth known) ----
+
+def _oracle_window(T_odom_world: np.ndarray, unit_per_metre: float, ids=(0, 12, 24, 36)):
+    from da3_ros.synthetic.sequence import SyntheticSequence
+    from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
+
+    seq = SyntheticSequence(width=64, height=48)
+    zero = OracleNoise(depth_noise=0, depth_warp=0, rotation_noise_deg=0, translation_noise=0, low_conf_blobs=0)
+    T_given = np.stack([T_odom_world @ seq.T_world_cam[i] for i in ids])
+    T_given[:, :3, 3] *= unit_per_metre
+    truth = np.stack([seq.render(i)[1] for i in ids])
+    return seq, WindowOracle(seq, noise=zero, seed=2), list(ids), T_given, truth
+
+
+def test_oracle_follows_the_given_poses_and_alignment_recovers_their_unit():
+    T_odom_world = make_transform(rotation_from_axis_angle([0.0, 0.0, 0.7]), [12.0, -4.0, 0.3])
+    seq, oracle, ids, T_given, truth = _oracle_window(T_odom_world, 100.0)  # given poses in centimetres
+    window = PoseConditionedWindow.from_poses(T_given, seq.K, (48, 64))
+    p = oracle.predict(ids, ref_view="last", pose_encoding=window.pose_encoding)
+    assert p.ref_index == 0  # a conditioned window's reference is view 0 (ref_view unused)
+    # the oracle's window frame is the encoding's: view 0 identity, the normalised unit per metre
+    np.testing.assert_allclose(p.extrinsics[0], np.eye(4)[:3], atol=1e-6)
+    assert abs(p.scale - 100.0 / window.normalisation_distance) < 1e-4 * p.scale
+    np.testing.assert_allclose(p.depth, p.scale * truth, rtol=1e-6)
+    res = window.align(p.depth, p.extrinsics)
+    # aligned back: the true scene in centimetres; 1e-4 = float32 encoding (quaternion, translations)
+    np.testing.assert_allclose(res.depth, 100.0 * truth, rtol=1e-4)
+    assert res.pose_residual < 1e-4 * window.normalisation_distance
+    np.testing.assert_allclose(res.extrinsics, window.extrinsics[:, :3], atol=0)
+    # unconditioned windows are unchanged: drawn scale, reference-view frame
+    q = oracle.predict(ids)
+    assert 0.3 <= q.scale <= 3.0 and abs(q.scale - p.scale) > 1e-3
+    with pytest.raises(ValueError, match="pose_encoding"):
+        oracle.predict(ids, pose_encoding=window.pose_encoding[:, :2])
+
+
+def test_oracle_with_swapped_convention_gives_a_wrong_scene():
+    """Handing world->camera extrinsics over as T_world_cam (the itu-auv mistake): metres come out wrong."""
+    T_odom_world = make_transform(rotation_from_axis_angle([0.0, 0.0, 0.7]), [12.0, -4.0, 0.3])
+    seq, oracle, ids, T_given, truth = _oracle_window(T_odom_world, 1.0)
+    right = PoseConditionedWindow.from_poses(T_given, seq.K, (48, 64))
+    wrong = PoseConditionedWindow.from_poses(invert_transform_batch(T_given), seq.K, (48, 64))
+    good = right.align(*_depth_extr(oracle.predict(ids, pose_encoding=right.pose_encoding)))
+    bad = wrong.align(*_depth_extr(oracle.predict(ids, pose_encoding=wrong.pose_encoding)))
+    np.testing.assert_allclose(good.depth, truth, rtol=1e-4)
+    assert np.median(np.abs(bad.depth / truth - 1.0)) > 0.1
+
+
+def _depth_extr(p):
+    return p.depth, p.extrinsics
