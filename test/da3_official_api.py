@@ -9,9 +9,10 @@ after registering, **only for the modules that are missing**, minimal stand-ins 
 - ``PIL.Image``: ``fromarray`` / ``convert("RGB")`` / ``size`` / ``crop`` / ``np.asarray(img)``;
 - ``torchvision.transforms``: ``ToTensor`` (HWC uint8 -> CHW float /255), ``Normalize`` ((x - mean) / std),
   ``CenterCrop`` (only for mixed sizes; not used by the tests);
-- ``evo.core.trajectory.PosePath3D``: ``positions_xyz`` and ``align(ref, correct_scale=True)``, written from
-  evo's documented algorithm (Umeyama 1991 on the positions, rank check: evo raises for a covariance rank
-  < 2), independently of :mod:`da3_ros.geometry.alignment` so the parity of our alignment is not circular;
+- ``evo.core.trajectory.PosePath3D``: ``positions_xyz`` and ``align(ref, correct_scale=True)``, following
+  evo 1.38.1's ``geometry.umeyama_alignment`` and ``PosePath3D.align`` step by step (Umeyama 1991 on the
+  positions; raises for a covariance rank < 2 like evo; scale the positions, then apply the SE(3)), written
+  independently of :mod:`da3_ros.geometry.alignment` so the parity of our alignment is not circular;
 - ``depth_anything_3.utils.export`` and ``imageio`` (image saving): raising (never called here).
 
 Everything else (``InputProcessor`` resize and intrinsics scaling, ``_normalize_extrinsics``, the model,
@@ -23,6 +24,7 @@ The official ``forward`` runs the backbone under autocast (fp16 on a CPU without
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import types
@@ -181,7 +183,12 @@ def _install_imageio():
     sys.modules["imageio"] = mod
 
 
-def _prepare_imports():
+@functools.lru_cache(maxsize=None)
+def _official_modules():
+    """Import ``depth_anything_3.api`` and ``.utils.pose_align`` with the stand-ins; then take the stand-ins
+    out of ``sys.modules`` again (the imported official modules keep their references), so that no other
+    test of the session sees a fake PIL / torchvision / evo."""
+    before = set(sys.modules)
     if _missing("imageio"):
         _install_imageio()
     if _missing("PIL"):
@@ -194,18 +201,29 @@ def _prepare_imports():
         importlib.import_module("depth_anything_3.utils.export")
     except ImportError:
         _install_export()
+    try:
+        api = importlib.import_module("depth_anything_3.api")
+        pose_align = importlib.import_module("depth_anything_3.utils.pose_align")
+    finally:
+        for name in STAND_IN_NAMES:
+            if name not in before and isinstance(sys.modules.get(name), types.ModuleType) \
+                    and getattr(sys.modules[name], "__file__", None) is None:
+                del sys.modules[name]
+    return api, pose_align
+
+
+STAND_IN_NAMES = ("PIL", "PIL.Image", "torchvision", "torchvision.transforms", "evo", "evo.core",
+                  "evo.core.trajectory", "imageio", "depth_anything_3.utils.export")
 
 
 def official_pose_align():
     """The official ``depth_anything_3.utils.pose_align`` module."""
-    _prepare_imports()
-    return importlib.import_module("depth_anything_3.utils.pose_align")
+    return _official_modules()[1]
 
 
 def official_api(net: torch.nn.Module, variant: str = "da3-small", fp32: bool = True):
     """An official ``DepthAnything3`` whose network is ``net`` (e.g. ``make_official_model``)."""
-    _prepare_imports()
-    api_mod = importlib.import_module("depth_anything_3.api")
+    api_mod = _official_modules()[0]
     torch.manual_seed(0)
     api = api_mod.DepthAnything3(model_name=variant)
     api.model = net.eval()

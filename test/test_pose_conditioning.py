@@ -112,7 +112,8 @@ def test_pose_conditioned_window_matches_official_inference(metre_window):
     np.testing.assert_allclose(window.normalised_extrinsics[0], np.eye(4), atol=1e-5)
     c = -np.einsum("nji,nj->ni", window.normalised_extrinsics[:, :3, :3], window.normalised_extrinsics[:, :3, 3])
     assert abs(np.median(np.linalg.norm(c, axis=1)) - 1.0) < 1e-5
-    assert abs(window.normalisation_distance - np.median(np.linalg.norm(T_wc[:, :3, 3] - T_wc[0, :3, 3], axis=1))) < 1e-6
+    baselines = np.linalg.norm(T_wc[:, :3, 3] - T_wc[0, :3, 3], axis=1)
+    assert abs(window.normalisation_distance - np.median(baselines)) < 1e-6
 
 
 def test_exported_pose_conditioned_graph_matches_official_inference(models, frames, metre_window, tmp_path):
@@ -220,8 +221,18 @@ def test_degenerate_windows():
     line = np.stack([make_transform(np.eye(3), [0.3 * i, 0.0, 0.0]) for i in range(3)])
     s = fit_prediction_to_given_scale(line[:, :3, 3], 2.5 * line[:, :3, 3] + 1.0)
     assert abs(np.cbrt(np.linalg.det(s[:3, :3])) - 2.5) < 1e-9
-    two = fit_prediction_to_given_scale(line[:2, :3, 3], 0.5 * line[:2, :3, 3])
-    assert abs(two[0, 0] - 0.5) < 1e-12
+    # two views: exact Sim(3) (scale = baseline ratio), also for opposite baseline directions
+    R = rotation_from_axis_angle([0.3, -0.2, 1.0])
+    for d_pred in (R @ [0.3, 0.0, 0.0] * 0.5, [-0.15, 0.0, 0.0]):
+        c_pred = np.stack([[1.0, 2.0, 3.0], np.add([1.0, 2.0, 3.0], d_pred)])
+        two = fit_prediction_to_given_scale(line[:2, :3, 3], c_pred)
+        np.testing.assert_allclose(line[:2, :3, 3] @ two[:3, :3].T + two[:3, 3], c_pred, atol=1e-12)
+        assert abs(np.cbrt(np.linalg.det(two[:3, :3])) - 0.5) < 1e-12
+    window2 = PoseConditionedWindow.from_poses(line[:2], np.eye(3) * 50, (28, 28))
+    pred2 = invert_transform_batch(np.stack([make_transform(R, [0.0, 0.0, 0.0]), make_transform(R, d_pred)]))
+    aligned2 = window2.align(np.full((2, 28, 28), 3.0), pred2)
+    assert aligned2.scale == pytest.approx(0.5) and aligned2.pose_residual < 1e-9
+    np.testing.assert_allclose(aligned2.depth, 6.0, rtol=1e-6)
     same = np.zeros((3, 3))
     with pytest.raises(PoseConditioningError, match="no baseline"):
         fit_prediction_to_given_scale(same, np.random.default_rng(0).normal(size=(3, 3)))

@@ -25,11 +25,12 @@ RANSAC: the official code switches to RANSAC only for ``N >= 10`` views (``ransa
 ``random_state=42`` (deterministic; 10 iterations of ``max(3, (N+1)//2)``-view samples, inlier threshold =
 median nearest-neighbour distance after the plain fit, final refit on the best inliers). It is ported in
 :func:`fit_prediction_to_given_scale` with the same random stream, so windows of 10+ views give the official
-scale too. With ``N < 10`` (every window the node runs today) it is the plain Umeyama fit of
+scale too (except that a collinear RANSAC sample, which evo rejects, is fitted here). With ``N < 10`` it is
+the plain Umeyama fit of
 :func:`da3_ros.geometry.alignment.umeyama` (the same maths as evo's ``umeyama_alignment`` used officially).
 
-Deliberate deviation: evo raises for a covariance of rank < 2, so the official ``inference`` fails for
-N = 2 views or collinear camera centres (a robot driving straight). The Sim(3) scale is still well defined
+Deliberate deviation: evo raises for a centre covariance of rank < 2, so the official ``inference`` fails for
+N = 2 views or exactly collinear camera centres (a robot driving straight, poses from wheel odometry). The Sim(3) scale is still well defined
 there (ratio of the spreads along the line), so we return it; only coincident centres (no baseline: the
 scale is unobservable) raise :class:`PoseConditioningError`.
 """
@@ -84,6 +85,17 @@ def da3_extrinsics_from_T_world_cam(T_world_cam: np.ndarray) -> np.ndarray:
     return extrinsics_to_T_world_cam(T)  # the rigid inverse; the same formula maps c2w -> w2c
 
 
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vector ``a`` onto unit vector ``b``."""
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1.0 + 1e-12:  # opposite: half a turn about any axis perpendicular to a
+        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        axis /= np.linalg.norm(axis)
+        return 2.0 * np.outer(axis, axis) - np.eye(3)
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
 def _ransac_scale(c_given: np.ndarray, c_pred: np.ndarray) -> np.ndarray:
     """Port of the official ``_ransac_align_sim3`` (same sampling stream); returns the 4x4 Sim(3)."""
     n = c_given.shape[0]
@@ -128,13 +140,15 @@ def fit_prediction_to_given_scale(centres_given: np.ndarray, centres_pred: np.nd
         raise PoseConditioningError("the given camera centres coincide (no baseline): the scale of the "
                                     "prediction relative to the given poses is unobservable")
     if len(cg) == 2:
-        d_given = cg[1] - cg[0]
-        s = float(np.linalg.norm(cp[1] - cp[0]) / np.linalg.norm(d_given))
+        d_given, d_pred = cg[1] - cg[0], cp[1] - cp[0]
+        s = float(np.linalg.norm(d_pred) / np.linalg.norm(d_given))
         if not s > 0:
             raise PoseConditioningError("the predicted camera centres coincide: no scale")
+        # two points fit exactly: the smallest rotation taking one baseline direction onto the other
+        R = _rotation_between(d_given / np.linalg.norm(d_given), d_pred / np.linalg.norm(d_pred))
         T = np.eye(4)
-        T[:3, :3] *= s
-        T[:3, 3] = cp.mean(axis=0) - s * cg.mean(axis=0)  # rotation is unobservable from 2 points; only s is used
+        T[:3, :3] = s * R
+        T[:3, 3] = cp.mean(axis=0) - s * (R @ cg.mean(axis=0))
         return T
     try:
         return _ransac_scale(cg, cp) if len(cg) >= RANSAC_MIN_VIEWS else umeyama(cg, cp)
@@ -201,11 +215,10 @@ class PoseConditionedWindow:
         if h <= 0 or w <= 0:
             raise PoseConditioningError(f"network_hw must be positive, got {network_hw}")
         E = da3_extrinsics_from_T_world_cam(T).astype(np.float32)  # official: float32 tensors from here on
-        e_t = torch.from_numpy(E)[None]
-        e_norm = normalize_window_extrinsics(e_t, min_scale=MIN_NORMALISATION_DISTANCE)
-        rel = e_t @ torch.linalg.inv(e_t[:, :1])  # only for the record (the clamp applied inside normalise)
-        centres = torch.from_numpy(extrinsics_to_T_world_cam(rel[0].double().numpy())[:, :3, 3])
-        dist = max(float(torch.median(centres.norm(dim=-1))), MIN_NORMALISATION_DISTANCE)
+        e_norm = normalize_window_extrinsics(torch.from_numpy(E)[None], min_scale=MIN_NORMALISATION_DISTANCE)
+        # the record of the divisor used inside (torch.median: the lower median for even N, as officially)
+        dist = max(float(torch.median(torch.from_numpy(np.linalg.norm(T[:, :3, 3] - T[:1, :3, 3], axis=1)))),
+                   MIN_NORMALISATION_DISTANCE)
         k_t = torch.from_numpy(K.astype(np.float32))[None]
         enc = extrinsics_intrinsics_to_pose_encoding(e_norm, k_t, (h, w))
         return cls(T_world_cam=T, intrinsics=K, network_hw=(h, w), extrinsics=E,
