@@ -20,6 +20,15 @@ and poses, the failure a tracker must reject.
 Ground truth of the window is returned too: ``scale`` (window units per metre) and
 ``T_world_ref`` (camera-to-world pose of the reference view), so that
 ``p_window = scale * inv(T_world_ref) @ p_world``.
+
+Pose-conditioned windows (``predict(..., pose_encoding=...)``, the ``(N, 9)`` / ``(1, N, 9)`` encoding a
+pose-conditioned model takes, e.g. ``PoseConditionedWindow.pose_encoding``): the oracle follows the given
+poses as a well-behaved conditioned network does. The window frame is the one of the encoding (view 0 =
+identity, the official normalisation's unit), the extrinsics are the decoded given poses (plus the usual
+noise on views 1..N-1), and ``scale`` is no longer drawn: it is the unit of the encoding per metre, fitted
+from the encoded camera centres against the true ones (``sum |c_enc| |c_true| / sum |c_true|^2``), so the
+depth is the ground-truth scene in the unit of the given poses once the window is aligned back to them.
+With no baseline (all true centres coincide) the unit is unobservable and the drawn scale is kept.
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ import cv2
 import numpy as np
 
 from da3_ros.geometry.transforms import (
+    extrinsics_to_T_world_cam,
     invert_transform,
     rotation_from_axis_angle,
     T_world_cam_to_extrinsics,
@@ -125,13 +135,42 @@ class WindowOracle:
             return int(rng.integers(n))
         raise ValueError(f"ref_view must be 'first', 'middle', 'last', 'random' or an int, got {ref_view!r}")
 
+    @staticmethod
+    def _follow_pose_encoding(pose_encoding, T_ref_views_true, drawn_scale, hw):
+        """(scale, poses of the views in the encoding's frame in metres) for a pose-conditioned window."""
+        import torch  # only pose-conditioned windows need it (the decoder is the model's, in torch)
+
+        from da3_ros.geometry.pose_encoding import pose_encoding_to_extrinsics_intrinsics
+
+        enc = pose_encoding.detach().cpu().numpy() if isinstance(pose_encoding, torch.Tensor) else pose_encoding
+        enc = np.asarray(enc, dtype=np.float64)
+        n = len(T_ref_views_true)
+        if enc.ndim == 3 and enc.shape[0] == 1:
+            enc = enc[0]
+        if enc.shape != (n, 9) or not np.all(np.isfinite(enc)):
+            raise ValueError(f"pose_encoding must be finite with shape ({n}, 9) or (1, {n}, 9), got {enc.shape}")
+        w2c, _ = pose_encoding_to_extrinsics_intrinsics(torch.from_numpy(enc), hw)
+        T_enc = extrinsics_to_T_world_cam(w2c.numpy())  # camera -> encoding frame (view 0 ~ identity)
+        c_enc = np.linalg.norm(T_enc[:, :3, 3], axis=1)
+        c_true = np.linalg.norm(np.stack([T[:3, 3] for T in T_ref_views_true]), axis=1)
+        denom = float(np.sum(c_true * c_true))
+        scale = float(np.sum(c_enc * c_true) / denom) if denom > 1e-12 else drawn_scale
+        metric = T_enc.copy()
+        metric[:, :3, 3] /= scale
+        return scale, list(metric)
+
     def predict(
         self,
         frame_ids: Sequence[int],
         ref_view: Union[str, int] = "first",
         garbage: Optional[bool] = None,
+        pose_encoding=None,
     ) -> OracleWindow:
-        """Prediction for the views ``frame_ids`` (indices into the sequence, repeats allowed)."""
+        """Prediction for the views ``frame_ids`` (indices into the sequence, repeats allowed).
+
+        ``pose_encoding``: optional ``(N, 9)`` or ``(1, N, 9)`` (NumPy or torch) encoding of the window's
+        known, normalised poses; the window then follows them (module doc) and ``ref_view`` is unused
+        (view 0 is the reference, as for a pose-conditioned model)."""
         ids = [int(i) for i in frame_ids]
         if not ids:
             raise ValueError("frame_ids must not be empty")
@@ -139,17 +178,20 @@ class WindowOracle:
         self.calls += 1
         nz = self.noise
         n = len(ids)
-        ref = self._ref_index(ref_view, n, rng)
+        ref = self._ref_index(ref_view, n, rng) if pose_encoding is None else 0
         if garbage is None:
             garbage = bool(rng.random() < nz.garbage_probability)
         scale = 1.0 if self.metric else float(np.exp(rng.uniform(*np.log(nz.scale_range))))
         T_wc = np.asarray(self.sequence.T_world_cam)[ids]
         T_world_ref = T_wc[ref]
         T_ref_world = invert_transform(T_world_ref)
+        T_ref_views = [T_ref_world @ T_wc[v] for v in range(n)]  # metres
         K0 = np.asarray(self.sequence.K, np.float64)
         depths = [self.sequence.render(i)[1] for i in ids]
         H, W = depths[0].shape
         h, w = self.out_hw if self.out_hw is not None else (H, W)
+        if pose_encoding is not None:
+            scale, T_ref_views = self._follow_pose_encoding(pose_encoding, T_ref_views, scale, (h, w))
         K = resize_intrinsics(K0, (H, W), (h, w)) if (h, w) != (H, W) else K0.copy()
         if nz.focal_noise > 0:
             f = 1.0 + nz.focal_noise * rng.standard_normal()
@@ -179,8 +221,8 @@ class WindowOracle:
                 err = np.zeros_like(err)
             depth_out[v] = (scale * d * np.maximum(1.0 + err, 0.05)).astype(np.float32)
             conf_out[v] = (1.0 + np.exp(logit)).astype(np.float32)
-            # pose of view v in the reference frame (camera-to-window), in window scale
-            T_ref_v = T_ref_world @ T_wc[v]
+            # pose of view v in the reference frame (camera-to-window), in metres until scaled below
+            T_ref_v = T_ref_views[v]
             if v != ref:
                 if garbage:
                     dR = rotation_from_axis_angle(rng.normal(size=3) * np.radians(20.0))
