@@ -6,6 +6,8 @@
 - ``camera_paths``: named, deterministic camera paths (``room_tour``: forward motion, turning,
   a stop, a pure rotation; 300 frames).
 - ``sequence``: ``SyntheticSequence`` = scene + path + intrinsics, rendered lazily per frame.
+- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring``) moving along a path,
+  every camera rendered with ground truth and its own stamps (``RigSequence``).
 - ``window_oracle``: per-window "model predictions" made from the ground truth (random window
   scale, depth/pose noise, low-confidence regions, occasional garbage windows).
 
@@ -21,3 +23,8 @@ from .window_oracle import OracleNoise, OracleWindow, WindowOracle
 __all__ = ["PATH_NAMES", "CameraPath", "camera_path", "Renderer", "pinhole_intrinsics", "AxisAlignedBox",
            "RoomScene", "default_room", "SyntheticFrame", "SyntheticSequence", "OracleNoise", "OracleWindow",
            "WindowOracle"]
+
+# multi-camera rig
+from .rig import CameraRig, RigCamera, RigSequence, optical_mount, ring, stereo_pair  # noqa: E402
+
+__all__ += ["CameraRig", "RigCamera", "RigSequence", "optical_mount", "ring", "stereo_pair"]

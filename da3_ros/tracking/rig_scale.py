@@ -30,6 +30,10 @@ disparity for the 70 deg, 320 px synthetic camera; the window oracle's default o
 views far apart) one snapshot of a stereo pair is trusted when ``baseline / depth >= sqrt(2) * 0.001 /
 0.05 = 2.8 %``, i.e. a 0.12 m pair up to ~4 m of scene depth, a 5 cm pair up to ~1.8 m (or deeper
 with more snapshots: the threshold falls with ``1 / sqrt(K)``), and a 1 cm pair not at room depths.
+
+Consistency: the predicted inter-camera rotations are compared with the known ones (they do not
+depend on the scale); beyond ``max_rotation_residual_deg`` (default 5 deg) the estimate is
+``inconsistent`` and not trusted.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ class RigScaleConfig:
     method: str = "auto"
     centre_noise_rel: float = 0.001     # predicted camera-centre sigma per axis / scene depth
     max_rel_uncertainty: float = 0.05   # above this the baseline is "too short to trust"
+    max_rotation_residual_deg: float = 5.0  # predicted vs known inter-camera rotation: "inconsistent" above
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -59,11 +64,16 @@ class RigScaleConfig:
             raise ValueError(f"centre_noise_rel must be > 0, got {self.centre_noise_rel}")
         if not self.max_rel_uncertainty > 0:
             raise ValueError(f"max_rel_uncertainty must be > 0, got {self.max_rel_uncertainty}")
+        if not self.max_rotation_residual_deg > 0:
+            raise ValueError(f"max_rotation_residual_deg must be > 0, got {self.max_rotation_residual_deg}")
 
 
 @dataclass
 class RigScaleEstimate:
-    """``scale`` in metres per window unit; ``state`` is ``ok`` | ``baseline_too_short`` | ``degenerate``.
+    """``scale`` in metres per window unit; ``state`` (first that applies): ``degenerate`` (predicted
+    centres coincide, no scale), ``inconsistent`` (``rotation_residual_deg`` above its limit: the window's
+    rig prediction or the extrinsics are wrong), ``baseline_too_short`` (``rel_uncertainty`` above its
+    limit) or ``ok``. Only ``ok`` is ``trusted``.
 
     ``rel_uncertainty`` is a 1-sigma fraction of ``scale``; ``baseline_over_depth`` = shortest known
     baseline / scene depth (metres / metres, using this estimate's scale); ``rotation_residual_deg`` =
@@ -90,7 +100,8 @@ class RigScaleEstimate:
     def describe(self) -> str:
         return (f"rig scale {self.scale:.4g} m/unit +- {100 * self.rel_uncertainty:.2g} % ({self.method}, "
                 f"{self.snapshots} snapshots, {self.measurements} measurements): {self.state}; "
-                f"baseline/depth {self.baseline_over_depth:.3g}, rotation residual {self.rotation_residual_deg:.2g} deg")
+                f"baseline/depth {self.baseline_over_depth:.3g}, "
+                f"rotation residual {self.rotation_residual_deg:.2g} deg")
 
 
 def _as_poses(T_window_cam, T_base_cam):
@@ -192,7 +203,10 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
         rel_emp = 0.0
     rel = max(rel_model, rel_emp)
     scale = 1.0 / u
-    state = "ok" if rel <= cfg.max_rel_uncertainty else "baseline_too_short"
+    if rot_res > cfg.max_rotation_residual_deg:
+        state = "inconsistent"
+    else:
+        state = "ok" if rel <= cfg.max_rel_uncertainty else "baseline_too_short"
     return RigScaleEstimate(
         scale=scale, rel_uncertainty=float(rel), rel_sigma_model=float(rel_model), rel_sigma_empirical=rel_emp,
         state=state, method=method, snapshots=K, measurements=int(n_meas),
