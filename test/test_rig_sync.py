@@ -25,7 +25,7 @@ def test_jittered_stereo_stream_groups_every_frame_exactly():
     assert len(groups) == len(seq)
     for n, g in enumerate(groups):
         assert [p[1] for p in g.payloads] == [n, n] and [p[0] for p in g.payloads] == [0, 1]
-        assert g.spread_ns <= 20 * MS  # two independent +-5 ms jitters: at most 10 ms apart
+        assert g.spread_ns <= 10 * MS  # two independent +-5 ms jitters: at most 10 ms apart
     st = _balanced_after_flush(sync)
     assert all(v == [0, 0] for v in st.dropped.values())
     assert st.groups == len(seq)

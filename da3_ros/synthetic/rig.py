@@ -145,8 +145,7 @@ class RigSequence:
         rng = np.random.default_rng(seed + 7919)
         t_ns = np.round(self.path.stamps * 1e9).astype(np.int64)
         jitter = rng.uniform(-stamp_jitter_s, stamp_jitter_s, size=(len(rig), len(self.path)))
-        self._stamps_ns = t_ns[None, :] + np.round(jitter * 1e9).astype(np.int64)
-        self._stamps_ns[:, 0] = np.maximum(self._stamps_ns[:, 0], 0)
+        self._stamps_ns = np.maximum(t_ns[None, :] + np.round(jitter * 1e9).astype(np.int64), 0)  # stamps >= 0
         self._cache: Optional[Dict[Tuple[int, int], Tuple[np.ndarray, np.ndarray]]] = {} if cache else None
 
     def __len__(self) -> int:
