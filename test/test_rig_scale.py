@@ -76,7 +76,7 @@ def test_one_centimetre_baseline_is_reported_too_short():
         P, u, D = _window(seq, rng)
         est = estimate_rig_scale(P, rig.T_base_cam, D)
         assert est.state == "baseline_too_short" and not est.trusted
-        assert est.rel_uncertainty > 0.05 and est.baseline_over_depth < 0.01
+        assert est.relative_uncertainty > 0.05 and est.baseline_over_depth < 0.01
     # one snapshot: trusted while baseline / depth >= sqrt(2) * 0.001 / 0.05 = 2.8 % (the documented
     # threshold of the default config; the model's own predicted distance enters, hence the 10 % band)
     for b in (0.12, 0.05):

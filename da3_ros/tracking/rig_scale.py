@@ -22,9 +22,9 @@ scene_depth`` per axis (window units; ``scene_depth`` = the window's median pred
 first-order effect on the scale is ``rel_sigma_model = sigma / sqrt(sum_k V_k)`` in window units (for
 two cameras ``V = l^2 / 2``, i.e. ``sqrt(2) sigma / l`` per snapshot). With >= 3 measurements (pairs
 or snapshots) the scatter of the per-measurement scales gives ``rel_sigma_empirical`` too; the
-reported ``rel_uncertainty`` is the larger of the two.
+reported ``relative_uncertainty`` is the larger of the two.
 
-"Baseline too short to trust": ``rel_uncertainty > max_rel_uncertainty`` (default 0.05). With the
+"Baseline too short to trust": ``relative_uncertainty > max_rel_uncertainty`` (default 0.05). With the
 default ``centre_noise_rel = 0.001`` (the camera centre within 0.1 % of the scene depth, about 0.2 px of
 disparity for the 70 deg, 320 px synthetic camera; the window oracle's default of 0.002 is for
 views far apart) one snapshot of a stereo pair is trusted when ``baseline / depth >= sqrt(2) * 0.001 /
@@ -72,17 +72,17 @@ class RigScaleConfig:
 class RigScaleEstimate:
     """``scale`` in metres per window unit; ``state`` (first that applies): ``degenerate`` (predicted
     centres coincide, no scale), ``inconsistent`` (``rotation_residual_deg`` above its limit: the window's
-    rig prediction or the extrinsics are wrong), ``baseline_too_short`` (``rel_uncertainty`` above its
+    rig prediction or the extrinsics are wrong), ``baseline_too_short`` (``relative_uncertainty`` above its
     limit) or ``ok``. Only ``ok`` is ``trusted``.
 
-    ``rel_uncertainty`` is a 1-sigma fraction of ``scale``; ``baseline_over_depth`` = shortest known
+    ``relative_uncertainty`` is a 1-sigma fraction of ``scale``; ``baseline_over_depth`` = shortest known
     baseline / scene depth (metres / metres, using this estimate's scale); ``rotation_residual_deg`` =
     worst angle between a predicted and the known inter-camera rotation (a consistency check, not used
     for the scale); ``residual_rel`` = rms relative misfit of the measurements.
     """
 
     scale: float
-    rel_uncertainty: float
+    relative_uncertainty: float
     rel_sigma_model: float
     rel_sigma_empirical: float
     state: str
@@ -97,8 +97,14 @@ class RigScaleEstimate:
     def trusted(self) -> bool:
         return self.state == "ok"
 
-    def describe(self) -> str:
-        return (f"rig scale {self.scale:.4g} m/unit +- {100 * self.rel_uncertainty:.2g} % ({self.method}, "
+    @property
+    def uncertainty(self) -> float:
+        """1-sigma uncertainty of ``scale`` in metres per window unit."""
+        return self.scale * self.relative_uncertainty
+
+    def summary(self) -> str:
+        """One line for /diagnostics."""
+        return (f"rig scale {self.scale:.4g} m/unit +- {100 * self.relative_uncertainty:.2g} % ({self.method}, "
                 f"{self.snapshots} snapshots, {self.measurements} measurements): {self.state}; "
                 f"baseline/depth {self.baseline_over_depth:.3g}, "
                 f"rotation residual {self.rotation_residual_deg:.2g} deg")
@@ -208,7 +214,8 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
     else:
         state = "ok" if rel <= cfg.max_rel_uncertainty else "baseline_too_short"
     return RigScaleEstimate(
-        scale=scale, rel_uncertainty=float(rel), rel_sigma_model=float(rel_model), rel_sigma_empirical=rel_emp,
+        scale=scale, relative_uncertainty=float(rel), rel_sigma_model=float(rel_model),
+        rel_sigma_empirical=rel_emp,
         state=state, method=method, snapshots=K, measurements=int(n_meas),
         baseline_over_depth=float(np.min(L) / (scale * float(scene_depth))), rotation_residual_deg=float(rot_res),
         residual_rel=float(np.sqrt(np.mean(misfit ** 2))))
