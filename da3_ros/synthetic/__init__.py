@@ -6,10 +6,10 @@
 - ``camera_paths``: named, deterministic camera paths (``room_tour``: forward motion, turning,
   a stop, a pure rotation; 300 frames).
 - ``sequence``: ``SyntheticSequence`` = scene + path + intrinsics, rendered lazily per frame.
-- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring``) moving along a path,
-  every camera rendered with ground truth and its own stamps (``RigSequence``).
 - ``window_oracle``: per-window "model predictions" made from the ground truth (random window
   scale, depth/pose noise, low-confidence regions, occasional garbage windows).
+- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring``) moving along a path,
+  every camera rendered with ground truth and its own stamps (``RigSequence``).
 
 World frame of the scene: x, y horizontal, z up, metres. Cameras use OpenCV optical axes.
 """
