@@ -10,6 +10,8 @@
   camera_link -> camera_optical mount, the camera's ground-truth path and a simulated wheel odometry.
 - ``window_oracle``: per-window "model predictions" made from the ground truth (random window
   scale, depth/pose noise, low-confidence regions, occasional garbage windows).
+- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring``) moving along a path,
+  every camera rendered with ground truth and its own stamps (``RigSequence``).
 
 World frame of the scene: x, y horizontal, z up, metres. Cameras use OpenCV optical axes.
 """
@@ -20,7 +22,9 @@ from .room_scene import AxisAlignedBox, RoomScene, default_room
 from .sequence import SyntheticFrame, SyntheticSequence
 from .window_oracle import OracleNoise, OracleWindow, WindowOracle
 from .robot import SyntheticRobot, WheelOdometry, WheelOdometryConfig
+from .rig import CameraRig, RigCamera, RigSequence, optical_mount, ring, stereo_pair
 
 __all__ = ["PATH_NAMES", "CameraPath", "camera_path", "Renderer", "pinhole_intrinsics", "AxisAlignedBox",
            "RoomScene", "default_room", "SyntheticFrame", "SyntheticSequence", "OracleNoise", "OracleWindow",
-           "WindowOracle", "SyntheticRobot", "WheelOdometry", "WheelOdometryConfig"]
+           "WindowOracle", "SyntheticRobot", "WheelOdometry", "WheelOdometryConfig",
+           "CameraRig", "RigCamera", "RigSequence", "optical_mount", "ring", "stereo_pair"]

@@ -1,0 +1,105 @@
+"""Synthetic rig world: presets, ground-truth poses of every camera, visibility and overlap, stamps."""
+import numpy as np
+import pytest
+
+from da3_ros.geometry.transforms import invert_transform, rotation_angle_deg, transform_points
+from da3_ros.synthetic.rig import CameraRig, R_BASE_OPTICAL, RigCamera, RigSequence, optical_mount, ring, stereo_pair
+
+ROOM_DIAGONAL = float(np.sqrt(8.0 ** 2 + 6.0 ** 2 + 3.0 ** 2))  # default_room is 8 x 6 x 3 m
+
+
+def test_optical_mount_axes_follow_rep103():
+    T = optical_mount([0.1, 0.2, 0.3])
+    # optical z (forward) = base +x, optical x (right) = base -y, optical y (down) = base -z
+    np.testing.assert_allclose(T[:3, :3] @ [0, 0, 1], [1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(T[:3, :3] @ [1, 0, 0], [0, -1, 0], atol=1e-12)
+    np.testing.assert_allclose(T[:3, :3] @ [0, 1, 0], [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(optical_mount([0, 0, 0], 90.0)[:3, :3] @ [0, 0, 1], [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(R_BASE_OPTICAL, optical_mount([0, 0, 0])[:3, :3])
+
+
+def test_stereo_ground_truth_relative_pose_equals_the_preset():
+    rig = stereo_pair(0.12)
+    seq = RigSequence(rig, path_scale=0.3, width=32, height=24)
+    T = seq.T_world_cam
+    assert T.shape == (len(seq), 2, 4, 4)
+    expected = rig.T_cam_cam(0, 1)
+    np.testing.assert_allclose(expected[:3, 3], [0.12, 0.0, 0.0], atol=1e-12)  # right camera: +x of left
+    np.testing.assert_allclose(expected[:3, :3], np.eye(3), atol=1e-12)
+    for f in range(0, len(seq), 7):
+        np.testing.assert_allclose(invert_transform(T[f, 0]) @ T[f, 1], expected, atol=1e-12)
+        np.testing.assert_allclose(seq.frame(1, f).T_world_cam, T[f, 1], atol=1e-12)
+    # the base follows the path: the midpoint of the pair is the path's camera centre
+    np.testing.assert_allclose(0.5 * (T[:, 0, :3, 3] + T[:, 1, :3, 3]), seq.path.T_world_cam[:, :3, 3], atol=1e-12)
+
+
+def test_ring_preset_geometry():
+    rig = ring(3)
+    assert rig.names == ["cam0", "cam1", "cam2"] and all(c.hfov_deg == 150.0 for c in rig.cameras)
+    for a in range(3):
+        b = (a + 1) % 3
+        assert rotation_angle_deg(rig.T_cam_cam(a, b)[:3, :3]) == pytest.approx(120.0, abs=1e-9)
+        # chord of a 0.10 m circle at 120 deg
+        assert np.linalg.norm(rig.T_cam_cam(a, b)[:3, 3]) == pytest.approx(0.10 * np.sqrt(3.0), abs=1e-12)
+    with pytest.raises(ValueError, match="unique"):
+        CameraRig((RigCamera("a", np.eye(4)), RigCamera("a", np.eye(4))))
+    with pytest.raises(ValueError, match="rigid"):
+        CameraRig((RigCamera("a", 2.0 * np.eye(4)),))
+
+
+@pytest.mark.parametrize("rig", [stereo_pair(), ring(3)], ids=["stereo", "ring"])
+def test_every_camera_sees_the_room(rig):
+    seq = RigSequence(rig, path_scale=0.2, width=80, height=60)
+    for f in range(0, len(seq), 6):
+        for c in range(len(rig)):
+            rgb, depth = seq.render(c, f)
+            assert np.all(np.isfinite(depth))
+            # every pixel hits a room surface: in front of the camera and within the room's diagonal
+            assert depth.min() > 0.05 and depth.max() < ROOM_DIAGONAL
+            assert rgb.std() > 10.0  # textured, not a blank image
+
+
+def _overlap(seq, f, a, b, step=4):
+    """Fraction of camera a's pixels that camera b sees too, at the same depth (no occlusion)."""
+    _, da = seq.render(a, f)
+    _, db = seq.render(b, f)
+    K = seq.K
+    v, u = np.mgrid[0:seq.height:step, 0:seq.width:step]
+    z = da[v, u].astype(np.float64).ravel()
+    rays = np.stack([(u.ravel() - K[a][0, 2]) / K[a][0, 0], (v.ravel() - K[a][1, 2]) / K[a][1, 1], np.ones(z.size)], 1)
+    T_b_a = invert_transform(seq.T_world_cam[f, b]) @ seq.T_world_cam[f, a]
+    p = transform_points(T_b_a, rays * z[:, None])
+    front = p[:, 2] > 0.05
+    ub = K[b][0, 0] * p[:, 0] / np.where(front, p[:, 2], 1) + K[b][0, 2]
+    vb = K[b][1, 1] * p[:, 1] / np.where(front, p[:, 2], 1) + K[b][1, 2]
+    inside = front & (ub >= 0) & (ub <= seq.width - 1) & (vb >= 0) & (vb <= seq.height - 1)
+    ok = np.zeros(z.size, bool)
+    ib = np.flatnonzero(inside)
+    zb = db[np.round(vb[ib]).astype(int), np.round(ub[ib]).astype(int)]
+    ok[ib] = np.abs(zb - p[ib, 2]) < 0.05 * p[ib, 2]  # 5 %: nearest-pixel lookup at depth edges
+    return ok.mean()
+
+
+def test_neighbouring_cameras_overlap():
+    # stereo: most of the left image is seen by the right camera; ring: 150 deg FOV, 120 deg apart
+    stereo = RigSequence(stereo_pair(), path_scale=0.2, width=80, height=60)
+    assert _overlap(stereo, 10, 0, 1) > 0.8
+    rng_seq = RigSequence(ring(3), path_scale=0.2, width=80, height=60)
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        frac = _overlap(rng_seq, 10, a, b)
+        assert 0.15 < frac < 0.5, (a, b, frac)  # ~0.3 measured at 80x60
+
+
+def test_stamps_jitter_and_half_rate():
+    seq = RigSequence(stereo_pair(), path_scale=0.3, stamp_jitter_s=0.004, rate_divisors=[1, 2], seed=5)
+    nominal = np.round(seq.path.stamps * 1e9).astype(np.int64)
+    for c in range(2):
+        t = np.array([seq.stamp_ns(c, i) for i in range(len(seq))])
+        assert np.max(np.abs(t - nominal)) <= 4_000_000 and np.std(t - nominal) > 1_000_000
+    assert list(seq.frame_indices(1)) == list(range(0, len(seq), 2))
+    arr = seq.arrivals()
+    assert len(arr) == len(seq) + (len(seq) + 1) // 2
+    assert [a[1] for a in arr] == sorted(a[1] for a in arr)
+    assert seq.frame(1, 4).stamp == pytest.approx(seq.stamp_ns(1, 4) * 1e-9)
+    with pytest.raises(ValueError, match="rate_divisors"):
+        RigSequence(stereo_pair(), rate_divisors=[1])
