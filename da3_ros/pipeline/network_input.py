@@ -9,7 +9,8 @@ intrinsics map exactly:
 
 with ``(x0, y0)`` the crop offset in resized pixels (cv2.resize pixel-edge convention). Outputs at
 network resolution map back to the camera grid over the crop's footprint; camera pixels outside the
-footprint (cropped away) get NaN.
+footprint (cropped away) get NaN. Intrinsics are :class:`~da3_ros.geometry.camera.PinholeCamera`
+(pixel-centre convention); the K formula above is ``camera.resized(*resized_size).cropped(x0, y0, W, H)``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..camera_intrinsics import CameraIntrinsics
+from ..geometry.camera import PinholeCamera
 
 
 @dataclass(frozen=True)
@@ -78,28 +79,22 @@ class NetworkInputMapping:
         x0, y0 = self.crop_offset
         return np.ascontiguousarray(rgb[y0:y0 + self.net_height, x0:x0 + self.net_width])
 
-    def intrinsics_to_network(self, intr: CameraIntrinsics) -> np.ndarray:
-        """Camera intrinsics -> 3x3 K in network-input pixels."""
-        rw, rh = self.resized_size
-        K = intr.scaled_to(rw, rh).K.copy()
+    def camera_to_network(self, camera: PinholeCamera) -> PinholeCamera:
+        """The camera image's camera model -> the model of the network input (resize, then crop)."""
+        if camera.size != (self.camera_width, self.camera_height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, mapping expects "
+                             f"{self.camera_width}x{self.camera_height}")
         x0, y0 = self.crop_offset
-        K[0, 2] -= x0
-        K[1, 2] -= y0
-        return K
+        return camera.resized(*self.resized_size).cropped(x0, y0, self.net_width, self.net_height)
 
-    def intrinsics_to_camera(self, K_net: np.ndarray) -> np.ndarray:
-        """Inverse of ``intrinsics_to_network``: a network-pixel K -> camera-pixel K."""
-        rw, rh = self.resized_size
+    def network_to_camera(self, network_camera: PinholeCamera) -> PinholeCamera:
+        """Inverse of :meth:`camera_to_network`: a network-input camera -> the camera image's."""
+        if network_camera.size != (self.net_width, self.net_height):
+            raise ValueError(f"network camera is {network_camera.width}x{network_camera.height}, mapping "
+                             f"expects {self.net_width}x{self.net_height}")
         x0, y0 = self.crop_offset
-        K = np.asarray(K_net, dtype=np.float64).copy()
-        K[0, 2] += x0
-        K[1, 2] += y0
-        sx, sy = self.camera_width / rw, self.camera_height / rh
-        K[0, 0] *= sx
-        K[1, 1] *= sy
-        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-        return K
+        rw, rh = self.resized_size
+        return network_camera.cropped(-x0, -y0, rw, rh).resized(self.camera_width, self.camera_height)
 
     def map_to_camera(self, values: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """A network-resolution map (H, W) float32 -> camera resolution (h, w); NaN outside the footprint."""
