@@ -108,5 +108,15 @@ def test_network_maps_back_to_the_camera_grid():
     np.testing.assert_allclose(cam[540, inner], expect[inner], rtol=0, atol=1e-4)
     assert np.isnan(cam[:y0]).all() and np.isnan(cam[y0 + h:]).all() and y0 > 0
     assert np.isfinite(cam[y0:y0 + h]).all()
+    # rows across the crop: network y of camera row v is (v + 0.5) * 284 / 1080 - 0.5 - 2 exactly (the
+    # geometry of network_to_camera), not a rounded footprint; the covered rows are those whose centre
+    # lies inside the crop's pixel edges
+    net_y = np.broadcast_to(np.arange(280, dtype=np.float32)[:, None], (280, 504))
+    cam_y = m.map_to_camera(net_y)
+    expect_y = (np.arange(1080) + 0.5) * 284 / 1080 - 0.5 - 2
+    covered = (expect_y >= -0.5) & (expect_y <= 279.5)
+    assert (y0, h) == (int(np.argmax(covered)), int(covered.sum()))
+    rows = np.flatnonzero(covered)
+    np.testing.assert_allclose(cam_y[rows, 960], np.clip(expect_y[rows], 0, 279), rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="map is"):
         m.map_to_camera(net[:, :500])
