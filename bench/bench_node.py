@@ -38,7 +38,7 @@ def overhead(frames: int) -> dict:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from da3_ros.camera_intrinsics import CameraIntrinsics
+    from da3_ros.geometry.camera import PinholeCamera
     from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
     from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
     from da3_ros.node.output_messages import camera_frame_messages
@@ -52,7 +52,7 @@ def overhead(frames: int) -> dict:
         spec = write_oracle_spec(Path(tmp) / "spec.json", rendered, width=640, height=480)
         backend = OracleBackend(str(spec), views=4, height=480, width=640)
     processor = FrameProcessor(backend, ProcessorConfig(window_size=4, point_stride=2))
-    cam = CameraIntrinsics(640, 480, seq.K)
+    cam = PinholeCamera(640, 480, seq.K)
     msgs = [numpy_to_image(rgb, "rgb8", header=Header(frame_id="cam")) for rgb in rendered.values()]
 
     ctx_pub, ctx_sub = Context(), Context()

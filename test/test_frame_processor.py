@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from da3_ros.backends.factory import create_backend
-from da3_ros.camera_intrinsics import CameraIntrinsics
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
 from da3_ros.pipeline.network_input import NetworkInputMapping
 from da3_ros.synthetic.sequence import SyntheticSequence
@@ -23,15 +23,15 @@ def sequence():
 
 
 def _camera(seq):
-    return CameraIntrinsics(seq.width, seq.height, seq.K)
+    return PinholeCamera(seq.width, seq.height, seq.K)
 
 
 def test_network_mapping_round_trips_intrinsics_and_footprint():
     m = NetworkInputMapping(640, 480, 504, 280)     # 4:3 camera, wide network: crop rows
     assert m.resized_size == (504, 378) and m.crop_offset == (0, 49)
-    cam = CameraIntrinsics.from_focal(640, 480, 500.0, 510.0, 320.0, 240.0)
-    K_net = m.intrinsics_to_network(cam)
-    np.testing.assert_allclose(m.intrinsics_to_camera(K_net), cam.K, atol=1e-9)
+    cam = PinholeCamera.from_focal(640, 480, 500.0, 510.0, 320.0, 240.0)
+    K_net = m.camera_to_network(cam).K
+    np.testing.assert_allclose(m.network_to_camera(PinholeCamera(504, 280, K_net)).K, cam.K, atol=1e-9)
     # principal point stays at the image centre (crop is symmetric)
     assert K_net[0, 2] == pytest.approx((320.5) * 504 / 640 - 0.5)
     assert K_net[1, 2] == pytest.approx((240.5) * 378 / 480 - 0.5 - 49)

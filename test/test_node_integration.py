@@ -15,7 +15,7 @@ from tf2_msgs.msg import TFMessage
 from node_fixtures import node_command, real_or_synthetic_frames, write_params
 from ros_harness import RELIABLE
 
-from da3_ros.camera_intrinsics import CameraIntrinsics
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.ros_io import image_to_numpy, intrinsics_to_camera_info, numpy_to_image, pointcloud2_xyz_rgb
 from da3_ros.ros_io.tf_publisher import TF_QOS
 
@@ -55,7 +55,7 @@ def _start_node(ros, launcher, tmp_path, onnx_path, **overrides):
 def _publish(ros, image_pub, info_pub, rgb, K, i, frame_id=CAMERA_FRAME):
     header = Header(stamp=_stamp(i), frame_id=frame_id)
     h, w = rgb.shape[:2]
-    info_pub.publish(intrinsics_to_camera_info(CameraIntrinsics(w, h, K), header=header))
+    info_pub.publish(intrinsics_to_camera_info(PinholeCamera(w, h, K), header=header))
     image_pub.publish(numpy_to_image(rgb, "rgb8", header=header))
 
 
@@ -74,7 +74,7 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
     ros_node.wait_for_topics({f"{NS}/depth": "sensor_msgs/msg/Image"}, timeout=60)
     ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
     h, w = frames[0].shape[:2]
-    info_pub.publish(intrinsics_to_camera_info(CameraIntrinsics(w, h, K), header=Header(frame_id=CAMERA_FRAME)))
+    info_pub.publish(intrinsics_to_camera_info(PinholeCamera(w, h, K), header=Header(frame_id=CAMERA_FRAME)))
     ros_node.spin_for(0.5)   # camera_info first: every frame below is processed with it
     sent = []
     for i, rgb in enumerate(frames):
@@ -161,7 +161,7 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     def good(i, rgb=None, stamp_index=None):
         nonlocal n
         frame = seq.frame(i).rgb if rgb is None else rgb
-        K = CameraIntrinsics(160, 120, seq.K).scaled_to(frame.shape[1], frame.shape[0]).K
+        K = PinholeCamera(160, 120, seq.K).resized(frame.shape[1], frame.shape[0]).K
         _publish(ros_node, image_pub, info_pub, frame, K, stamp_index)
         n += 1
         before = len(depth)
@@ -187,12 +187,15 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     msg.step = 10
     bad(msg)                                              # step smaller than a row
     bad(Image(header=header, encoding="rgb8"))            # empty image
-    nan_info = intrinsics_to_camera_info(CameraIntrinsics(160, 120, seq.K), header=header)
+    nan_info = intrinsics_to_camera_info(PinholeCamera(160, 120, seq.K), header=header)
     nan_info.k = [float("nan")] * 9
     info_pub.publish(nan_info)                            # NaN camera_info
-    zero_info = intrinsics_to_camera_info(CameraIntrinsics(160, 120, seq.K), header=header)
+    zero_info = intrinsics_to_camera_info(PinholeCamera(160, 120, seq.K), header=header)
     zero_info.k = [0.0] * 9
     info_pub.publish(zero_info)                           # zero camera_info
+    huge_info = intrinsics_to_camera_info(PinholeCamera(160, 120, seq.K), header=header)
+    huge_info.k = [1.2e39, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]
+    info_pub.publish(huge_info)                           # focal length that is inf in float32
     ros_node.spin_for(0.3)
     good(3, stamp_index=3)                                # still alive and processing
     big = np.ascontiguousarray(np.repeat(np.repeat(seq.frame(4).rgb, 2, 0), 2, 1))
@@ -207,9 +210,10 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     assert int(values["dropped_bad_input"]) == 4, values
     assert int(values["processed"]) == n - 4
     assert int(values["received"]) == int(values["processed"]) + int(values["dropped"]) + int(values["pending"])
-    assert int(values["bad_camera_info"]) >= 2
+    assert int(values["bad_camera_info"]) >= 3
     assert int(values["resolution_change"]) >= 1 and int(values["time_jump_back"]) == 1
-    assert values["last_error"] == "camera_info: CameraInfo K has non-positive focal length fx=0.0 fy=0.0"
+    assert values["last_error"] == ("camera_info: CameraInfo K has out-of-range focal length fx=1.2e+39 fy=100.0 "
+                                    "(accepted for 160x120: 0.001..1.6e+08 px)")
     assert status.level == DiagnosticStatus.WARN   # WARN while bad input has been seen
     paths = received[f"{NS}/path"]
     assert len(paths[-1].poses) <= 2     # the bag loop cleared the path

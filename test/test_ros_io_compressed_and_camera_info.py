@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
 
-from da3_ros.camera_intrinsics import CameraIntrinsics
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.ros_io import (MessageConversionError, camera_info_to_intrinsics, compressed_to_numpy,
                             compressed_to_rgb, intrinsics_to_camera_info, numpy_to_compressed)
 
@@ -49,7 +49,7 @@ def test_corrupt_and_unknown_compressed_are_rejected():
 
 
 def test_camera_info_round_trip():
-    intr = CameraIntrinsics(640, 480, np.array([[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]]),
+    intr = PinholeCamera(640, 480, np.array([[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]]),
                             "plumb_bob", np.array([0.1, -0.2, 0.001, 0.002, 0.0]))
     msg = intrinsics_to_camera_info(intr)
     assert list(msg.p) == [525.0, 0, 319.5, 0, 0, 526.0, 239.5, 0, 0, 0, 1, 0]
@@ -61,9 +61,19 @@ def test_camera_info_round_trip():
 
 
 def test_intrinsics_scaling_uses_pixel_edges():
-    intr = CameraIntrinsics.from_focal(640, 480, 500.0, 500.0, 319.5, 239.5)
-    half = intr.scaled_to(320, 240)
+    intr = PinholeCamera.from_focal(640, 480, 500.0, 500.0, 319.5, 239.5)
+    half = intr.resized(320, 240)
     assert (half.fx, half.fy, half.cx, half.cy) == (250.0, 250.0, 159.5, 119.5)
+
+
+def test_camera_info_keeps_its_convention_and_equals_the_da3_camera():
+    # camera_info and PinholeCamera share the pixel-centre convention: K is copied unchanged, and the
+    # same camera given as DA3 intrinsics (principal point + 0.5) converts to an identical camera
+    msg = intrinsics_to_camera_info(PinholeCamera.from_focal(640, 480, 500.0, 505.0, 319.5, 239.5))
+    cam = camera_info_to_intrinsics(msg)
+    np.testing.assert_array_equal(cam.K.ravel(), msg.k)
+    K_da3 = np.array([[500.0, 0, 320.0], [0, 505.0, 240.0], [0, 0, 1]])
+    assert PinholeCamera.from_da3_intrinsics(K_da3, 640, 480) == cam
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -71,9 +81,18 @@ def test_intrinsics_scaling_uses_pixel_edges():
     ("k", [float("nan")] + [0.0] * 8, "K contains NaN"),
     ("d", [float("inf")], "D contains NaN"),
     ("width", 0, "zero image size 0x480"),
+    # finite in float64 but inf in float32 (every frame would fail while it is the latest camera_info)
+    ("k", [1.2e39, 0, 319.5, 0, 500, 239.5, 0, 0, 1],
+     r"CameraInfo K has out-of-range focal length fx=1\.2e\+39 fy=500\.0 \(accepted for 640x480: "
+     r"0\.001\.\.6\.4e\+08 px\)"),
+    ("k", [500, 0, 319.5, 0, 500, 3e9, 0, 0, 1], r"out-of-range principal point or skew cx=319\.5 cy=3000000000\.0"),
+    ("k", [500, 0, 319.5, 0, float("nan"), 239.5, 0, 0, 1], r"K contains NaN/Inf: \[500\.0, 0\.0, 319\.5, 0\.0, nan"),
+    ("k", [500, 0, 319.5, 0, -500, 239.5, 0, 0, 1], "non-positive focal length fx=500.0 fy=-500.0"),
+    ("k", [500, 0, 319.5, 0, 500, 239.5, 0, 0, 0], "not a pinhole matrix"),
+    ("width", 200_000, "image size 200000x480 is outside 1..100000 px"),
 ])
 def test_bad_camera_info_is_rejected(field, value, message):
-    msg = intrinsics_to_camera_info(CameraIntrinsics.from_focal(640, 480, 500, 500, 320, 240))
+    msg = intrinsics_to_camera_info(PinholeCamera.from_focal(640, 480, 500, 500, 320, 240))
     setattr(msg, field, value)
     with pytest.raises(MessageConversionError, match=message):
         camera_info_to_intrinsics(msg)

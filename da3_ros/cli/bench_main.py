@@ -107,7 +107,7 @@ def run_bench(args) -> dict:
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
 
-    from da3_ros.camera_intrinsics import CameraIntrinsics
+    from da3_ros.geometry.camera import PinholeCamera
     from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
     from da3_ros.node.output_messages import camera_frame_messages
     from da3_ros.ros_io import image_to_rgb, numpy_to_image
@@ -119,7 +119,7 @@ def run_bench(args) -> dict:
     seq = SyntheticSequence(width=640, height=480)
     frames = [numpy_to_image(seq.render(i)[0], "rgb8", header=Header(frame_id="cam"))
               for i in range(0, 3 * (args.frames + 2), 3)]
-    cam = CameraIntrinsics(640, 480, seq.K)
+    cam = PinholeCamera(640, 480, seq.K)
     rows, skipped_all = [], {}
     for height, width in _parse_sizes(args.sizes):
         for views in [int(v) for v in args.views.split(",")]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..backends.base import EngineMismatchError, InferenceBackend
 from ..backends.prediction import WindowPrediction
+from ..geometry.camera import PinholeCamera
 from ..synthetic.sequence import SyntheticSequence
 from ..synthetic.window_oracle import OracleNoise, WindowOracle
 
@@ -69,8 +70,12 @@ class OracleBackend(InferenceBackend):
     def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
         ids = [self.frame_index(im) for im in images]
         window = self.oracle.predict(ids, ref_view=self.ref_view if self.ref_view != "saddle_balanced" else "first")
+        # a backend returns intrinsics as the model does (DA3 pixel-corner convention); the oracle's are
+        # pixel-centre ones (the synthetic renderer's), the pipeline converts them back
+        h, w = window.depth.shape[1:]
+        K_da3 = np.stack([PinholeCamera(w, h, k).to_da3_intrinsics() for k in window.intrinsics])
         return WindowPrediction(depth=window.depth, depth_conf=window.depth_conf, extrinsics=window.extrinsics,
-                                intrinsics=window.intrinsics.astype(np.float32), variant="oracle",
+                                intrinsics=K_da3.astype(np.float32), variant="oracle",
                                 ref_view=self.ref_view)
 
     def describe(self):

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
-from ..camera_intrinsics import CameraIntrinsics
+from ..geometry.camera import PinholeCamera
 from ..ros_io import intrinsics_to_camera_info, numpy_to_image
 from ..ros_io.tf_publisher import TF_QOS
 
@@ -107,7 +107,7 @@ class PlayerRecorder:
         header = Header(stamp=stamp, frame_id=frame_id)
         now = time.time_ns()
         if K is not None:
-            info = intrinsics_to_camera_info(CameraIntrinsics(rgb.shape[1], rgb.shape[0], K), header=header)
+            info = intrinsics_to_camera_info(PinholeCamera(rgb.shape[1], rgb.shape[0], K), header=header)
             self.info_pub.publish(info)
             self.recording.messages.append(Recorded(f"{self.ns}/camera_info", CameraInfo,
                                                     serialize_message(info), now))

@@ -107,5 +107,5 @@ def patch_grid(height: int, width: int) -> tuple[int, int]:
     if height <= 0 or width <= 0 or height % PATCH_SIZE or width % PATCH_SIZE:
         raise ValueError(
             f"network input size {height}x{width} must have both sides positive multiples of "
-            f"{PATCH_SIZE} (use da3_ros.preprocessing to resize)")
+            f"{PATCH_SIZE} (use da3_ros.pipeline.network_input.NetworkInputMapping to resize)")
     return height // PATCH_SIZE, width // PATCH_SIZE

@@ -5,11 +5,12 @@ Conventions of :meth:`DA3Model.forward` outputs (B windows of N views, network i
 * ``depth`` ``(B, N, H, W)`` -- z-depth along the optical axis. Any-view variants: in the window's
   arbitrary scale shared with the extrinsics' translations. Metric variant: canonical depth,
   metres = ``raw * f / 300`` with ``f`` the mean focal length in network-input pixels
-  (:func:`da3_ros.geometry.camera.canonical_to_metric_depth`).
+  (:func:`da3_ros.model.metric.canonical_to_metric_depth`).
 * ``depth_conf`` ``(B, N, H, W)`` -- confidence ``1 + exp(.) >= 1`` (any-view variants).
 * ``extrinsics`` ``(B, N, 3, 4)`` -- world->camera ``[R | t]``, OpenCV axes (x right, y down,
   z forward); world = camera frame of the reference view (see ``ref_view``).
-* ``intrinsics`` ``(B, N, 3, 3)`` -- pixels of the network input; principal point at the centre.
+* ``intrinsics`` ``(B, N, 3, 3)`` -- pixels of the network input, DA3 pixel-corner convention (principal
+  point at ``(W/2, H/2)``; ``PinholeCamera.from_da3_intrinsics`` converts to the project's pixel centres).
 * ``ray`` ``(B, N, 4H/7, 4W/7, 6)`` and ``ray_conf`` ``(B, N, 4H/7, 4W/7)`` -- only with
   ``return_rays=True``: ray direction (3, unnormalised) and origin (3) in the world frame;
   solve poses from them with :func:`da3_ros.geometry.ray_pose.solve_pose_from_rays`.

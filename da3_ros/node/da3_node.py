@@ -89,7 +89,7 @@ class Da3Node(LifecycleNode):
         self._subs: list = []
         self._tf: Optional[TfBroadcaster] = None
         self._path: Optional[BoundedPath] = None
-        self._camera_info = None          # latest valid CameraIntrinsics
+        self._camera_info = None          # latest valid PinholeCamera
         self._last_accept_time = -1.0
         self._diag_timer = None
         self._configure_error = ""

@@ -17,6 +17,7 @@ Stream events (returned in ``ProcessedFrame.events`` so the node can log and cou
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -24,7 +25,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..backends.base import InferenceBackend
-from ..camera_intrinsics import CameraIntrinsics
+from ..geometry.camera import PinholeCamera
 from ..tracking.keyframes import KeyframePolicyConfig
 from ..tracking.tracker import TrackerConfig, WindowTracker
 from ..tracking.window_alignment import AlignmentConfig
@@ -33,6 +34,8 @@ from .point_cloud import OrganizedCloudBuilder
 from .voxel_map import VoxelMap
 
 METRIC_CANONICAL_FOCAL = 300.0
+DEFAULT_HFOV_DEG = 60.0
+"""Horizontal field of view assumed when neither camera_info nor the model gives intrinsics."""
 
 
 @dataclass
@@ -85,7 +88,7 @@ class ProcessedFrame:
 
     depth: np.ndarray                       # (h, w) float32, NaN where the network did not look
     confidence: Optional[np.ndarray]        # (h, w) float32 or None
-    camera_intrinsics: CameraIntrinsics     # intrinsics of ``depth`` (camera_info or the model's)
+    camera_intrinsics: PinholeCamera        # camera of ``depth`` (camera_info or the model's), pixel centres
     T_odom_cam: Optional[np.ndarray]        # camera-to-odom 4x4 or None (rejected / no pose model)
     points: Optional[np.ndarray]            # (h', w', 3) float32 camera optical frame, NaN = rejected
     point_colours: Optional[np.ndarray]     # (h', w', 3) uint8
@@ -153,7 +156,7 @@ class FrameProcessor:
                 self.map.clear()
 
     # ------------------------------------------------------------------------------------------
-    def process(self, rgb: np.ndarray, stamp_ns: int, camera: Optional[CameraIntrinsics]) -> ProcessedFrame:
+    def process(self, rgb: np.ndarray, stamp_ns: int, camera: Optional[PinholeCamera]) -> ProcessedFrame:
         """rgb: camera image, uint8 (h, w, 3); stamp_ns: the image stamp; camera: latest camera_info."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
             raise ValueError(f"expected an RGB uint8 (h, w, 3) image, got {rgb.dtype} {rgb.shape}")
@@ -178,8 +181,7 @@ class FrameProcessor:
         stages["inference"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if K_net is not None and prediction.intrinsics is not None:
-            prediction.intrinsics = np.broadcast_to(K_net.astype(np.float32), prediction.intrinsics.shape).copy()
+        prediction = self._pixel_centre_intrinsics(prediction, K_net)
         if not self.tracking or prediction.extrinsics is None:
             out = self._depth_only(prediction, K_net)
         else:
@@ -195,8 +197,7 @@ class FrameProcessor:
         if camera is not None and self.intrinsics_source == "camera_info":
             cam_intr = camera
         else:
-            cam_intr = CameraIntrinsics(mapping.camera_width, mapping.camera_height,
-                                        mapping.intrinsics_to_camera(K_pred))
+            cam_intr = mapping.network_to_camera(PinholeCamera(mapping.net_width, mapping.net_height, K_pred))
         stages["postprocess"] = time.perf_counter() - t
 
         result = ProcessedFrame(depth=depth, confidence=confidence, camera_intrinsics=cam_intr,
@@ -205,7 +206,7 @@ class FrameProcessor:
         if self.config.publish_points or (self.map is not None and flags["keyframe"]):
             t = time.perf_counter()
             result.points, result.point_colours, result.valid_points = self.cloud.build(
-                depth, cam_intr.K, rgb, confidence)
+                depth, cam_intr, rgb, confidence)
             stages["cloud"] = time.perf_counter() - t
         if self.map is not None and flags["keyframe"] and T_odom_cam is not None:
             t = time.perf_counter()
@@ -235,7 +236,8 @@ class FrameProcessor:
             self._mapping = NetworkInputMapping(w, h, self.backend.width, self.backend.height)
         return reset
 
-    def _network_intrinsics(self, camera, rgb, events) -> Optional[np.ndarray]:
+    def _network_intrinsics(self, camera: Optional[PinholeCamera], rgb, events) -> Optional[np.ndarray]:
+        """camera_info's K in network-input pixels (pixel-centre convention), or None (use the model's)."""
         h, w = rgb.shape[:2]
         if camera is None:
             self.intrinsics_source = "model (no camera_info)"
@@ -246,7 +248,20 @@ class FrameProcessor:
             self.intrinsics_source = "model (camera_info size mismatch)"
             return None
         self.intrinsics_source = "camera_info"
-        return self._mapping.intrinsics_to_network(camera)
+        return self._mapping.camera_to_network(camera).K
+
+    def _pixel_centre_intrinsics(self, prediction, K_net: Optional[np.ndarray]):
+        """The prediction with its intrinsics in the project's pixel-centre convention: camera_info's
+        (``K_net``) when known, else the model's converted from DA3's pixel-corner convention -- the one
+        place where predicted intrinsics enter the pipeline (tracker, clouds and depth_info use them)."""
+        if prediction.intrinsics is None:
+            return prediction
+        if K_net is not None:
+            K = np.broadcast_to(K_net, prediction.intrinsics.shape)
+        else:
+            K = np.stack([PinholeCamera.from_da3_intrinsics(k, prediction.width, prediction.height).K
+                          for k in prediction.intrinsics])
+        return dataclasses.replace(prediction, intrinsics=K.astype(np.float32))
 
     def _depth_only(self, prediction, K_net):
         depth = prediction.depth[-1]
@@ -256,10 +271,8 @@ class FrameProcessor:
         if K_net is None:
             if prediction.intrinsics is not None:
                 K_net = prediction.intrinsics[-1]
-            else:   # no camera model at all: a 60 degree horizontal field of view, documented guess
-                f = 0.5 * self.backend.width / np.tan(np.radians(30.0))
-                K_net = np.array([[f, 0, (self.backend.width - 1) / 2], [0, f, (self.backend.height - 1) / 2],
-                                  [0, 0, 1]])
+            else:   # no camera model at all: centred, 60 degree horizontal field of view, documented guess
+                K_net = PinholeCamera.centred(self.backend.width, self.backend.height, DEFAULT_HFOV_DEG).K
         flags = dict(keyframe=False, aligned=False, rejected=False, reinitialised=False)
         return depth, conf, np.asarray(K_net, np.float64), None, flags
 

@@ -9,7 +9,8 @@ intrinsics map exactly:
 
 with ``(x0, y0)`` the crop offset in resized pixels (cv2.resize pixel-edge convention). Outputs at
 network resolution map back to the camera grid over the crop's footprint; camera pixels outside the
-footprint (cropped away) get NaN.
+footprint (cropped away) get NaN. Intrinsics are :class:`~da3_ros.geometry.camera.PinholeCamera`
+(pixel-centre convention); the K formula above is ``camera.resized(*resized_size).cropped(x0, y0, W, H)``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..camera_intrinsics import CameraIntrinsics
+from ..geometry.camera import PinholeCamera
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,12 @@ class NetworkInputMapping:
         return 1.0 - (self.net_width * self.net_height) / float(rw * rh)
 
     def footprint(self) -> tuple[int, int, int, int]:
-        """(x0, y0, width, height) of the network input's footprint on the camera grid (pixels)."""
+        """(x0, y0, width, height) on the camera grid of the pixels whose centre the network input covers
+        (network coordinate within ``[-0.5, size - 0.5]``, i.e. inside the crop's pixel edges)."""
         rw, rh = self.resized_size
-        sx, sy = rw / self.camera_width, rh / self.camera_height
         x0, y0 = self.crop_offset
-        cx0, cy0 = int(round(x0 / sx)), int(round(y0 / sy))
-        cw = min(self.camera_width - cx0, int(round(self.net_width / sx)))
-        ch = min(self.camera_height - cy0, int(round(self.net_height / sy)))
+        cx0, cw = _covered(self.camera_width, rw / self.camera_width, x0, self.net_width)
+        cy0, ch = _covered(self.camera_height, rh / self.camera_height, y0, self.net_height)
         return cx0, cy0, cw, ch
 
     def image_to_network(self, rgb: np.ndarray) -> np.ndarray:
@@ -78,37 +78,53 @@ class NetworkInputMapping:
         x0, y0 = self.crop_offset
         return np.ascontiguousarray(rgb[y0:y0 + self.net_height, x0:x0 + self.net_width])
 
-    def intrinsics_to_network(self, intr: CameraIntrinsics) -> np.ndarray:
-        """Camera intrinsics -> 3x3 K in network-input pixels."""
-        rw, rh = self.resized_size
-        K = intr.scaled_to(rw, rh).K.copy()
+    def camera_to_network(self, camera: PinholeCamera) -> PinholeCamera:
+        """The camera image's camera model -> the model of the network input (resize, then crop)."""
+        if camera.size != (self.camera_width, self.camera_height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, mapping expects "
+                             f"{self.camera_width}x{self.camera_height}")
         x0, y0 = self.crop_offset
-        K[0, 2] -= x0
-        K[1, 2] -= y0
-        return K
+        return camera.resized(*self.resized_size).cropped(x0, y0, self.net_width, self.net_height)
 
-    def intrinsics_to_camera(self, K_net: np.ndarray) -> np.ndarray:
-        """Inverse of ``intrinsics_to_network``: a network-pixel K -> camera-pixel K."""
-        rw, rh = self.resized_size
+    def network_to_camera(self, network_camera: PinholeCamera) -> PinholeCamera:
+        """Inverse of :meth:`camera_to_network`: a network-input camera -> the camera image's."""
+        if network_camera.size != (self.net_width, self.net_height):
+            raise ValueError(f"network camera is {network_camera.width}x{network_camera.height}, mapping "
+                             f"expects {self.net_width}x{self.net_height}")
         x0, y0 = self.crop_offset
-        K = np.asarray(K_net, dtype=np.float64).copy()
-        K[0, 2] += x0
-        K[1, 2] += y0
-        sx, sy = self.camera_width / rw, self.camera_height / rh
-        K[0, 0] *= sx
-        K[1, 1] *= sy
-        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-        return K
+        rw, rh = self.resized_size
+        return network_camera.cropped(-x0, -y0, rw, rh).resized(self.camera_width, self.camera_height)
 
     def map_to_camera(self, values: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """A network-resolution map (H, W) float32 -> camera resolution (h, w); NaN outside the footprint."""
+        """A network-resolution map (H, W) float32 -> camera resolution (h, w); NaN outside the footprint.
+
+        Exact inverse of :meth:`image_to_network`'s geometry (the same mapping as
+        :meth:`network_to_camera`): the map is placed at the crop offset in the resized frame (edge
+        values replicated around it) and resized to the camera size, so camera pixel ``u`` samples
+        network coordinate ``(u + 0.5) * rw / w - 0.5 - x0``."""
         if values.shape != (self.net_height, self.net_width):
             raise ValueError(f"map is {values.shape}, expected {(self.net_height, self.net_width)}")
-        x0, y0, cw, ch = self.footprint()
-        resized = cv2.resize(np.ascontiguousarray(values, dtype=np.float32), (cw, ch), interpolation=interpolation)
-        if (cw, ch) == (self.camera_width, self.camera_height):
-            return resized
-        out = np.full((self.camera_height, self.camera_width), np.nan, dtype=np.float32)
-        out[y0:y0 + ch, x0:x0 + cw] = resized
-        return out
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        rw, rh = self.resized_size
+        x0, y0 = self.crop_offset
+        if (rw, rh) != (self.net_width, self.net_height):
+            values = cv2.copyMakeBorder(values, y0, rh - self.net_height - y0, x0, rw - self.net_width - x0,
+                                        cv2.BORDER_REPLICATE)
+        if (rw, rh) == (self.camera_width, self.camera_height):
+            resized = values.copy()
+        else:
+            resized = cv2.resize(values, (self.camera_width, self.camera_height), interpolation=interpolation)
+        fx0, fy0, fw, fh = self.footprint()
+        resized[:fy0] = np.nan
+        resized[fy0 + fh:] = np.nan
+        resized[:, :fx0] = np.nan
+        resized[:, fx0 + fw:] = np.nan
+        return resized
+
+
+def _covered(n_camera: int, scale: float, crop: int, n_net: int) -> tuple[int, int]:
+    """(first, count) of the camera pixels along one axis whose centre ``(i + 0.5) * scale`` (resized
+    pixel-edge coordinate) lies inside the crop ``[crop, crop + n_net]``."""
+    centres = (np.arange(n_camera) + 0.5) * scale
+    inside = np.flatnonzero((centres >= crop) & (centres <= crop + n_net))
+    return (int(inside[0]), int(inside.size)) if inside.size else (0, 0)

@@ -1,13 +1,16 @@
 """Organized point clouds from a depth map at camera resolution (camera optical frame).
 
-``X = depth(v, u) * K^-1 [u, v, 1]^T`` with u = column, v = row (pixel centres at integers, the
-ROS/OpenCV convention). The ray grid for a given (K, size, stride) is computed once and cached, so
-a cloud costs one multiply per point. Rejected points (non-finite depth, depth outside
-[min_depth, max_depth], confidence below the threshold) are NaN in x, y and z.
+``X = depth(v, u) * K^-1 [u, v, 1]^T`` with u = column, v = row, i.e. :meth:`PinholeCamera.ray_grid`
+(pixel centres at integers, the ROS/OpenCV convention of camera_info and depth_image_proc). The ray
+grid for a given (camera, stride) is computed once and cached, so a cloud costs one multiply per point.
+Rejected points (non-finite depth, depth outside [min_depth, max_depth], confidence below the
+threshold) are NaN in x, y and z.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ..geometry.camera import PinholeCamera
 
 
 class OrganizedCloudBuilder:
@@ -24,20 +27,11 @@ class OrganizedCloudBuilder:
         self._rays_key = None
         self._rays = None
 
-    def rays(self, K: np.ndarray, width: int, height: int) -> np.ndarray:
+    def rays(self, camera: PinholeCamera) -> np.ndarray:
         """(h', w', 3) float32 rays K^-1 [u, v, 1] on the strided pixel grid (cached)."""
-        K = np.asarray(K, dtype=np.float64)
-        key = (K.tobytes(), int(width), int(height), self.stride)
+        key = (camera.K.tobytes(), camera.width, camera.height, self.stride)
         if key != self._rays_key:
-            u = np.arange(0, width, self.stride, dtype=np.float64)
-            v = np.arange(0, height, self.stride, dtype=np.float64)
-            x = (u - K[0, 2]) / K[0, 0]
-            y = (v - K[1, 2]) / K[1, 1]
-            rays = np.empty((v.size, u.size, 3), dtype=np.float32)
-            rays[..., 0] = x[None, :]
-            rays[..., 1] = y[:, None]
-            rays[..., 2] = 1.0
-            self._rays, self._rays_key = rays, key
+            self._rays, self._rays_key = camera.ray_grid(self.stride, np.float32), key
         return self._rays
 
     def valid_mask(self, depth: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
@@ -47,15 +41,18 @@ class OrganizedCloudBuilder:
                 valid &= confidence >= self.confidence_threshold
         return valid  # NaN compares False, so non-finite depth is rejected too
 
-    def build(self, depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None = None,
+    def build(self, depth: np.ndarray, camera: PinholeCamera, rgb: np.ndarray | None = None,
               confidence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """-> (xyz (h', w', 3) float32 with NaN for rejected points, rgb (h', w', 3) or None, n_valid)."""
-        height, width = depth.shape
+        """depth (h, w) of ``camera``'s image -> (xyz (h', w', 3) float32 camera optical frame with NaN for
+        rejected points, rgb (h', w', 3) or None, n_valid)."""
+        if depth.shape != (camera.height, camera.width):
+            raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]} but the camera is "
+                             f"{camera.width}x{camera.height}")
         s = self.stride
         d = depth[::s, ::s]
         conf = confidence[::s, ::s] if confidence is not None else None
         valid = self.valid_mask(d, conf)
-        xyz = self.rays(K, width, height) * d[..., None]
+        xyz = self.rays(camera) * d[..., None]
         xyz[~valid] = np.nan
         colours = np.ascontiguousarray(rgb[::s, ::s]) if rgb is not None else None
         return xyz, colours, int(np.count_nonzero(valid))

@@ -1,7 +1,7 @@
 """ROS message <-> numpy conversions (importable without a running node).
 
 This is the only part of the core that imports ROS message packages; the model, geometry,
-preprocessing, backends and tracking modules never do.
+pipeline, backends and tracking modules never do.
 """
 from .camera_info import camera_info_to_intrinsics, intrinsics_to_camera_info
 from .compressed_image import compressed_to_numpy, compressed_to_rgb, numpy_to_compressed

@@ -1,31 +1,26 @@
-"""sensor_msgs/CameraInfo <-> CameraIntrinsics.
+"""sensor_msgs/CameraInfo <-> PinholeCamera.
 
-Validation rejects what a robot must not use: zero or non-finite focal lengths, a non-finite K or D,
-and a zero image size. Binning and ROI are honoured only when trivial (binning 0/1 and an empty or
-full ROI); anything else is rejected rather than silently mis-scaled.
+Both use the same pixel convention (pixel centres at integer coordinates), so K is copied unchanged.
+Validation rejects what a robot must not use: everything :class:`PinholeCamera` rejects (zero or
+huge image size, non-finite K or D, focal lengths outside [MIN_FOCAL_PX, MAX_FOCAL_PX], principal
+point or skew beyond MAX_PRINCIPAL_PX, a K that is not a pinhole matrix; see
+``da3_ros.geometry.camera``). Binning and ROI are honoured only when trivial (binning 0/1 and an
+empty or full ROI); anything else is rejected rather than silently mis-scaled.
 """
 from __future__ import annotations
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo
 
-from ..camera_intrinsics import CameraIntrinsics
+from ..geometry.camera import InvalidCameraError, PinholeCamera
 from .errors import MessageConversionError
 
 
-def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
-    """CameraInfo -> CameraIntrinsics (raises MessageConversionError when unusable)."""
+def camera_info_to_intrinsics(msg: CameraInfo) -> PinholeCamera:
+    """CameraInfo -> PinholeCamera (raises MessageConversionError, with the numbers, when unusable)."""
     width, height = int(msg.width), int(msg.height)
     if width <= 0 or height <= 0:
         raise MessageConversionError(f"CameraInfo has zero image size {width}x{height}")
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(K)):
-        raise MessageConversionError(f"CameraInfo K contains NaN/Inf: {K.ravel().tolist()}")
-    if K[0, 0] <= 0.0 or K[1, 1] <= 0.0:
-        raise MessageConversionError(f"CameraInfo K has non-positive focal length fx={K[0, 0]} fy={K[1, 1]}")
-    D = np.asarray(msg.d, dtype=np.float64)
-    if not np.all(np.isfinite(D)):
-        raise MessageConversionError(f"CameraInfo D contains NaN/Inf: {D.tolist()}")
     if int(msg.binning_x) > 1 or int(msg.binning_y) > 1:
         raise MessageConversionError(f"CameraInfo binning {msg.binning_x}x{msg.binning_y} is not supported")
     roi = msg.roi
@@ -33,18 +28,22 @@ def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
         if (roi.x_offset, roi.y_offset, roi.width, roi.height) != (0, 0, width, height):
             raise MessageConversionError(
                 f"CameraInfo ROI {roi.width}x{roi.height}+{roi.x_offset}+{roi.y_offset} is not supported")
-    return CameraIntrinsics(width, height, K, str(msg.distortion_model), D)
+    try:
+        return PinholeCamera(width, height, np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
+                             str(msg.distortion_model), np.asarray(msg.d, dtype=np.float64))
+    except InvalidCameraError as exc:
+        raise MessageConversionError(f"CameraInfo {exc}") from None
 
 
-def intrinsics_to_camera_info(intr: CameraIntrinsics, *, header=None) -> CameraInfo:
-    """CameraIntrinsics -> CameraInfo (monocular: R = I, P = [K | 0])."""
+def intrinsics_to_camera_info(camera: PinholeCamera, *, header=None) -> CameraInfo:
+    """PinholeCamera -> CameraInfo (monocular: R = I, P = [K | 0])."""
     msg = CameraInfo()
     if header is not None:
         msg.header = header
-    msg.width, msg.height = int(intr.width), int(intr.height)
-    msg.distortion_model = intr.distortion_model or ("plumb_bob" if intr.distortion.size else "")
-    msg.d = [float(v) for v in intr.distortion]
-    K = np.asarray(intr.K, dtype=np.float64)
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = camera.distortion_model or ("plumb_bob" if camera.distortion.size else "")
+    msg.d = [float(v) for v in camera.distortion]
+    K = np.asarray(camera.K, dtype=np.float64)
     msg.k = K.ravel().tolist()
     msg.r = np.eye(3).ravel().tolist()
     P = np.zeros((3, 4))

@@ -18,6 +18,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from ..geometry.camera import PinholeCamera
 from .room_scene import RoomScene
 
 __all__ = ["Renderer", "pinhole_intrinsics"]
@@ -29,8 +30,7 @@ def pinhole_intrinsics(width: int, height: int, hfov_deg: float = 70.0) -> np.nd
         raise ValueError(f"image size must be positive, got {width}x{height}")
     if not 1.0 < hfov_deg < 179.0:
         raise ValueError(f"hfov_deg must be in (1, 179), got {hfov_deg}")
-    f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2.0)
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return PinholeCamera.centred(int(width), int(height), hfov_deg).K.copy()
 
 
 def _noise_texture(seed: int, size: int = 512) -> np.ndarray:
@@ -51,8 +51,7 @@ def _noise_texture(seed: int, size: int = 512) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _camera_rays(fx: float, fy: float, cx: float, cy: float, width: int, height: int) -> np.ndarray:
     """(H*W, 3) camera-frame ray directions with z = 1 (so the ray parameter equals depth)."""
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    d = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    d = PinholeCamera.from_focal(width, height, fx, fy, cx, cy).ray_grid(dtype=np.float64).reshape(-1, 3)
     d.setflags(write=False)
     return d
 

@@ -38,6 +38,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import (
     extrinsics_to_T_world_cam,
     invert_transform,
@@ -85,14 +86,7 @@ class OracleWindow:
 
 def resize_intrinsics(K: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
     """Intrinsics after resizing an image from ``src_hw`` to ``dst_hw`` (OpenCV pixel centres)."""
-    sy = dst_hw[0] / src_hw[0]
-    sx = dst_hw[1] / src_hw[1]
-    K = np.asarray(K, np.float64).copy()
-    K[0, 0] *= sx
-    K[1, 1] *= sy
-    K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-    K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
-    return K
+    return PinholeCamera(int(src_hw[1]), int(src_hw[0]), K).resized(int(dst_hw[1]), int(dst_hw[0])).K.copy()
 
 
 def _smooth_field(rng, h, w, cells=4):

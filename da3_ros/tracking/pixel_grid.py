@@ -1,14 +1,18 @@
 """Fixed strided pixel grid used to subsample dense depth maps into 3D correspondences.
 
-Pixel convention: OpenCV, the centre of pixel (row i, column j) is at image coordinates
-(u, v) = (j, i). Unprojection: ``X = (u - cx) / fx * z``, ``Y = (v - cy) / fy * z``, ``Z = z``
-(camera optical frame: x right, y down, z forward).
+Pixel convention: the project's one (``da3_ros.geometry.camera``): the centre of pixel (row i,
+column j) is at image coordinates (u, v) = (j, i), as in ROS/OpenCV. Unprojection is
+:meth:`PinholeCamera.rays` times z (camera optical frame: x right, y down, z forward), so the
+intrinsics must already be in that convention (``FrameProcessor`` converts the model's DA3-convention
+intrinsics once, with :meth:`PinholeCamera.from_da3_intrinsics`).
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from ..geometry.camera import PinholeCamera
 
 __all__ = ["PixelGrid"]
 
@@ -45,11 +49,13 @@ class PixelGrid:
         return images[..., self.rows, self.cols]
 
     def unproject(self, depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-        """Camera-frame points (..., M, 3) from grid depths (..., M) and intrinsics (..., 3, 3)."""
+        """Camera-frame points (..., M, 3) from grid depths (..., M) and pixel-centre intrinsics
+        (..., 3, 3) of this grid's image (raises ``InvalidCameraError`` for an unusable K)."""
         K = np.asarray(K, np.float64)
         z = np.asarray(depth, np.float64)
-        fx = K[..., 0, 0, None]
-        fy = K[..., 1, 1, None]
-        cx = K[..., 0, 2, None]
-        cy = K[..., 1, 2, None]
-        return np.stack([(self._u - cx) / fx * z, (self._v - cy) / fy * z, z], axis=-1)
+        lead = np.broadcast_shapes(K.shape[:-2], z.shape[:-1])
+        Ks = np.broadcast_to(K, lead + (3, 3)).reshape(-1, 3, 3)
+        zs = np.broadcast_to(z, lead + (len(self),)).reshape(-1, len(self))
+        pts = [PinholeCamera(self.width, self.height, k).rays(self._u, self._v) * zk[:, None]
+               for k, zk in zip(Ks, zs)]
+        return np.stack(pts).reshape(lead + (len(self), 3))

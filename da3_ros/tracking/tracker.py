@@ -12,7 +12,9 @@ Conventions
 - ``prediction`` is any object (e.g. ``WindowPrediction``, ``OracleWindow``) or mapping with
   per-view arrays in the order of ``ids``: ``depth`` (N, h, w), ``depth_conf`` (N, h, w) (>= 1;
   may be None -> all ones), ``extrinsics`` (N, 3, 4) world->camera in the window frame,
-  ``intrinsics`` (N, 3, 3) in pixels of the h x w network input. The window frame may be ANY
+  ``intrinsics`` (N, 3, 3) in pixels of the h x w network input, in the project's pixel-centre
+  convention (``da3_ros.geometry.camera``; ``FrameProcessor`` converts the model's DA3-convention K
+  with ``PinholeCamera.from_da3_intrinsics`` before calling ``update``). The window frame may be ANY
   view's camera (``first``, ``saddle_balanced``, ...): the tracker only uses the extrinsics.
 - Padding: until N-1 keyframes exist, ``window_for`` front-pads the window by repeating the oldest
   keyframe (the very first window is N copies of the first frame). Repeated ids are fine.

@@ -1,11 +1,8 @@
-"""Image pre-processing for DA3 and the inverse mapping of its outputs to camera resolution.
+"""The OFFICIAL DA3 input processing rule, as a test reference (not part of the da3_ros package).
 
-Geometry convention: continuous pixel coordinates with the origin at the top-left image corner
-(pixel ``(u, v)`` has its centre at ``(u + 0.5, v + 0.5)``), so resizing by ``s`` scales
-coordinates by ``s`` and cropping shifts them. A :class:`ResizePlan` is the per-axis affine map
-``x_net = scale_x * x_cam + offset_x`` (same for y) from the camera image to the network input.
-
-Official rule (``InputProcessor``, ``process_res_method``):
+The node feeds a fixed-size engine through :class:`da3_ros.pipeline.network_input.NetworkInputMapping`
+(aspect kept, centre crop). Tests that compare with the official ``DepthAnything3.inference`` (e.g.
+pose conditioning) need the official variable-size rule instead, which stretches to multiples of 14:
 
 1. boundary resize: ``upper_bound_*`` -> longest side = ``process_res`` (default 504),
    ``lower_bound_*`` -> shortest side = ``process_res``; ``new = round(old * scale)``; OpenCV
@@ -14,7 +11,9 @@ Official rule (``InputProcessor``, ``process_res_method``):
    second resize (cubic if a side grows, else area); ``*_crop`` -> floor to a multiple of 14 by a
    centre crop (offset ``(old - new) // 2``).
 
-Example: 1920x1080 (W x H) -> 504x284 -> 504x280.
+Example: 1920x1080 (W x H) -> 504x284 -> 504x280. Intrinsics are in DA3's pixel-corner convention
+(as the official API takes and returns them) and are mapped with the project's one camera model,
+:class:`da3_ros.geometry.camera.PinholeCamera` (convert, resize/crop, convert back).
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.model.config import DEFAULT_PROCESS_RES, PATCH_SIZE
 from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
 
@@ -132,59 +131,37 @@ def preprocess_images(images: list[np.ndarray], process_res: int = DEFAULT_PROCE
     return torch.from_numpy(batch)[None], [plan] * len(images)
 
 
-def intrinsics_to_network(intrinsics, plan: ResizePlan):
-    """Camera intrinsics ``(..., 3, 3)`` -> intrinsics of the network input."""
-    return _affine_intrinsics(intrinsics, plan.scale, plan.offset)
+def _camera_through_plan(camera: PinholeCamera, plan: ResizePlan) -> PinholeCamera:
+    (bh, bw), (nh, nw) = plan.boundary_hw, plan.network_hw
+    camera = camera.resized(bw, bh)
+    if plan.method.endswith("crop"):
+        return camera.cropped(plan.crop_tl[1], plan.crop_tl[0], nw, nh)
+    return camera.resized(nw, nh)
 
 
-def intrinsics_to_camera(intrinsics, plan: ResizePlan):
-    """Network-input intrinsics ``(..., 3, 3)`` -> intrinsics of the camera image."""
-    sy, sx = plan.scale
-    oy, ox = plan.offset
-    return _affine_intrinsics(intrinsics, (1 / sy, 1 / sx), (-oy / sy, -ox / sx))
-
-
-def _affine_intrinsics(intrinsics, scale, offset):
-    is_np = isinstance(intrinsics, np.ndarray)
-    k = torch.from_numpy(intrinsics) if is_np else intrinsics
+def _per_view(intrinsics, fn):
+    k = np.asarray(intrinsics, dtype=np.float64)
     if k.shape[-2:] != (3, 3):
         raise ValueError(f"intrinsics must have shape (..., 3, 3), got {tuple(k.shape)}")
-    out = k.clone()
-    out[..., 0, :] = k[..., 0, :] * scale[1]
-    out[..., 1, :] = k[..., 1, :] * scale[0]
-    out[..., 0, 2] = out[..., 0, 2] + offset[1] * k[..., 2, 2]
-    out[..., 1, 2] = out[..., 1, 2] + offset[0] * k[..., 2, 2]
-    return out.numpy() if is_np else out
+    return np.stack([fn(v) for v in k.reshape(-1, 3, 3)]).reshape(k.shape)
 
 
-def map_to_camera(values, plan: ResizePlan, mode: str = "bilinear", fill: float = float("nan")):
-    """Resample a network-resolution map ``(..., H, W)`` to the camera image ``(..., H0, W0)``.
+def intrinsics_to_network(intrinsics, plan: ResizePlan) -> np.ndarray:
+    """Camera-image intrinsics ``(..., 3, 3)`` (DA3 convention) -> those of the network input."""
+    h, w = plan.source_hw
+    return _per_view(intrinsics, lambda k: _camera_through_plan(
+        PinholeCamera.from_da3_intrinsics(k, w, h), plan).to_da3_intrinsics())
 
-    Each camera pixel centre is mapped through the plan and the map is sampled there
-    (``mode`` ``"bilinear"`` or ``"nearest"``); camera pixels outside the network image (cropped
-    borders) get ``fill``. Works for depth (z-depth is resolution-independent), confidence, sky.
-    """
-    is_np = isinstance(values, np.ndarray)
-    v = torch.from_numpy(values) if is_np else values
-    if tuple(v.shape[-2:]) != plan.network_hw:
-        raise ValueError(f"map is {tuple(v.shape[-2:])} but the plan's network size is "
-                         f"{plan.network_hw}")
-    if mode not in ("bilinear", "nearest"):
-        raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
-    lead = v.shape[:-2]
-    x = v.reshape((-1, 1) + plan.network_hw)
-    (h0, w0), (h, w) = plan.source_hw, plan.network_hw
-    sy, sx = plan.scale
-    oy, ox = plan.offset
-    dtype = x.dtype if x.is_floating_point() else torch.float32
-    ys = (torch.arange(h0, dtype=torch.float64) + 0.5) * sy + oy  # network coordinates
-    xs = (torch.arange(w0, dtype=torch.float64) + 0.5) * sx + ox
-    gy = (2 * ys / h - 1).to(dtype)
-    gx = (2 * xs / w - 1).to(dtype)
-    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)
-    grid = grid[None].expand(x.shape[0], h0, w0, 2).to(x.device)
-    out = F.grid_sample(x.to(dtype), grid, mode=mode, padding_mode="border", align_corners=False)
-    inside = ((ys >= 0) & (ys <= h))[:, None] & ((xs >= 0) & (xs <= w))[None, :]
-    out = torch.where(inside.to(out.device), out, torch.full_like(out, fill))
-    out = out.reshape(lead + (h0, w0))
-    return out.numpy() if is_np else out
+
+def intrinsics_to_camera(intrinsics, plan: ResizePlan) -> np.ndarray:
+    """Network-input intrinsics ``(..., 3, 3)`` (DA3 convention) -> those of the camera image."""
+    (h, w), (bh, bw), (nh, nw) = plan.source_hw, plan.boundary_hw, plan.network_hw
+
+    def back(k):
+        net = PinholeCamera.from_da3_intrinsics(k, nw, nh)
+        if plan.method.endswith("crop"):
+            boundary = net.cropped(-plan.crop_tl[1], -plan.crop_tl[0], bw, bh)
+        else:
+            boundary = net.resized(bw, bh)
+        return boundary.resized(w, h).to_da3_intrinsics()
+    return _per_view(intrinsics, back)

@@ -1,16 +1,17 @@
-"""Pre-processing (official resize rule) and the inverse mapping of outputs to camera resolution."""
+"""The official DA3 resize rule (test reference in test/da3_official_preprocessing.py) and its intrinsics.
+
+(The inverse mapping of outputs to camera resolution is the pipeline's NetworkInputMapping.map_to_camera,
+tested in test_camera_model_pipeline.py.)"""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from da3_ros.geometry.camera import pixel_rays
-from da3_ros.preprocessing import (intrinsics_to_camera, intrinsics_to_network, map_to_camera,
-                                   nearest_multiple, normalize_image, plan_resize,
-                                   preprocess_images, resize_image)
+from da3_official_preprocessing import (intrinsics_to_camera, intrinsics_to_network, nearest_multiple,
+                                        normalize_image, plan_resize, preprocess_images, resize_image)
+from da3_ros.geometry.camera import PinholeCamera
 
 
 @pytest.mark.parametrize("src,method,boundary,network,crop", [
@@ -75,29 +76,9 @@ def test_intrinsics_roundtrip_and_ray_consistency(method):
     assert np.isclose(kn[1, 2], 545 * sy - plan.crop_tl[0])
     assert np.allclose(intrinsics_to_camera(kn, plan), k)
     # a camera pixel and the network point it maps to see the same ray
-    cam_rays = pixel_rays(torch.from_numpy(k), 1080, 1920)
+    cam_rays = PinholeCamera.from_da3_intrinsics(k, 1920, 1080).ray_grid(dtype=np.float64)
     u, v = 960, 540
-    xn, yn = (u + 0.5) * sx + plan.offset[1], (v + 0.5) * sy + plan.offset[0]
+    xn, yn = (u + 0.5) * sx + plan.offset[1], (v + 0.5) * sy + plan.offset[0]  # corner coordinates
     ray = np.linalg.inv(kn) @ np.array([xn, yn, 1.0])
-    assert np.allclose(ray, cam_rays[v, u].numpy())
-
-
-def test_maps_back_to_camera_resolution():
-    plan = plan_resize((1080, 1920), 504)
-    # a map that is linear in network x is linear in camera x after mapping back
-    xs = torch.arange(504, dtype=torch.float64) + 0.5
-    net = xs.expand(1, 2, 280, 504).clone()
-    cam = map_to_camera(net, plan)
-    assert cam.shape == (1, 2, 1080, 1920)
-    expect = (torch.arange(1920, dtype=torch.float64) + 0.5) * plan.scale[1]
-    inner = slice(4, -4)  # bilinear is exact away from the clamped border
-    assert torch.allclose(cam[0, 0, 500, inner], expect[inner], atol=1e-9)
-    # cropped plans leave the lost border undefined (NaN) and keep the interior
-    crop = plan_resize((1080, 1920), 504, "upper_bound_crop")
-    constant = np.full((280, 504), 3.0, dtype=np.float32)
-    back = map_to_camera(constant, crop, mode="nearest")
-    assert isinstance(back, np.ndarray) and back.shape == (1080, 1920)
-    assert np.isnan(back[0]).all() and np.isnan(back[-1]).all()
-    assert (back[10:-10] == 3.0).all()
-    with pytest.raises(ValueError, match="network size"):
-        map_to_camera(constant[:, :500], crop)
+    assert np.allclose(ray, cam_rays[v, u])
+    assert intrinsics_to_network(np.stack([k, k]), plan).shape == (2, 3, 3)
