@@ -21,7 +21,7 @@ from da3_ros.geometry.pose_conditioning import (PoseConditionedWindow, PoseCondi
                                                  da3_extrinsics_from_T_world_cam, fit_prediction_to_given_scale)
 from da3_ros.geometry.transforms import invert_transform, make_transform, rotation_from_axis_angle
 from da3_ros.model import load_model
-from da3_ros.preprocessing import intrinsics_to_network, plan_resize, preprocess_images, resize_image
+from da3_official_preprocessing import intrinsics_to_network, plan_resize, preprocess_images, resize_image
 
 # Parity bound of the brief. Both sides run the same fp32 network on identical pixels (same cv2 resize);
 # measured errors are ~1e-7 (float32 rounding in a different operation order), so 1e-4 holds on any x86 CPU.
