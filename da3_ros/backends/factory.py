@@ -12,8 +12,8 @@
 ``variant``/``views``/``height``/``width``/``ref_view`` left at None (or 0 / "") mean "whatever the model
 file says" (sidecar / engine metadata; the torch backend's checkpoint has no fixed window and uses
 ``torch_backend.DEFAULT_*``). A value given explicitly must match: every backend checks its model file
-and raises :class:`EngineMismatchError` naming each difference and saying what to rebuild. A backend that cannot run here
-raises :class:`BackendUnavailableError` with the reason, at construction time.
+and raises :class:`EngineMismatchError` naming each difference and saying what to rebuild. A backend that
+cannot run here raises :class:`BackendUnavailableError` with the reason, at construction time.
 """
 from __future__ import annotations
 

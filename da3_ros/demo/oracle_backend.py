@@ -11,7 +11,8 @@ The spec file (``model_file_path``) is JSON written by the demo's player, which 
 anyway: ``{"oracle": {"path": "room_tour", "width": 320, "height": 240, "views": 4, "seed": 0,
 "noise_seed": 0, "frames": {"<digest of the RGB bytes>": frame_index, ...}}}``. Like an exported model's
 sidecar, the spec fixes the window: ``views``/``height``/``width`` left at None (the node's 0) take the
-spec's values (a spec without ``views`` takes the requested N, else 4), ``ref_view`` None is ``first``; explicit values must match.
+spec's values (a spec without ``views`` takes the requested N, else 4), ``ref_view`` None is ``first``;
+explicit values must match.
 """
 from __future__ import annotations
 

@@ -175,6 +175,10 @@ RUNTIME_PARAMETERS = tuple(p.name for p in PARAMETERS if p.runtime)
 NOT_IMPLEMENTED = ("base_frame", "scale_source", "pose_source", "cameras")
 
 
+#: accepted spellings besides the documented choices (the backend factory's aliases)
+CHOICE_ALIASES = {"backend": ("ort", "onnx", "trt")}
+
+
 def check_settings(values: Mapping[str, Any]) -> list[str]:
     """Problems of a complete set of values (choices, min_depth < max_depth); empty when fine.
     Ranges and types are enforced by the descriptors themselves."""
@@ -182,7 +186,7 @@ def check_settings(values: Mapping[str, Any]) -> list[str]:
     for spec in PARAMETERS:
         if spec.choices and spec.name in values:
             value = str(values[spec.name]).strip().lower()
-            if value not in spec.choices:
+            if value not in spec.choices and value not in CHOICE_ALIASES.get(spec.name, ()):
                 problems.append(f"{spec.name} must be one of {' | '.join(spec.choices)}, got {values[spec.name]!r}")
     if "min_depth" in values and "max_depth" in values and not values["min_depth"] < values["max_depth"]:
         problems.append(f"min_depth ({values['min_depth']}) must be smaller than max_depth ({values['max_depth']})")

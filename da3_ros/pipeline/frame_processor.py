@@ -140,7 +140,8 @@ class FrameProcessor:
         self.cloud = OrganizedCloudBuilder(config.point_stride, config.min_depth, config.max_depth,
                                            config.confidence_threshold)
         self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
-        self.tracker = WindowTracker(config.tracker_config(metric=False, window_size=backend.views)) if self.tracking else None
+        self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
+                        if self.tracking else None)
         self._mapping: Optional[NetworkInputMapping] = None
         self._images: dict[int, np.ndarray] = {}
         self._next_id = 0
