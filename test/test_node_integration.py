@@ -218,6 +218,7 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
 @pytest.mark.parametrize("overrides,reason", [
     ({"window_size": 4}, "does not match"),
     ({"scale_source": "odometry"}, "scale_source: 'odometry' is not implemented yet"),
+    ({"point_stride": 0}, "parameter point_stride out of range"),   # refused by the descriptor, node alive
     ({"model_file_path": "/nonexistent/model.onnx"}, "nonexistent"),
     ({"backend": "tensorrt", "engine_file_path": "/nonexistent/model.engine"}, "tensorrt"),
 ])

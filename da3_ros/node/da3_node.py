@@ -33,9 +33,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.parameter import Parameter
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -86,6 +87,7 @@ class LatestMailbox:
 class Da3Node(LifecycleNode):
     def __init__(self, node_name: str = "da3_node", **kwargs):
         super().__init__(node_name, **kwargs)
+        self._parameter_errors: list[str] = []   # params-file values the descriptors refused (fail configure)
         for spec in PARAMETERS:
             self._declare(spec)
         self._settings: Optional[Mapping[str, Any]] = None   # snapshot read at configure (+ runtime changes)
@@ -109,6 +111,16 @@ class Da3Node(LifecycleNode):
 
     # -- parameters ----------------------------------------------------------------------------
     def _declare(self, spec) -> None:
+        """Declare with the descriptor. A params-file value that breaks the descriptor (type, range) does not
+        kill the process: the default is declared instead and configure fails naming the value."""
+        try:
+            self._declare_checked(spec)
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            self._parameter_errors.append(str(exc))
+            self.get_logger().error(f"parameter {spec.name}: {exc}; configure will fail until it is fixed")
+            self.declare_parameter(spec.name, spec.default, descriptor(spec), ignore_override=True)
+
+    def _declare_checked(self, spec) -> None:
         desc = descriptor(spec)
         if not isinstance(spec.default, list) or spec.default:
             self.declare_parameter(spec.name, spec.default, desc)
@@ -153,7 +165,7 @@ class Da3Node(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         settings = self._read_parameters()
         try:
-            problems = check_settings(settings) + not_implemented_settings(settings)
+            problems = self._parameter_errors + check_settings(settings) + not_implemented_settings(settings)
             if problems:
                 raise ValueError("; ".join(problems))
             self._backend = create_backend_from_parameters(settings.__getitem__)
