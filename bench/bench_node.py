@@ -51,7 +51,7 @@ def overhead(frames: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec = write_oracle_spec(Path(tmp) / "spec.json", rendered, width=640, height=480)
         backend = OracleBackend(str(spec), views=4, height=480, width=640)
-    processor = FrameProcessor(backend, ProcessorConfig(window_size=4, point_stride=2))
+    processor = FrameProcessor(backend, ProcessorConfig(point_stride=2))   # window from the backend
     cam = PinholeCamera(640, 480, seq.K)
     msgs = [numpy_to_image(rgb, "rgb8", header=Header(frame_id="cam")) for rgb in rendered.values()]
 

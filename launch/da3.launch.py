@@ -3,8 +3,14 @@
     ros2 launch da3_ros da3.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info engine_file_path:=/path/model.engine rviz:=true
 
+    ros2 launch da3_ros da3.launch.py backend:=onnxruntime model_file_path:=/path/model_n2_196x350.onnx
+
 Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
-backend, rviz.
+backend, rviz. The model alone is a complete configuration: config/da3.yaml leaves window_size,
+network_height, network_width at 0 and ref_view / variant at "" (= the model file's), so any exported
+window shape runs without further arguments. Non-empty launch arguments override the params file.
+Valid for launch_ros Jazzy and Kilted (LifecycleNode with explicit name and namespace; the node
+configures/activates itself, ``autostart`` parameter, so LifecycleNode's own autostart stays off).
 """
 import os
 

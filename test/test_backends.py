@@ -77,3 +77,20 @@ def test_factory_reasons():
         create_backend("onnxruntime", views=2, height=H, width=W)
     with pytest.raises(BackendUnavailableError, match="choose one of torch, onnxruntime, tensorrt"):
         create_backend("tflite", views=2, height=H, width=W)
+
+
+def test_torch_backend_window_defaults_and_capabilities_from_the_config():
+    """A checkpoint has no fixed window: None (the node's 0 / "") takes the documented defaults."""
+    from da3_ros.backends.torch_backend import DEFAULT_HEIGHT, DEFAULT_REF_VIEW, DEFAULT_VIEWS, DEFAULT_WIDTH
+
+    multi = TorchBackend(model=reduced_model("multi_view"))
+    assert (multi.views, multi.height, multi.width, multi.ref_view) == (DEFAULT_VIEWS, DEFAULT_HEIGHT, DEFAULT_WIDTH,
+                                                                         DEFAULT_REF_VIEW) == (4, 280, 504,
+                                                                                               "saddle_balanced")
+    assert multi.capabilities.predicts_poses and not multi.capabilities.metric_depth
+    mono = TorchBackend(model=reduced_model("mono"), height=H, width=W)
+    assert (mono.views, mono.height, mono.width) == (1, H, W)   # one view: a mono model sees no other
+    assert not mono.capabilities.predicts_poses and mono.capabilities.predicts_sky
+    metric = TorchBackend(model=reduced_model("metric"), views=2, height=H, width=W)
+    assert metric.views == 2 and metric.capabilities.metric_depth
+    assert metric.describe()["capability_metric_depth"] is True

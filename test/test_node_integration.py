@@ -221,6 +221,8 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
 
 @pytest.mark.parametrize("overrides,reason", [
     ({"window_size": 4}, "does not match"),
+    ({"scale_source": "odometry"}, "scale_source: 'odometry' is not implemented yet"),
+    ({"point_stride": 0}, "parameter point_stride out of range"),   # refused by the descriptor, node alive
     ({"model_file_path": "/nonexistent/model.onnx"}, "nonexistent"),
     ({"backend": "tensorrt", "engine_file_path": "/nonexistent/model.engine"}, "tensorrt"),
 ])
@@ -262,3 +264,53 @@ def test_compressed_transport_from_a_best_effort_camera_driver(ros_node, process
     ros_node.spin_until(lambda: _diag_values(ros_node, diags)[0] is not None, 10, "diagnostics")
     values, _ = _diag_values(ros_node, diags)
     assert values["intrinsics_source"] == "model (no camera_info)"
+
+
+@pytest.fixture(scope="module")
+def n2_onnx(tmp_path_factory):
+    """A reduced multi-view graph exported at a non-default window shape: N=2 at 84x140, ref_view middle."""
+    from model_fixtures import export_reduced_onnx
+
+    return export_reduced_onnx(tmp_path_factory.mktemp("onnx_n2"), views=2, height=84, width=140, ref_view="middle")
+
+
+def test_window_shape_comes_from_the_model_file(ros_node, process_launcher, tmp_path, n2_onnx):
+    """backend + model_file_path alone configure the node for a model exported at a non-default shape."""
+    from da3_ros.synthetic.sequence import SyntheticSequence
+
+    seq = SyntheticSequence(width=160, height=120)
+    image_pub, info_pub, received = _node_io(ros_node)
+    params = write_params(tmp_path, backend="onnxruntime", model_file_path=str(n2_onnx),
+                          qos_reliability="reliable", num_threads=1, diagnostics_period_s=0.5)  # no shape parameters
+    proc = process_launcher.start(node_command(params, NS), name="da3_node")
+    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    depth = received[f"{NS}/depth"]
+    for i in range(3):
+        _publish(ros_node, image_pub, info_pub, seq.frame(i).rgb, seq.K, i)
+        ros_node.spin_until(lambda: len(depth) > i or proc.poll() is not None, 30, f"depth of frame {i}")
+    assert proc.poll() is None, process_launcher.log(proc)
+    assert (depth[-1].width, depth[-1].height, depth[-1].encoding) == (160, 120, "32FC1")   # camera resolution
+    assert np.isfinite(image_to_numpy(depth[-1])).any()
+    ros_node.spin_until(lambda: _diag_values(ros_node, received["/diagnostics"])[0] is not None, 10, "diagnostics")
+    values, status = _diag_values(ros_node, received["/diagnostics"])
+    assert (values["backend_views"], values["backend_height"], values["backend_width"]) == ("2", "84", "140")
+    assert values["backend_ref_view"] == "middle" and values["window_size"] == "2"
+    assert values["depth_unit"] == "odometry units (scale of the first window)"
+    assert status.level == DiagnosticStatus.OK, status.message
+
+
+def test_explicit_shape_that_disagrees_with_the_model_fails_configure_naming_it(ros_node, process_launcher, tmp_path,
+                                                                                n2_onnx):
+    diags = ros_node.subscribe("/diagnostics", DiagnosticArray)
+    params = write_params(tmp_path, backend="onnxruntime", model_file_path=str(n2_onnx), window_size=3,
+                          network_height=280, network_width=140, num_threads=1, diagnostics_period_s=0.5)
+    proc = process_launcher.start(node_command(params, NS), name="da3_node")
+    ros_node.spin_until(lambda: _diag_values(ros_node, diags)[1] is not None or proc.poll() is not None, 60,
+                        "diagnostics of the unconfigured node")
+    assert proc.poll() is None, process_launcher.log(proc)   # alive, unconfigured
+    _, status = _diag_values(ros_node, diags)
+    assert status.level == DiagnosticStatus.ERROR and status.message.startswith("not configured")
+    message = status.message
+    assert "views: model has 2, configuration wants 3 (parameter window_size" in message, message
+    assert "height: model has 84, configuration wants 280 (parameter network_height" in message, message
+    assert "network_width" not in message   # set explicitly but equal to the model's: accepted

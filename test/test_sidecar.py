@@ -161,3 +161,48 @@ def test_parse_ref_view():
     assert parse_ref_view(3) == 3
     with pytest.raises(ValueError, match="unknown ref_view 'best'"):
         parse_ref_view("best")
+
+
+def test_capabilities_recorded_and_old_sidecars_still_load(tmp_path):
+    from da3_ros.backends.capabilities import ModelCapabilities
+
+    sc = make_sidecar()
+    # derived from the outputs when an exporter does not record them, and written into the JSON
+    assert sc.model_capabilities == ModelCapabilities(predicts_poses=True, metric_depth=False, predicts_sky=False,
+                                                      predicts_confidence=True)
+    path = write_sidecar(sc, tmp_path / "model.onnx")
+    assert json.loads(path.read_text())["capabilities"] == sc.model_capabilities.to_dict()
+    # a metric mono export recorded as such is read back as such (not from the variant name)
+    metric = make_sidecar(variant="anything", outputs=[TensorSpec("depth", "float32", [1, 1, 280, 504]),
+                                                        TensorSpec("sky", "float32", [1, 1, 280, 504])],
+                          capabilities=ModelCapabilities(False, True, True, False).to_dict())
+    write_sidecar(metric, tmp_path / "metric.onnx")
+    assert read_sidecar(tmp_path / "metric.onnx").model_capabilities == ModelCapabilities(False, True, True, False)
+    # a sidecar written before 'capabilities' existed: from its output names and depth_unit
+    old = json.loads(path.read_text())
+    del old["capabilities"]
+    old.update(outputs=[{"name": "depth", "dtype": "float32", "shape": [1, 1, 280, 504]},
+                        {"name": "sky", "dtype": "float32", "shape": [1, 1, 280, 504]}],
+               depth_unit="canonical_metric", variant="da3metric-large")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert read_sidecar(tmp_path / "old.onnx").model_capabilities == ModelCapabilities(
+        predicts_poses=False, metric_depth=True, predicts_sky=True, predicts_confidence=False)
+    old["depth_unit"] = "window_scale"   # da3mono-large's
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert not read_sidecar(tmp_path / "old.onnx").model_capabilities.metric_depth
+    broken = dict(old, capabilities={"predicts_poses": True})
+    (tmp_path / "old.json").write_text(json.dumps(broken))
+    with pytest.raises(EngineMismatchError, match=r"capabilities are incomplete"):
+        read_sidecar(tmp_path / "old.onnx").model_capabilities
+
+
+def test_mismatch_names_the_node_parameter():
+    sc = make_sidecar()
+    with pytest.raises(EngineMismatchError) as info:
+        validate_sidecar(sc, model_path="m.onnx", views=3, height=112, width=504, ref_view="first")
+    message = str(info.value)
+    assert "views: model has 2, configuration wants 3 (parameter window_size; 0 = the model's)" in message
+    assert "height: model has 280, configuration wants 112 (parameter network_height; 0 = the model's)" in message
+    assert "ref_view: model has 'saddle_balanced', configuration wants 'first' (parameter ref_view" in message
+    assert "width:" not in message   # equal values are not differences
+    validate_sidecar(sc, model_path="m.onnx")   # nothing set: whatever the model says

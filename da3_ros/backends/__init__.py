@@ -6,6 +6,7 @@ from da3_ros.backends.base import (
     InferenceBackend,
     POSE_ENCODING_DIM,
 )
+from da3_ros.backends.capabilities import ModelCapabilities
 from da3_ros.backends.factory import BACKEND_KINDS, create_backend
 from da3_ros.backends.prediction import OUTPUT_FIELDS, WindowPrediction
 
@@ -14,6 +15,7 @@ __all__ = [
     "BackendUnavailableError",
     "EngineMismatchError",
     "InferenceBackend",
+    "ModelCapabilities",
     "OUTPUT_FIELDS",
     "POSE_ENCODING_DIM",
     "WindowPrediction",

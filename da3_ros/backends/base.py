@@ -1,7 +1,8 @@
 """`InferenceBackend`: the one interface behind which Torch, ONNX Runtime and TensorRT run DA3.
 
 A backend is created for a fixed window: ``views`` (N), ``height`` (H), ``width`` (W), ``variant``
-and ``ref_view`` never change during its life. ``infer`` takes the window's images as uint8 RGB
+and ``ref_view`` never change during its life; ``capabilities`` says what the model predicts (poses, metric
+depth, sky, confidence). ``infer`` takes the window's images as uint8 RGB
 ``(N, H, W, 3)`` at network resolution (normalisation happens inside the backend / graph) and
 returns a :class:`~da3_ros.backends.prediction.WindowPrediction` in input view order.
 """
@@ -12,6 +13,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from da3_ros.backends.capabilities import ModelCapabilities
 from da3_ros.backends.prediction import WindowPrediction
 
 
@@ -34,13 +36,14 @@ class InferenceBackend(abc.ABC):
     name: str = "abstract"
 
     def __init__(self, *, views: int, height: int, width: int, variant: str, ref_view: str,
-                 pose_conditioned: bool = False) -> None:
+                 capabilities: ModelCapabilities, pose_conditioned: bool = False) -> None:
         self._views = int(views)
         self._height = int(height)
         self._width = int(width)
         self._variant = str(variant)
         self._ref_view = str(ref_view)
         self._pose_conditioned = bool(pose_conditioned)
+        self._capabilities = capabilities
         self._closed = False
 
     # -- fixed window geometry -------------------------------------------------------------
@@ -63,6 +66,11 @@ class InferenceBackend(abc.ABC):
     @property
     def ref_view(self) -> str:
         return self._ref_view
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What the model predicts (from the sidecar / engine metadata / model config)."""
+        return self._capabilities
 
     @property
     def pose_conditioned(self) -> bool:
@@ -128,6 +136,7 @@ class InferenceBackend(abc.ABC):
             "width": self._width,
             "ref_view": self._ref_view,
             "pose_conditioned": self._pose_conditioned,
+            **{f"capability_{k}": v for k, v in self._capabilities.to_dict().items()},
         }
 
     def close(self) -> None:

@@ -9,9 +9,11 @@
 - ``"tensorrt"``: ``engine_file_path`` is a ``.engine`` with its sidecar; when it is missing (or
   ``force_engine_update``) it is built from the ONNX at ``model_file_path`` first.
 
-Every backend checks that its model file matches ``variant``/``views``/``height``/``width``/``ref_view``
-and raises :class:`EngineMismatchError` saying what to rebuild. A backend that cannot run here
-raises :class:`BackendUnavailableError` with the reason, at construction time.
+``variant``/``views``/``height``/``width``/``ref_view`` left at None (or 0 / "") mean "whatever the model
+file says" (sidecar / engine metadata; the torch backend's checkpoint has no fixed window and uses
+``torch_backend.DEFAULT_*``). A value given explicitly must match: every backend checks its model file
+and raises :class:`EngineMismatchError` naming each difference and saying what to rebuild. A backend that
+cannot run here raises :class:`BackendUnavailableError` with the reason, at construction time.
 """
 from __future__ import annotations
 
@@ -28,12 +30,12 @@ def create_backend(
     model_file_path: str = "",
     engine_file_path: str = "",
     variant: Optional[str] = None,
-    views: int,
-    height: int,
-    width: int,
+    views: Optional[int] = None,
+    height: Optional[int] = None,
+    width: Optional[int] = None,
     device: str = "cpu",
     precision: str = "fp32",
-    ref_view: str = "saddle_balanced",
+    ref_view: Optional[str] = None,
     providers: Optional[Sequence[str]] = None,
     force_engine_update: bool = False,
     pose_conditioned: bool = False,
@@ -57,7 +59,9 @@ def create_backend(
         kind = "onnxruntime"
     if kind in ("trt",):
         kind = "tensorrt"
-    common = dict(variant=variant, views=views, height=height, width=width, ref_view=ref_view)
+    common = dict(variant=variant or None, views=int(views) if views else None,
+                  height=int(height) if height else None, width=int(width) if width else None,
+                  ref_view=None if ref_view in (None, "") else str(ref_view))
     if kind == "torch":
         if not model_file_path:
             raise BackendUnavailableError("torch backend needs model_file_path = a DA3 checkpoint")

@@ -101,7 +101,7 @@ class OnnxRuntimeBackend(InferenceBackend):
                          ref_view=ref_view)
         super().__init__(views=sidecar.views, height=sidecar.height, width=sidecar.width,
                          variant=sidecar.variant, ref_view=sidecar.ref_view,
-                         pose_conditioned=sidecar.pose_conditioned)
+                         capabilities=sidecar.model_capabilities, pose_conditioned=sidecar.pose_conditioned)
         self.sidecar: Sidecar = sidecar
         self.path = path
         t0 = time.perf_counter()

@@ -70,7 +70,7 @@ class TensorRTBackend(InferenceBackend):
                                 tensorrt_module=module_name, gpu_name=gpu_name, compute_capability=cc)
         super().__init__(views=sidecar.views, height=sidecar.height, width=sidecar.width,
                          variant=sidecar.variant, ref_view=sidecar.ref_view,
-                         pose_conditioned=sidecar.pose_conditioned)
+                         capabilities=sidecar.model_capabilities, pose_conditioned=sidecar.pose_conditioned)
         self.sidecar = sidecar
         self.path = engine_path
         self._trt = trt

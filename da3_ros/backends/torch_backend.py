@@ -5,6 +5,11 @@ id). The uint8 images are normalised on the backend's device (the same math as t
 cast, NHWC->NCHW, /255, ImageNet mean/std). fp16/bf16 run the backbone under autocast while the
 heads stay fp32 (``DA3Model.set_precision``). The model can also be passed in directly (``model=``),
 e.g. for tests and the check command.
+
+A checkpoint has no fixed window: ``views``/``height``/``width``/``ref_view`` left at None (the node's
+0 / "") take the defaults below: N = ``DEFAULT_VIEWS`` for any-view models and 1 for mono/metric
+models (they see one view; more would only repeat it), ``DEFAULT_HEIGHT`` x ``DEFAULT_WIDTH`` (a 16:9-ish
+multiple of the 14 px patch) and ``DEFAULT_REF_VIEW``. ``variant`` None accepts the checkpoint's.
 """
 from __future__ import annotations
 
@@ -14,15 +19,23 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from da3_ros.backends.base import BackendUnavailableError, InferenceBackend
+from da3_ros.backends.capabilities import ModelCapabilities
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.export.sidecar import PRECISIONS, parse_ref_view
+
+
+DEFAULT_VIEWS = 4
+DEFAULT_HEIGHT = 280
+DEFAULT_WIDTH = 504
+DEFAULT_REF_VIEW = "saddle_balanced"
 
 
 class TorchBackend(InferenceBackend):
     name = "torch"
 
-    def __init__(self, model_file_path: str = "", *, variant: Optional[str] = None, views: int, height: int,
-                 width: int, ref_view: str = "saddle_balanced", device: str = "cpu", precision: str = "fp32",
+    def __init__(self, model_file_path: str = "", *, variant: Optional[str] = None, views: Optional[int] = None,
+                 height: Optional[int] = None, width: Optional[int] = None, ref_view: Optional[str] = None,
+                 device: str = "cpu", precision: str = "fp32",
                  pose_conditioned: bool = False, with_rays: bool = False, num_threads: int = 0,
                  model=None) -> None:
         import torch
@@ -36,6 +49,7 @@ class TorchBackend(InferenceBackend):
             raise BackendUnavailableError(f"torch backend: device {device!r} requested but CUDA is not available")
         if num_threads > 0:
             torch.set_num_threads(int(num_threads))
+        ref_view = DEFAULT_REF_VIEW if ref_view in (None, "") else ref_view
         self._ref_view_arg = parse_ref_view(ref_view)
         self._device = torch.device(device)
         t0 = time.perf_counter()
@@ -45,11 +59,15 @@ class TorchBackend(InferenceBackend):
             model = load_model(model_file_path, variant=variant, device=str(self._device))
         model = model.to(self._device).float().eval()
         if variant is not None and getattr(model, "variant", variant) != variant:
-            raise ValueError(f"checkpoint {model_file_path} holds {model.variant!r}, configuration wants {variant!r}")
+            raise ValueError(f"checkpoint {model_file_path} holds {model.variant!r}, configuration wants "
+                             f"{variant!r} (parameter variant; \"\" = the checkpoint's)")
+        capabilities = ModelCapabilities.from_config(model.config)
+        views = int(views) if views else (DEFAULT_VIEWS if capabilities.predicts_poses else 1)
+        height, width = int(height or DEFAULT_HEIGHT), int(width or DEFAULT_WIDTH)
         model.set_precision(precision)
-        model.prepare(int(height), int(width))
+        model.prepare(height, width)
         super().__init__(views=views, height=height, width=width, variant=getattr(model, "variant", variant or ""),
-                         ref_view=str(ref_view), pose_conditioned=pose_conditioned)
+                         ref_view=str(ref_view), capabilities=capabilities, pose_conditioned=pose_conditioned)
         self.model = model
         self.precision = precision
         self.with_rays = bool(with_rays)

@@ -132,7 +132,7 @@ def run_bench(args) -> dict:
                 else (None, "disabled")
             stages = {k: {s: [] for s in ("decode", "preprocess", "inference", "alignment", "postprocess",
                                            "cloud", "publish")} for k in backends}
-            processors = {k: FrameProcessor(b, ProcessorConfig(window_size=views, point_stride=2))
+            processors = {k: FrameProcessor(b, ProcessorConfig(point_stride=2))   # window from the backend
                           for k, b in backends.items()}
             official_times = []
             if official is not None:

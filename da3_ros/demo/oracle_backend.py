@@ -8,8 +8,11 @@ exactly the rendered images when the network size equals the camera size (identi
 every view of a window is looked up by a hash of its bytes.
 
 The spec file (``model_file_path``) is JSON written by the demo's player, which renders the frames
-anyway: ``{"oracle": {"path": "room_tour", "width": 320, "height": 240, "seed": 0, "noise_seed": 0,
-"frames": {"<digest of the RGB bytes>": frame_index, ...}}}``.
+anyway: ``{"oracle": {"path": "room_tour", "width": 320, "height": 240, "views": 4, "seed": 0,
+"noise_seed": 0, "frames": {"<digest of the RGB bytes>": frame_index, ...}}}``. Like an exported model's
+sidecar, the spec fixes the window: ``views``/``height``/``width`` left at None (the node's 0) take the
+spec's values (a spec without ``views`` takes the requested N, else 4), ``ref_view`` None is ``first``;
+explicit values must match.
 """
 from __future__ import annotations
 
@@ -21,10 +24,17 @@ from typing import Optional
 import numpy as np
 
 from ..backends.base import EngineMismatchError, InferenceBackend
+from ..backends.capabilities import ModelCapabilities
 from ..backends.prediction import WindowPrediction
 from ..geometry.camera import PinholeCamera
 from ..synthetic.sequence import SyntheticSequence
 from ..synthetic.window_oracle import OracleNoise, WindowOracle
+
+
+DEFAULT_VIEWS = 4
+#: the oracle gives poses and confidence, depth in a random per-window scale (not metric), no sky
+ORACLE_CAPABILITIES = ModelCapabilities(predicts_poses=True, metric_depth=False, predicts_sky=False,
+                                        predicts_confidence=True)
 
 
 def _digest(image: np.ndarray) -> str:
@@ -32,30 +42,42 @@ def _digest(image: np.ndarray) -> str:
 
 
 def write_oracle_spec(path: Path, frames: dict[int, np.ndarray], *, camera_path: str = "room_tour",
-                      width: int = 320, height: int = 240, seed: int = 0, noise_seed: int = 0) -> Path:
-    """``frames``: {frame index: rendered RGB} of every frame the player will publish."""
+                      width: int = 320, height: int = 240, views: Optional[int] = None, seed: int = 0,
+                      noise_seed: int = 0) -> Path:
+    """``frames``: {frame index: rendered RGB} of every frame the player will publish; ``views``: the
+    window N the spec fixes (None: any N the configuration asks for, 4 by default)."""
     path = Path(path)
     table = {_digest(rgb): int(i) for i, rgb in frames.items()}
     path.write_text(json.dumps({"oracle": {"path": camera_path, "width": width, "height": height,
-                                           "seed": seed, "noise_seed": noise_seed, "frames": table}}))
+                                           "views": views, "seed": seed, "noise_seed": noise_seed,
+                                           "frames": table}}))
     return path
 
 
 class OracleBackend(InferenceBackend):
     name = "oracle"
 
-    def __init__(self, spec_path: str, *, views: int, height: int, width: int, ref_view="first"):
+    def __init__(self, spec_path: str, *, views: Optional[int] = None, height: Optional[int] = None,
+                 width: Optional[int] = None, ref_view=None):
         spec_file = Path(spec_path)
         if not spec_file.is_file():
             raise FileNotFoundError(f"oracle spec {spec_path} does not exist")
         spec = json.loads(spec_file.read_text()).get("oracle")
         if spec is None:
             raise ValueError(f"{spec_path} is not an oracle spec (no 'oracle' key)")
-        if (int(spec["height"]), int(spec["width"])) != (height, width):
-            raise EngineMismatchError(
-                f"oracle renders {spec['width']}x{spec['height']} but the node's network size is {width}x{height}; "
-                f"set network_width: {spec['width']} and network_height: {spec['height']}")
-        super().__init__(views=views, height=height, width=width, variant="oracle", ref_view=str(ref_view))
+        spec_views = spec.get("views") or views or DEFAULT_VIEWS   # a spec without views serves any N
+        model = {"window_size": int(spec_views), "network_height": int(spec["height"]),
+                 "network_width": int(spec["width"])}
+        wanted = {"window_size": views, "network_height": height, "network_width": width}
+        diffs = [f"{name}: oracle spec has {model[name]}, configuration wants {int(value)}"
+                 for name, value in wanted.items() if value and int(value) != model[name]]
+        if diffs:
+            raise EngineMismatchError(f"oracle spec {spec_path} does not match the configuration ({'; '.join(diffs)}); "
+                                      "leave these parameters at 0 (= the spec's)")
+        ref_view = "first" if ref_view in (None, "") else ref_view
+        super().__init__(views=model["window_size"], height=model["network_height"], width=model["network_width"],
+                         variant="oracle", ref_view=str(ref_view), capabilities=ORACLE_CAPABILITIES)
+        height, width = self.height, self.width
         self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]))
         self.oracle = WindowOracle(self.sequence, OracleNoise(), seed=int(spec.get("noise_seed", 0)))
         self._index = {str(k): int(v) for k, v in spec["frames"].items()}

@@ -87,9 +87,8 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
         from .oracle_backend import write_oracle_spec
 
         spec = write_oracle_spec(out / "oracle_spec.json", {f.index: f.rgb for f in demo_input.frames},
-                                 width=w, height=h)
-        params = dict(backend="oracle", model_file_path=str(spec), network_height=h, network_width=w,
-                      window_size=opts.views)
+                                 width=w, height=h, views=opts.views)
+        params = dict(backend="oracle", model_file_path=str(spec))   # the window comes from the spec
         return params, {"model": "oracle (ground truth + noise)", "backend": "oracle", "views": opts.views,
                         "network": f"{h}x{w}", "ref_view": "first"}, [ORACLE_BANNER]
     banners = []
@@ -104,8 +103,7 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
     from ..export.sidecar import read_sidecar
 
     side = read_sidecar(onnx_path)
-    params = dict(backend="onnxruntime", model_file_path=str(onnx_path), network_height=side.height,
-                  network_width=side.width, window_size=side.views, ref_view=str(side.ref_view))
+    params = dict(backend="onnxruntime", model_file_path=str(onnx_path))   # the window comes from the sidecar
     meta = {"model": f"{side.variant} ({weights})", "backend": "onnxruntime", "views": side.views,
             "network": f"{side.height}x{side.width}", "ref_view": side.ref_view, "onnx": str(onnx_path)}
     return params, meta, banners

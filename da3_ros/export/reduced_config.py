@@ -3,13 +3,14 @@
 Used to exercise the whole export path (ONNX export, ONNX Runtime parity, TensorRT parse/build) in
 seconds instead of minutes. ``reduced_model("multi_view")`` mirrors da3-small (alternating local /
 global attention, camera token, RoPE, QK-norm, DualDPT head, camera encoder/decoder);
-``reduced_model("mono")`` mirrors da3metric/da3mono (DPT head with sky output). Random weights.
+``reduced_model("mono")`` mirrors da3mono-large and ``reduced_model("metric")`` da3metric-large (DPT head
+with sky output; the metric one's config says its depth is canonical metric). Random weights.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
-REDUCED_KINDS = ("multi_view", "mono")
+REDUCED_KINDS = ("multi_view", "mono", "metric")
 
 
 def reduced_config(kind: str = "multi_view"):
@@ -19,8 +20,8 @@ def reduced_config(kind: str = "multi_view"):
         return replace(VARIANTS["da3-small"], name="da3-reduced", embed_dim=64, depth=6, num_heads=4,
                        ffn_hidden=128, out_layers=(2, 3, 4, 5), alt_start=2, qknorm_start=2, rope_start=2,
                        head_features=16, head_out_channels=(8, 16, 32, 64))
-    if kind == "mono":
-        return replace(VARIANTS["da3mono-large"], name="da3mono-reduced", embed_dim=64, depth=4, num_heads=4,
+    if kind in ("mono", "metric"):
+        return replace(VARIANTS[f"da3{kind}-large"], name=f"da3{kind}-reduced", embed_dim=64, depth=4, num_heads=4,
                        ffn_hidden=128, out_layers=(0, 1, 2, 3), head_features=16,
                        head_out_channels=(8, 16, 32, 64))
     raise ValueError(f"kind must be one of {REDUCED_KINDS}, got {kind!r}")

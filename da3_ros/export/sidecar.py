@@ -4,6 +4,9 @@ The sidecar is the contract between the exporter and the backends (INTERFACES.md
 ``variant``, ``views``, ``height``, ``width``, ``ref_view``, ``inputs``/``outputs`` (each a list of
 ``{"name", "dtype", "shape"}``), ``precision``, ``checkpoint_sha256``, ``exporter_version``;
 engines add ``tensorrt_version``, ``tensorrt_module``, ``gpu_name``, ``compute_capability``.
+``capabilities`` records what the model predicts (:class:`~da3_ros.backends.capabilities.ModelCapabilities`:
+poses, metric depth, sky, confidence); a sidecar written before that field existed gets it from its output
+names and ``depth_unit`` when read.
 The same key/value pairs are stored in the ONNX ``metadata_props`` (values JSON-encoded), so an ONNX
 file without its sidecar can still be checked (:func:`sidecar_from_onnx`).
 
@@ -23,6 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from da3_ros import __version__ as _package_version
 from da3_ros.backends.base import EngineMismatchError
+from da3_ros.backends.capabilities import ModelCapabilities
 
 SCHEMA_VERSION = 1
 EXPORTER_VERSION = f"da3_ros-{_package_version}/export-{SCHEMA_VERSION}"
@@ -71,7 +75,19 @@ class Sidecar:
     tensorrt_module: str = ""
     gpu_name: str = ""
     compute_capability: str = ""
+    capabilities: Dict[str, bool] = field(default_factory=dict)  # ModelCapabilities.to_dict()
     extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.capabilities:   # old sidecars / exporters that do not record them
+            self.capabilities = ModelCapabilities.from_outputs(self.output_names, self.depth_unit).to_dict()
+
+    @property
+    def model_capabilities(self) -> ModelCapabilities:
+        try:
+            return ModelCapabilities.from_dict(self.capabilities)
+        except ValueError as exc:
+            raise EngineMismatchError(f"sidecar capabilities are incomplete ({exc}); re-export the model") from exc
 
     # -- (de)serialisation -----------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -197,6 +213,15 @@ def checkpoint_sha256(checkpoint: os.PathLike | str) -> str:
     return ""
 
 
+_PARAMETER_HINT = {
+    "views": " (parameter window_size; 0 = the model's)",
+    "height": " (parameter network_height; 0 = the model's)",
+    "width": " (parameter network_width; 0 = the model's)",
+    "variant": " (parameter variant; \"\" = the model's)",
+    "ref_view": " (parameter ref_view; \"\" = the model's)",
+}
+
+
 def validate_sidecar(
     sidecar: Sidecar,
     *,
@@ -210,8 +235,10 @@ def validate_sidecar(
 ) -> None:
     """Raise :class:`EngineMismatchError` if the artifact does not fit the node's configuration.
 
-    ``None`` means "accept what the sidecar says". The message lists every difference and the
-    command that builds a matching model.
+    ``None`` means "accept what the sidecar says" (the node passes None for parameters left at 0 / "").
+    The message lists every difference, names the node parameter of each (``views`` is
+    ``window_size``, ``height``/``width`` are ``network_height``/``network_width``) and gives the command
+    that builds a matching model.
     """
     want = {"variant": variant, "views": views, "height": height, "width": width,
             "ref_view": None if ref_view is None else str(ref_view), "pose_conditioned": pose_conditioned}
@@ -221,7 +248,8 @@ def validate_sidecar(
             continue
         have = getattr(sidecar, key)
         if (int(have) if key in ("views", "height", "width") else have) != wanted:
-            diffs.append(f"{key}: model has {have!r}, configuration wants {wanted!r}")
+            diffs.append(f"{key}: model has {have!r}, configuration wants {wanted!r}"
+                         f"{_PARAMETER_HINT.get(key, '')}")
     if diffs:
         fixed = dict(variant=variant or sidecar.variant, views=views or sidecar.views,
                      height=height or sidecar.height, width=width or sidecar.width,

@@ -45,6 +45,7 @@ class DA3Config:
     head_features: int
     head_out_channels: tuple[int, int, int, int]
     camera_heads: bool  # cam_enc + cam_dec present
+    metric_depth: bool = False  # ``depth`` is canonical metric (metres at a 300 px focal length): da3metric
     gs_head: bool = False  # giant only: Gaussian-splat head (parameters only, never run here)
     rope_frequency: float = 100.0
     cam_enc_heads: int = 16
@@ -100,7 +101,7 @@ VARIANTS: dict[str, DA3Config | NestedConfig] = {
     "da3-giant": _vit("da3-giant", "g", out_layers=(19, 27, 33, 39), alt_start=13, qknorm_start=13,
                       rope_start=13, head_features=256, head_out_channels=(256, 512, 1024, 1024),
                       gs_head=True, **_MV),
-    "da3metric-large": _vit("da3metric-large", "l", **_MONO),
+    "da3metric-large": _vit("da3metric-large", "l", metric_depth=True, **_MONO),
     "da3mono-large": _vit("da3mono-large", "l", **_MONO),
 }
 VARIANTS["da3nested-giant-large"] = NestedConfig(

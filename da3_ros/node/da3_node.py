@@ -1,7 +1,7 @@
 """``da3_node``: the ROS 2 lifecycle node (ROS I/O, parameters and threading only).
 
-Lifecycle: *configure* reads the parameters, creates and checks the inference backend (a missing or
-mismatched model/engine fails here with the reason) and the publishers; *activate* creates the
+Lifecycle: *configure* reads the parameters once (an immutable snapshot), creates and checks the inference
+backend (a missing or mismatched model/engine fails here with the reason) and every publisher; *activate* creates the
 subscriptions and starts the inference worker; *deactivate* / *cleanup* undo that. With
 ``autostart: true`` the node configures and activates itself at start-up.
 
@@ -10,6 +10,12 @@ blocking on inference). One worker thread decodes, runs the window inference, al
 When a new image arrives before the worker took the previous one, the newest wins and the older is
 counted as dropped ("busy"). Every bad input is logged (throttled), counted, reported on
 /diagnostics, and the node keeps running.
+
+Parameters (da3_ros.node.parameters): each is declared with a descriptor (description, range,
+read_only). Read-only ones are read at configure. The runtime ones (``RUNTIME_PARAMETERS``: point
+filter, max_rate_hz, publish_*) may be set while the node runs: a set-parameters callback validates the
+change, a post-set callback stores a new immutable snapshot, and the worker takes the snapshot once per
+frame, so a change takes effect on the next frame.
 
 Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed``) and
 ``camera_info``; publishes ``depth``, ``depth/camera_info``, ``confidence``, ``points``, ``pose``,
@@ -20,19 +26,22 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from types import MappingProxyType
+from typing import Any, Mapping, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..backends.base import BackendUnavailableError, EngineMismatchError
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
 from ..ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, camera_info_to_intrinsics,
@@ -41,7 +50,8 @@ from ..ros_io.qos import qos_profile
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
 from .output_messages import camera_frame_messages
-from .parameters import PARAMETERS
+from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
+                         not_implemented_settings)
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -77,8 +87,13 @@ class LatestMailbox:
 class Da3Node(LifecycleNode):
     def __init__(self, node_name: str = "da3_node", **kwargs):
         super().__init__(node_name, **kwargs)
+        self._parameter_errors: list[str] = []   # params-file values the descriptors refused (fail configure)
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default)
+            self._declare(spec)
+        self._settings: Optional[Mapping[str, Any]] = None   # snapshot read at configure (+ runtime changes)
+        self._applied_settings: Optional[Mapping[str, Any]] = None   # the snapshot the worker last applied
+        self.add_on_set_parameters_callback(self._check_parameter_change)
+        self.add_post_set_parameters_callback(self._store_parameter_change)
         self.accounting = FrameAccounting()
         self._mailbox = LatestMailbox()
         self._worker: Optional[threading.Thread] = None
@@ -95,42 +110,92 @@ class Da3Node(LifecycleNode):
         self._configure_error = ""
 
     # -- parameters ----------------------------------------------------------------------------
+    def _declare(self, spec) -> None:
+        """Declare with the descriptor. A params-file value that breaks the descriptor (type, range) does not
+        kill the process: the default is declared instead and configure fails naming the value."""
+        try:
+            self._declare_checked(spec)
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            self._parameter_errors.append(str(exc))
+            self.get_logger().error(f"parameter {spec.name}: {exc}; configure will fail until it is fixed")
+            self.declare_parameter(spec.name, spec.default, descriptor(spec), ignore_override=True)
+
+    def _declare_checked(self, spec) -> None:
+        desc = descriptor(spec)
+        if not isinstance(spec.default, list) or spec.default:
+            self.declare_parameter(spec.name, spec.default, desc)
+            return
+        # an empty default list: rclpy would infer BYTE_ARRAY from [] and a params file's "name: []" arrives
+        # without a type, so declare the type explicitly, give the empty default, then make it read-only
+        writable = descriptor(spec)
+        writable.read_only = False
+        self.declare_parameter(spec.name, Parameter.Type(desc.type), writable)
+        if self.get_parameter_or(spec.name).type_ == Parameter.Type.NOT_SET:
+            self.set_parameters([Parameter(spec.name, Parameter.Type(desc.type), list(spec.default))])
+        self.set_descriptor(spec.name, desc)
+
     def p(self, name: str):
-        return self.get_parameter(name).value
+        """The value in the configured snapshot (the declared value before the first configure)."""
+        settings = self._settings
+        return settings[name] if settings is not None else self.get_parameter(name).value
+
+    def _read_parameters(self) -> Mapping[str, Any]:
+        return MappingProxyType({name: self.get_parameter(name).value for name in PARAMETER_NAMES})
+
+    def _check_parameter_change(self, parameters) -> SetParametersResult:
+        """Runs after the descriptors' checks (type, range, read_only) and before the values are set."""
+        values = {name: self.get_parameter(name).value for name in PARAMETER_NAMES}
+        values.update({p.name: p.value for p in parameters if p.name in values})
+        problems = check_settings(values)
+        if problems:
+            return SetParametersResult(successful=False, reason="; ".join(problems))
+        return SetParametersResult(successful=True)
+
+    def _store_parameter_change(self, parameters) -> None:
+        """A new immutable snapshot with the changed runtime parameters (the worker picks it up next frame)."""
+        settings = self._settings
+        if settings is None:
+            return   # not configured: configure reads every parameter
+        changed = {p.name: p.value for p in parameters if p.name in RUNTIME_PARAMETERS}
+        if changed:
+            self._settings = MappingProxyType({**settings, **changed})
+            self.get_logger().info(f"parameters changed at runtime: {changed}")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        settings = self._read_parameters()
         try:
-            self._backend = create_backend_from_parameters(self.p)
-            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(self.p))
-        except (BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError) as exc:
+            problems = self._parameter_errors + check_settings(settings) + not_implemented_settings(settings)
+            if problems:
+                raise ValueError("; ".join(problems))
+            self._backend = create_backend_from_parameters(settings.__getitem__)
+            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(settings.__getitem__))
+        except Exception as exc:   # BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError, ...
             self._configure_error = f"{type(exc).__name__}: {exc}"
             self.accounting.on_event("configure_failures", self._configure_error, error=True)
             self.get_logger().error(f"configure failed: {self._configure_error}")
             self._ensure_diagnostics()
             return TransitionCallbackReturn.FAILURE
+        self._settings = self._applied_settings = settings
         self._configure_error = ""
         desc = self._backend.describe()
         self.get_logger().info(
             f"backend {desc.get('backend')} ready: variant {desc.get('variant')}, window N={desc.get('views')} "
             f"at {desc.get('height')}x{desc.get('width')}, ref_view {desc.get('ref_view')}; depth unit "
             f"'{self._processor.depth_unit}'")
-        pubs = {}
-        if self.p("publish_depth"):
-            pubs["depth"] = self.create_lifecycle_publisher(Image, "depth", OUTPUT_QOS)
-            pubs["depth_info"] = self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS)
-        if self.p("publish_confidence"):
-            pubs["confidence"] = self.create_lifecycle_publisher(Image, "confidence", OUTPUT_QOS)
-        if self.p("publish_points"):
-            pubs["points"] = self.create_lifecycle_publisher(PointCloud2, "points", OUTPUT_QOS)
-        if self.p("publish_pose"):
-            pubs["pose"] = self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS)
-            pubs["odometry"] = self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS)
-            pubs["path"] = self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)
-        if self.p("publish_map_points"):
+        # every publisher exists from configure on: the runtime publish_* switches only gate publishing
+        pubs = {"depth": self.create_lifecycle_publisher(Image, "depth", OUTPUT_QOS),
+                "depth_info": self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS),
+                "confidence": self.create_lifecycle_publisher(Image, "confidence", OUTPUT_QOS),
+                "points": self.create_lifecycle_publisher(PointCloud2, "points", OUTPUT_QOS),
+                "pose": self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS),
+                "odometry": self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS),
+                "path": self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)}
+        if settings["publish_map_points"]:
             pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
         self._pubs = pubs
-        self._tf = TfBroadcaster(self) if self.p("publish_tf") else None
+        if self._tf is None:
+            self._tf = TfBroadcaster(self)
         self._path = BoundedPath(self.p("odom_frame"), int(self.p("path_max_length")))
         self._ensure_diagnostics()
         return TransitionCallbackReturn.SUCCESS
@@ -171,6 +236,7 @@ class Da3Node(LifecycleNode):
         if self._backend is not None:
             self._backend.close()
         self._backend = self._processor = None
+        self._settings = self._applied_settings = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -193,7 +259,7 @@ class Da3Node(LifecycleNode):
     def _on_image(self, msg) -> None:
         self.accounting.on_received()
         now = time.monotonic()
-        max_rate = float(self.p("max_rate_hz"))
+        max_rate = float(self.p("max_rate_hz"))   # runtime parameter: the current snapshot
         if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
             self.accounting.on_dropped("rate")
             return
@@ -225,43 +291,48 @@ class Da3Node(LifecycleNode):
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _process(self, msg, received_at: float) -> None:
+        settings = self._settings   # one snapshot per frame (runtime parameter changes apply from here)
+        if settings is not self._applied_settings:
+            self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
+            self._applied_settings = settings
         t0 = time.perf_counter()
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         decode_s = time.perf_counter() - t0
         stamp = msg.header.stamp
         stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
-        camera = self._camera_info if self.p("use_camera_info") else None
+        camera = self._camera_info if settings["use_camera_info"] else None
         result = self._processor.process(rgb, stamp_ns, camera)
         for event in result.events:
             self.accounting.on_event(event.name, event.message)
             self.get_logger().warning(event.message, throttle_duration_sec=5.0)
         t1 = time.perf_counter()
-        self._publish(result, msg.header, rgb)
+        self._publish(result, msg.header, settings)
         stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
                   "latency_receive_to_publish": time.monotonic() - received_at}
         now_ns = self.get_clock().now().nanoseconds
         stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
         self.accounting.on_processed(stages)
 
-    def _publish(self, result, header: Header, rgb) -> None:
-        camera_frame = self.p("camera_frame") or header.frame_id or "camera_optical_frame"
+    def _publish(self, result, header: Header, settings: Mapping[str, Any]) -> None:
+        camera_frame = settings["camera_frame"] or header.frame_id or "camera_optical_frame"
         out_header = Header(stamp=header.stamp, frame_id=camera_frame)
         pubs = self._pubs
-        messages = camera_frame_messages(result, out_header, depth="depth" in pubs, confidence="confidence" in pubs,
-                                         points="points" in pubs)
+        messages = camera_frame_messages(result, out_header, depth=settings["publish_depth"],
+                                         confidence=settings["publish_confidence"],
+                                         points=settings["publish_points"])
         for name, message in messages.items():
             pubs[name].publish(message)
-        odom = self.p("odom_frame")
+        odom = settings["odom_frame"]
         if result.reset:
             self._path.clear()
         if result.T_odom_cam is not None:
-            if "pose" in pubs:
-                pose = pose_stamped(result.T_odom_cam, header.stamp, odom)
-                self._path.append(pose)
+            pose = pose_stamped(result.T_odom_cam, header.stamp, odom)
+            self._path.append(pose)   # the path is kept while publish_pose is off: switching it on shows it all
+            if settings["publish_pose"]:
                 pubs["pose"].publish(pose)
                 pubs["odometry"].publish(odometry(result.T_odom_cam, header.stamp, odom, camera_frame))
                 pubs["path"].publish(self._path.message(header.stamp))
-            if self._tf is not None:
+            if settings["publish_tf"]:
                 self._tf.send([transform_stamped(result.T_odom_cam, header.stamp, odom, camera_frame)])
         if "map_points" in pubs and result.map_points is not None:
             map_header = Header(stamp=header.stamp, frame_id=odom)
@@ -284,7 +355,7 @@ class Da3Node(LifecycleNode):
             values.update({f"backend_{k}": v for k, v in self._backend.describe().items()})
         if self._processor is not None:
             values.update(self._processor.describe())
-        values["window_size"] = self.p("window_size")
+        values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
         status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                status=[status]))
@@ -299,8 +370,8 @@ def main(args=None) -> int:
     try:
         if node.p("autostart"):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("autostart: configure failed; staying unconfigured "
-                                        "(fix the parameters and call the lifecycle configure transition)")
+                node.get_logger().error("autostart: configure failed; staying unconfigured (fix the parameters "
+                                        "in the params file / launch arguments and restart the node)")
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 node.get_logger().error("autostart: activate failed")
         executor.spin()

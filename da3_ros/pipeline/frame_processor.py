@@ -5,10 +5,12 @@ window [last N-1 keyframes ..., newest frame], run the backend, align the window
 frame (``WindowTracker``), map depth/confidence back to camera resolution, build the organized point
 cloud (camera optical frame) and, for keyframes, grow the fused map.
 
-Units: any-view models give depth in *odometry units* (the first window's scale, ``depth_unit ==
-"model"``); a window the tracker rejects is published with the last accepted scale and no pose.
-Mono/metric variants (no cameras predicted) give per-frame depth with no pose: metric variants in
-metres (``raw * f / 300`` with f from camera_info) when camera_info is known.
+Units (``FrameProcessor.depth_unit``, decided from ``backend.capabilities``, never from the variant
+name): models that predict poses give depth in *odometry units* (the first window's scale; with a window
+of 1 view: per-frame model units); a window the tracker rejects is published with the last accepted scale
+and no pose. Models without poses give per-frame depth with no pose: a metric-depth model in metres
+(``raw * f / 300`` with f from camera_info) while camera_info is known, else its raw canonical metric
+depth (metres only for a 300 px focal length: NOT metres); a mono model relative, unitless depth.
 
 Stream events (returned in ``ProcessedFrame.events`` so the node can log and count them):
 ``resolution_change`` (window and keyframes reset, odometry frame kept), ``time_jump_back``
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -37,17 +39,34 @@ METRIC_CANONICAL_FOCAL = 300.0
 DEFAULT_HFOV_DEG = 60.0
 """Horizontal field of view assumed when neither camera_info nor the model gives intrinsics."""
 
+# depth_unit strings (FrameProcessor.depth_unit; one per case, see the module docstring)
+DEPTH_UNIT_ODOMETRY = "odometry units (scale of the first window)"
+DEPTH_UNIT_MODEL_PER_FRAME = "model units (per-frame scale: a window of 1 view has no odometry)"
+DEPTH_UNIT_METRES = "m"
+DEPTH_UNIT_CANONICAL_METRIC = ("canonical metric, not metres (metres at a 300 px focal length; "
+                               "needs camera_info for metres)")
+DEPTH_UNIT_RELATIVE = "relative (per-frame, unitless)"
+
+
+_KEYFRAMES = KeyframePolicyConfig()
+_ALIGNMENT = AlignmentConfig()
+_TRACKER = TrackerConfig()
+
 
 @dataclass
 class ProcessorConfig:
-    window_size: int = 4
-    keyframe_translation: float = 0.10
-    keyframe_rotation_deg: float = 10.0
-    keyframe_max_frames: int = 15
-    keyframe_max_interval_s: float = 2.0
-    alignment_min_inlier_ratio: float = 0.6
-    alignment_max_scale_inconsistency: float = 1.15
-    max_rejected_windows: int = 5
+    """The pipeline's settings. Tracker defaults come from ``KeyframePolicyConfig`` / ``AlignmentConfig`` /
+    ``TrackerConfig`` (one source); the node's parameter defaults come from these fields
+    (da3_ros.node.parameters). ``window_size`` 0 = the backend's window."""
+
+    window_size: int = 0
+    keyframe_translation: float = _KEYFRAMES.translation_ratio
+    keyframe_rotation_deg: float = _KEYFRAMES.rotation_deg
+    keyframe_max_frames: int = _KEYFRAMES.max_frame_gap or 0          # 0 = off
+    keyframe_max_interval_s: float = _KEYFRAMES.max_time_gap_s or 0.0  # 0 = off
+    alignment_min_inlier_ratio: float = _ALIGNMENT.min_inlier_ratio
+    alignment_max_scale_inconsistency: float = _ALIGNMENT.max_scale_inconsistency
+    max_rejected_windows: int = _TRACKER.max_consecutive_rejections
     reset_on_time_jump_back: bool = True
     publish_points: bool = True
     point_stride: int = 2
@@ -66,13 +85,18 @@ class ProcessorConfig:
             kwargs[name] = type(value.default)(raw) if not isinstance(value.default, bool) else bool(raw)
         return cls(**kwargs)
 
-    def tracker_config(self, metric: bool) -> TrackerConfig:
+    #: fields a running processor takes over from a new config (``FrameProcessor.apply_runtime_config``)
+    RUNTIME_FIELDS = ("publish_points", "point_stride", "confidence_threshold", "min_depth", "max_depth")
+
+    def tracker_config(self, metric: bool, window_size: Optional[int] = None) -> TrackerConfig:
+        """``window_size``: the backend's N (default: this config's, which must then be set)."""
+        window_size = int(window_size or self.window_size)
         alignment = AlignmentConfig(min_inlier_ratio=self.alignment_min_inlier_ratio,
                                     max_scale_inconsistency=self.alignment_max_scale_inconsistency)
         keyframes = KeyframePolicyConfig(
             translation_ratio=self.keyframe_translation, rotation_deg=self.keyframe_rotation_deg,
             max_frame_gap=self.keyframe_max_frames or None, max_time_gap_s=self.keyframe_max_interval_s or None)
-        return TrackerConfig(window_size=self.window_size, metric=metric, keyframes=keyframes,
+        return TrackerConfig(window_size=window_size, metric=metric, keyframes=keyframes,
                              alignment=alignment, max_consecutive_rejections=self.max_rejected_windows)
 
 
@@ -106,19 +130,21 @@ class ProcessedFrame:
 
 class FrameProcessor:
     def __init__(self, backend: InferenceBackend, config: ProcessorConfig):
-        if config.window_size != backend.views:
+        if config.window_size and config.window_size != backend.views:
             raise ValueError(f"window_size {config.window_size} does not match the model's window of "
                              f"{backend.views} views; re-export the model with --views {config.window_size} "
-                             f"or set window_size: {backend.views}")
+                             f"or set window_size: 0 (= the model's)")
         self.backend = backend
         self.config = config
-        self.metric = "metric" in backend.variant or "mono" in backend.variant
-        # N = 1 (or a mono/metric model) cannot relate frames: per-frame depth, no pose
-        self.tracking = backend.views >= 2 and not self.metric
+        self.capabilities = backend.capabilities
+        self.metric = self.capabilities.metric_depth
+        # N = 1, or a model that predicts no poses (mono/metric), cannot relate frames: per-frame depth, no pose
+        self.tracking = backend.views >= 2 and self.capabilities.predicts_poses
         self.cloud = OrganizedCloudBuilder(config.point_stride, config.min_depth, config.max_depth,
                                            config.confidence_threshold)
         self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
-        self.tracker = WindowTracker(config.tracker_config(metric=False)) if self.tracking else None
+        self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
+                        if self.tracking else None)
         self._mapping: Optional[NetworkInputMapping] = None
         self._images: dict[int, np.ndarray] = {}
         self._next_id = 0
@@ -129,11 +155,25 @@ class FrameProcessor:
 
     @property
     def depth_unit(self) -> str:
+        """The unit of the published depth / points (true for the latest frame; shown on /diagnostics)."""
+        if self.tracking:
+            return DEPTH_UNIT_ODOMETRY
+        if self.capabilities.predicts_poses:
+            return DEPTH_UNIT_MODEL_PER_FRAME
         if self.metric:
-            return "m (metric variant, needs camera_info)"
-        if not self.tracking:
-            return "model units (per-frame scale: a window of 1 view has no odometry)"
-        return "odometry units (scale of the first window)"
+            return DEPTH_UNIT_METRES if self.intrinsics_source == "camera_info" else DEPTH_UNIT_CANONICAL_METRIC
+        return DEPTH_UNIT_RELATIVE
+
+    def apply_runtime_config(self, config: "ProcessorConfig") -> None:
+        """Take over ``ProcessorConfig.RUNTIME_FIELDS`` (point filter, publish_points) from ``config``; call
+        between frames (the node's worker does, before each frame)."""
+        changes = {name: getattr(config, name) for name in ProcessorConfig.RUNTIME_FIELDS
+                   if getattr(config, name) != getattr(self.config, name)}
+        if not changes:
+            return
+        self.config = replace(self.config, **changes)
+        self.cloud = OrganizedCloudBuilder(self.config.point_stride, self.config.min_depth, self.config.max_depth,
+                                           self.config.confidence_threshold)
 
     def describe(self) -> dict:
         info = {"depth_unit": self.depth_unit, "intrinsics_source": self.intrinsics_source,

@@ -24,10 +24,14 @@ __all__ = ["KeyframePolicyConfig", "KeyframePolicy", "KeyframeDecision", "select
 
 @dataclass
 class KeyframePolicyConfig:
-    translation_ratio: float = 0.08
-    rotation_deg: float = 8.0
-    max_frame_gap: Optional[int] = 30
-    max_time_gap_s: Optional[float] = 3.0
+    """Keyframe thresholds. These defaults are THE defaults: the node's ``keyframe_*`` parameters
+    (da3_ros.node.parameters via ProcessorConfig) read them, so library users, benchmarks and the
+    node run the same tracker."""
+
+    translation_ratio: float = 0.10
+    rotation_deg: float = 10.0
+    max_frame_gap: Optional[int] = 15
+    max_time_gap_s: Optional[float] = 2.0
 
     def __post_init__(self):
         if not self.translation_ratio > 0:
