@@ -91,7 +91,7 @@ def test_unit_string_of_each_model_kind_with_and_without_camera_info(onnx_models
     assert metric.describe()["depth_unit"] == "m"
     # metres = canonical * f_net / 300, f_net = the camera focal length at network resolution
     mapping = metric._mapping
-    K_net = mapping.intrinsics_to_network(camera)
+    K_net = mapping.camera_to_network(camera).K
     factor = 0.5 * (K_net[0, 0] + K_net[1, 1]) / METRIC_CANONICAL_FOCAL
     finite = np.isfinite(raw.depth)
     assert finite.any()
