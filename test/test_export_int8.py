@@ -9,7 +9,8 @@ import torch
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
 from da3_ros.export.int8_quantization import backbone_matmuls
-from da3_ros.export.onnx_export import export_model_to_onnx, graph_problems
+from da3_ros.export.graph_checks import graph_problems
+from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
 from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx
 from da3_ros.export.tensorrt_build import build_engine

@@ -106,7 +106,7 @@ def run_check(model_path: str, checkpoint: str, *, images: Optional[Sequence[str
               variant: Optional[str] = None) -> Dict:
     """Run both backends on a random and (when available) a real window; return the report."""
     from da3_ros.backends.torch_backend import TorchBackend
-    from da3_ros.export.onnx_export import example_pose_encoding
+    from da3_ros.export.export_wrapper import example_pose_encoding
     from da3_ros.export.sidecar import read_sidecar
 
     sidecar = read_sidecar(model_path)
