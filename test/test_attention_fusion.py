@@ -14,7 +14,9 @@ from da3_ros.backends import create_backend
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
 from da3_ros.export.attention_fusion import fuse_attention
-from da3_ros.export.onnx_export import example_pose_encoding, export_model_to_onnx, graph_problems
+from da3_ros.export.export_wrapper import example_pose_encoding
+from da3_ros.export.graph_checks import graph_problems
+from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
 
 H, W = 56, 84

@@ -10,7 +10,9 @@ import torch
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
 from da3_ros.export.fp16_conversion import FP32_OPS, is_fp16_region
-from da3_ros.export.onnx_export import example_pose_encoding, export_model_to_onnx, graph_problems
+from da3_ros.export.export_wrapper import example_pose_encoding
+from da3_ros.export.graph_checks import graph_problems
+from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
 from da3_ros.export.sidecar import read_sidecar
 

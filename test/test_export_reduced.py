@@ -9,12 +9,9 @@ import torch
 from da3_ros.backends import BackendUnavailableError, EngineMismatchError, WindowPrediction, create_backend
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
-from da3_ros.export.onnx_export import (
-    DATA_DEPENDENT_SHAPE_OPS,
-    example_pose_encoding,
-    export_model_to_onnx,
-    graph_problems,
-)
+from da3_ros.export.export_wrapper import example_pose_encoding
+from da3_ros.export.graph_checks import DATA_DEPENDENT_SHAPE_OPS, graph_problems
+from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
 from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx
 

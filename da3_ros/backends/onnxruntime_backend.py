@@ -10,6 +10,10 @@ Runtime's fused ``MultiHeadAttention`` before the session is built (da3_ros.expo
 outputs within 1e-5 of the unfused graph; DA3-Small N=4 504x504 on 2 CPU threads: 3-5 % faster and
 peak memory 1.3 GB instead of 2.9 GB). The file on disk is not changed, so the same export still
 feeds TensorRT.
+
+An ``int8_dynamic`` graph whose int8 scheme is known to saturate on this CPU (full-range int8
+weights from older exports on x86 without VNNI; da3_ros.export.int8_quantization.int8_host_problem)
+is refused with the re-export command.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from da3_ros.backends.base import BackendUnavailableError, EngineMismatchError, InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.export.int8_quantization import int8_host_problem
 from da3_ros.export.sidecar import Sidecar, read_sidecar, validate_sidecar
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
@@ -104,6 +109,9 @@ class OnnxRuntimeBackend(InferenceBackend):
                          capabilities=sidecar.model_capabilities, pose_conditioned=sidecar.pose_conditioned)
         self.sidecar: Sidecar = sidecar
         self.path = path
+        int8_problem = int8_host_problem(sidecar)
+        if int8_problem:
+            raise EngineMismatchError(f"{path}: {int8_problem}: {sidecar.rebuild_hint()} --precision int8_dynamic")
         t0 = time.perf_counter()
         self.session, self.attention_fusion = create_session(str(path), providers=providers,
                                                              num_threads=num_threads,

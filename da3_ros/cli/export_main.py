@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8_dynamic"), default="fp32",
                    help="fp32 (default; every backend); fp16: mixed-precision graph for fp16 engines with "
-                        "TensorRT-RTX (strongly typed); int8_dynamic: backbone block weights in int8 for ONNX "
-                        "Runtime on CPUs (faster, less accurate: run da3-export check; TensorRT refuses it)")
+                        "TensorRT-RTX (strongly typed); int8_dynamic: backbone block weights in int8 (range "
+                        "+-64, exact on every x86 CPU, VNNI or not) for ONNX Runtime on CPUs (faster, less "
+                        "accurate: run da3-export check; TensorRT refuses it)")
     p.add_argument("--output", required=True, help="FILE.onnx (FILE.json is written beside it)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
 
