@@ -250,8 +250,7 @@ class FrameProcessor:
             stages["cloud"] = time.perf_counter() - t
         if self.map is not None and flags["keyframe"] and T_odom_cam is not None:
             t = time.perf_counter()
-            pts = result.points.reshape(-1, 3) @ T_odom_cam[:3, :3].T.astype(np.float32) + T_odom_cam[:3, 3]
-            self.map.add_keyframe(frame_id, pts.astype(np.float32), result.point_colours)
+            self.map.add_keyframe(frame_id, result.points, result.point_colours, T_odom_points=T_odom_cam)
             result.map_points, result.map_colours = self.map.points()
             stages["map"] = time.perf_counter() - t
         return result
