@@ -1,0 +1,209 @@
+"""The robot's own odometry inside the frame pipeline (ROS-free): pose-conditioned windows and metric scale.
+
+``RobotOdometry`` is what ``FrameProcessor`` consults when ``scale_source: odometry`` or ``pose_source: tf``
+is configured. The node looks up, for every image, the robot odometry pose ``T_odometry_base`` at the image
+stamp (TF ``odometry_frame -> base_frame``) and the static mount ``T_base_cam``; this class keeps them per
+frame id and:
+
+* **pose-conditioned windows** (``pose_source: tf``, a pose-conditioned model): builds each window's
+  :class:`~da3_ros.geometry.pose_conditioning.PoseConditionedWindow` from the views' camera poses
+  ``T_odometry_cam = T_odometry_base(stamp of the view) @ T_base_cam`` and the network intrinsics
+  (camera_info; a centred ``DEFAULT_HFOV_DEG`` guess without it, said in the reason), feeds its pose
+  encoding to the backend and aligns the prediction back (depth in metres, the given extrinsics in the
+  odometry frame). When a view has no TF pose, the encoding is the identity for every view (the
+  network sees "no motion") and the prediction is used unaligned; when the given centres coincide
+  (robot standing, the padded first windows) the alignment raises ``PoseConditioningError`` and the
+  prediction is used unaligned too (``WindowConditioning.conditioned`` / ``align`` say which).
+  The tracker then handles both kinds of window with its usual Sim(3) alignment.
+* **metric scale**: ``scale_source: odometry``: :class:`~da3_ros.tracking.metric_scale.OdometryScaleEstimator`
+  (visual camera poses against ``T_odometry_base @ T_base_cam``); else with ``pose_source: tf``:
+  :class:`~da3_ros.tracking.conditioned_scale.ConditionedScaleEstimator` (``1 / FrameResult.scale`` of
+  the conditioned windows). ``scale_estimate`` is the current :class:`ScaleEstimate` (None: no source).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+from ..geometry.pose_conditioning import PoseConditionedWindow, PoseConditioningError
+from ..tracking.conditioned_scale import ConditionedScaleConfig, ConditionedScaleEstimator
+from ..tracking.metric_scale import OdometryScaleEstimator, ScaleEstimate, ScaleEstimatorConfig
+
+__all__ = ["SCALE_SOURCES", "POSE_SOURCES", "RobotOdometryConfig", "WindowConditioning", "RobotOdometry"]
+
+SCALE_SOURCES = ("none", "odometry")
+POSE_SOURCES = ("none", "tf")
+DEFAULT_HFOV_DEG = 60.0   # the pipeline's documented guess when neither camera_info nor the model gives K
+
+
+@dataclass(frozen=True)
+class RobotOdometryConfig:
+    scale_source: str = "none"
+    pose_source: str = "none"
+    scale: ScaleEstimatorConfig = field(default_factory=ScaleEstimatorConfig)
+    conditioned_scale: ConditionedScaleConfig = field(default_factory=ConditionedScaleConfig)
+
+    def __post_init__(self):
+        if self.scale_source not in SCALE_SOURCES:
+            raise ValueError(f"scale_source must be one of {' | '.join(SCALE_SOURCES)}, got {self.scale_source!r}")
+        if self.pose_source not in POSE_SOURCES:
+            raise ValueError(f"pose_source must be one of {' | '.join(POSE_SOURCES)}, got {self.pose_source!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.scale_source != "none" or self.pose_source != "none"
+
+    @property
+    def scale_expected(self) -> bool:
+        """A metric scale source is configured (the outputs become metres once it is known)."""
+        return self.active
+
+
+@dataclass(frozen=True)
+class WindowConditioning:
+    """What a window is fed: ``encoding`` (N, 9) float32 for a pose-conditioned backend (None otherwise),
+    ``window`` the conditioning to align back with (None: not aligned), ``reason`` when it is not."""
+
+    encoding: Optional[np.ndarray]
+    window: Optional[PoseConditionedWindow]
+    reason: str = ""
+
+    @property
+    def conditioned(self) -> bool:
+        return self.window is not None
+
+
+class RobotOdometry:
+    """See the module docstring. ``pose_conditioned``: the backend takes a pose encoding;
+    ``network_hw``: its input size (h, w)."""
+
+    def __init__(self, config: RobotOdometryConfig, *, pose_conditioned: bool, network_hw: Tuple[int, int],
+                 T_base_cam: Optional[np.ndarray] = None):
+        if config.pose_source == "tf" and not pose_conditioned:
+            raise ValueError("pose_source: tf needs a pose-conditioned model (export it with da3-export onnx "
+                             "--pose-conditioned); this model takes no poses")
+        if pose_conditioned and config.pose_source != "tf":
+            raise ValueError("the model is pose-conditioned (it needs the window's camera poses): set "
+                             "pose_source: tf (with base_frame and odometry_frame), or use a model exported "
+                             "without --pose-conditioned")
+        self.config = config
+        self.pose_conditioned = bool(pose_conditioned)
+        self.network_hw = (int(network_hw[0]), int(network_hw[1]))
+        self._T_base_cam = np.eye(4) if T_base_cam is None else np.asarray(T_base_cam, np.float64)
+        self._odometry: Dict[Hashable, Optional[np.ndarray]] = {}
+        self._scale = self._make_scale_estimator()
+        self.last_pose_residual: Optional[float] = None
+        self.windows_conditioned = 0
+        self.windows_unconditioned = 0
+        self.last_conditioning_reason = ""
+
+    def _make_scale_estimator(self):
+        if self.config.scale_source == "odometry":
+            return OdometryScaleEstimator(self._T_base_cam, self.config.scale)
+        if self.config.pose_source == "tf":
+            return ConditionedScaleEstimator(self.config.conditioned_scale)
+        return None
+
+    # -- frames ----------------------------------------------------------------------------
+    @property
+    def T_base_cam(self) -> np.ndarray:
+        return self._T_base_cam.copy()
+
+    def set_base_camera(self, T_base_cam: np.ndarray) -> None:
+        """A (new) static mount: the scale estimate restarts when it changed."""
+        T = np.asarray(T_base_cam, np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise ValueError(f"T_base_cam must be a finite 4x4, got shape {T.shape}")
+        if not np.allclose(T, self._T_base_cam, atol=1e-9):
+            self._T_base_cam = T.copy()
+            self._scale = self._make_scale_estimator()
+
+    def add_frame(self, frame_id: Hashable, T_odometry_base: Optional[np.ndarray]) -> None:
+        """The robot odometry pose at frame ``frame_id``'s stamp (None: the TF lookup failed)."""
+        self._odometry[frame_id] = None if T_odometry_base is None else np.asarray(T_odometry_base, np.float64)
+
+    def odometry_pose(self, frame_id: Hashable) -> Optional[np.ndarray]:
+        return self._odometry.get(frame_id)
+
+    def keep_frames(self, frame_ids: Iterable[Hashable]) -> None:
+        """Forget the poses of frames that can no longer be in a window (not keyframes, not the newest)."""
+        keep = set(frame_ids)
+        self._odometry = {k: v for k, v in self._odometry.items() if k in keep}
+
+    # -- pose-conditioned windows -------------------------------------------------------------
+    def condition(self, frame_ids: Sequence[Hashable], K_net: Optional[np.ndarray]) -> WindowConditioning:
+        """The pose encoding and conditioning of the window ``frame_ids`` (oldest first, newest last)."""
+        if not self.pose_conditioned:
+            return WindowConditioning(None, None, "model not pose-conditioned")
+        h, w = self.network_hw
+        note = ""
+        if K_net is None:
+            K_net = PinholeCamera.centred(w, h, DEFAULT_HFOV_DEG).K
+            note = f"; no camera_info: intrinsics guessed ({DEFAULT_HFOV_DEG:g} deg horizontal field of view)"
+        poses: List[Optional[np.ndarray]] = [self._odometry.get(i) for i in frame_ids]
+        missing = [k for k, T in enumerate(poses) if T is None]
+        if missing:
+            T_world_cam = np.repeat(np.eye(4)[None], len(frame_ids), axis=0)
+            reason = f"no TF pose for view(s) {missing}: identity poses fed, window not aligned to TF{note}"
+            window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), False
+        else:
+            T_world_cam = np.stack([T @ self._T_base_cam for T in poses])
+            window, aligned, reason = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True, note.lstrip("; ")
+        encoding = window.pose_encoding[0].numpy().astype(np.float32)
+        return WindowConditioning(encoding, window if aligned else None, reason)
+
+    def align(self, conditioning: WindowConditioning, prediction) -> Tuple[object, bool, str]:
+        """(prediction, conditioned, reason): the prediction aligned back to the given poses (depth in metres,
+        extrinsics = the given ones in the odometry frame), or unchanged when it cannot be."""
+        if conditioning.window is None:
+            self.windows_unconditioned += int(self.pose_conditioned)
+            self.last_conditioning_reason = conditioning.reason
+            return prediction, False, conditioning.reason
+        try:
+            aligned = conditioning.window.align(prediction.depth, prediction.extrinsics)
+        except PoseConditioningError as exc:
+            self.windows_unconditioned += 1
+            self.last_conditioning_reason = f"not aligned to TF: {exc}"
+            return prediction, False, self.last_conditioning_reason
+        self.windows_conditioned += 1
+        self.last_pose_residual = aligned.pose_residual
+        self.last_conditioning_reason = conditioning.reason or "aligned to TF poses"
+        out = dataclasses.replace(prediction, depth=np.ascontiguousarray(aligned.depth, np.float32),
+                                  extrinsics=np.ascontiguousarray(aligned.extrinsics, np.float32))
+        return out, True, conditioning.reason
+
+    # -- metric scale ---------------------------------------------------------------------------
+    @property
+    def scale_estimate(self) -> Optional[ScaleEstimate]:
+        return None if self._scale is None else self._scale.estimate
+
+    @property
+    def metres_per_unit(self) -> Optional[float]:
+        """The metric scale when known (metres per odometry unit), else None."""
+        est = self.scale_estimate
+        return est.scale if est is not None and est.known else None
+
+    def update_scale(self, frame_id: Hashable, stamp: float, T_odom_cam: Optional[np.ndarray],
+                     window_scale: Optional[float], median_depth: Optional[float], reinitialised: bool,
+                     conditioned: bool) -> Optional[ScaleEstimate]:
+        """After the tracker: one frame (``T_odom_cam`` None: rejected). Returns the current estimate."""
+        if self._scale is None:
+            return None
+        if isinstance(self._scale, OdometryScaleEstimator):
+            T_odo = self._odometry.get(frame_id)
+            if T_odom_cam is None or T_odo is None:
+                if reinitialised:
+                    self._scale.reset("visual odometry re-initialised")
+                return self._scale.estimate
+            md = median_depth if median_depth is not None and np.isfinite(median_depth) and median_depth > 0 else None
+            return self._scale.add(stamp, T_odom_cam, T_odo, median_depth=md, reinitialised=reinitialised)
+        return self._scale.add(window_scale if T_odom_cam is not None else None, conditioned, reinitialised)
+
+    def reset(self, reason: str) -> None:
+        """A new trajectory (new odometry frame and unit): the scale restarts."""
+        if self._scale is not None:
+            self._scale.reset(reason)

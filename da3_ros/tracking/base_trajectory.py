@@ -1,0 +1,245 @@
+"""REP 105 base odometry from the visual camera trajectory (ROS-free; ``base_frame`` set).
+
+The tracker gives ``T_vis_cam``: the camera (optical) pose in the visual odometry frame ``vis`` (= the
+first camera frame; translations in odometry units ``u``). With the static mount ``T_base_cam`` (metres,
+from TF) and the metric scale ``s`` (metres per odometry unit, or None when unknown) this module gives:
+
+**Pose.** The odometry frame ``odom`` is the base frame at the first frame (REP 105: the robot starts at
+the origin, z up for a level mount), so ``T_odom_vis = T_base_cam`` and::
+
+    T_odom_base = T_base_cam @ S(T_vis_cam, s) @ inv(T_base_cam)
+
+where ``S`` multiplies the translation by ``s`` (metres). Without a scale (``s`` None) the visual
+translation is taken as metres (``s = 1``): the lever arm of the mount is metric, the visual motion is
+not, so the base pose is only approximate then (the covariance says so, below).
+
+**Twist** (nav_msgs/Odometry: in the child frame, the base): from the previous published pose,
+``D = inv(T_prev) @ T_cur``: linear ``t(D) / dt``, angular ``log(R(D)) / dt`` (rad/s). No previous pose
+(the first frame, after a reset or re-initialisation) or ``dt <= 0``: zero twist with variance
+``UNKNOWN_VARIANCE``.
+
+**Covariance** (6x6 row-major, x y z then rotation about x y z, diagonal, isotropic per block):
+
+* per-frame position error ``sigma_f = max(min_position_sigma_m, residual_gain * r * d) /
+  max(inlier_ratio, 0.1)``: ``r`` the window alignment's median relative residual (tracker stats), ``d``
+  the frame's median depth in metres; without alignment stats (first / re-anchored frames) the floor
+  ``min_position_sigma_m``;
+* drift: ``drift_per_metre`` x the distance travelled since the trajectory started (visual odometry
+  error grows with the path);
+* scale: ``relative scale uncertainty x |t(T_odom_base)|`` (a scale error stretches the trajectory about
+  the origin);
+* position variance = ``sigma_f^2 + drift^2 + scale^2``; rotation: ``sigma_r = max(min_rotation_sigma_deg,
+  rotation_gain * shared_rotation_error_deg)`` plus ``rotation_drift_per_rad`` x the rotation travelled;
+* **scale unknown** while a metric scale is expected (``scale_expected``): position and linear-twist
+  variances are ``UNKNOWN_VARIANCE`` (1e6, rtabmap's convention for "do not fuse"); the rotation entries
+  keep their values (a rotation needs no scale), so an EKF can still fuse the orientation / yaw rate;
+* twist: linear ``2 sigma_f^2 / dt^2 + (rel_scale * |v|)^2``, angular ``2 sigma_r^2 / dt^2``.
+
+These are 1-sigma models of the tracker's quality numbers, not a calibrated filter: their purpose is that
+robot_localization weighs this source sensibly (positive, finite, growing with the path and with bad
+alignments, huge when the value is meaningless). The odom -> odometry_frame correction edge
+(:func:`T_odom_odometry`) follows rtabmap's ``guess_frame_id`` convention (see README "On your robot").
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Deque, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..geometry.transforms import invert_transform, rotation_angle
+
+__all__ = ["UNKNOWN_VARIANCE", "CovarianceModel", "BaseOdometrySample", "BaseOdometry", "T_odom_base_from_camera",
+           "body_twist", "rotation_log", "T_odom_odometry"]
+
+#: variance published for a quantity that is unknown / must not be fused (rtabmap uses 9999 or 1e6)
+UNKNOWN_VARIANCE = 1e6
+
+
+def _rigid(T: np.ndarray, name: str) -> np.ndarray:
+    T = np.asarray(T, np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} must be a finite 4x4 transform, got shape {T.shape}")
+    R = T[:3, :3]
+    if np.abs(R.T @ R - np.eye(3)).max() > 1e-4 or np.linalg.det(R) <= 0:
+        raise ValueError(f"{name} must be rigid (orthonormal rotation, det +1)")
+    return T
+
+
+def T_odom_base_from_camera(T_vis_cam: np.ndarray, T_base_cam: np.ndarray, scale: Optional[float]) -> np.ndarray:
+    """``T_base_cam @ S(T_vis_cam, scale) @ inv(T_base_cam)`` (module docstring); ``scale`` None = 1."""
+    T = np.array(T_vis_cam, np.float64)
+    if scale is not None:
+        T[:3, 3] *= float(scale)
+    return T_base_cam @ T @ invert_transform(T_base_cam)
+
+
+def rotation_log(R: np.ndarray) -> np.ndarray:
+    """Axis-angle vector (rad) of a rotation matrix (the SO(3) logarithm), stable near 0 and pi."""
+    R = np.asarray(R, np.float64)
+    angle = rotation_angle(R)
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    if angle < 1e-6:
+        return 0.5 * w
+    if np.pi - angle < 1e-4:   # near pi: axis from the symmetric part
+        B = 0.5 * (R + np.eye(3))
+        axis = np.sqrt(np.clip(np.diag(B), 0.0, None))
+        k = int(np.argmax(axis))
+        axis = B[k] / max(axis[k], 1e-12)
+        axis /= np.linalg.norm(axis)
+        if axis @ w < 0:
+            axis = -axis
+        return angle * axis
+    return angle / (2.0 * np.sin(angle)) * w
+
+
+def body_twist(T_prev: np.ndarray, T_cur: np.ndarray, dt: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(linear m/s, angular rad/s) in the child frame at ``T_cur`` from two poses ``dt`` seconds apart."""
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
+    D = invert_transform(T_prev) @ T_cur
+    # D's translation is in the previous body frame; express it in the current one (R(D)^T)
+    return D[:3, :3].T @ D[:3, 3] / dt, rotation_log(D[:3, :3]) / dt
+
+
+def T_odom_odometry(T_odom_base: np.ndarray, T_odometry_base: np.ndarray) -> np.ndarray:
+    """The ``odom_frame -> odometry_frame`` edge that makes ``odom -> odometry_frame -> base`` equal the
+    visual estimate ``T_odom_base`` when the robot odometry owns ``odometry_frame -> base``."""
+    return T_odom_base @ invert_transform(T_odometry_base)
+
+
+@dataclass(frozen=True)
+class CovarianceModel:
+    """Parameters of the covariance model (module docstring). Lengths in metres, angles in degrees."""
+
+    min_position_sigma_m: float = 0.01
+    residual_gain: float = 1.0
+    drift_per_metre: float = 0.02
+    min_rotation_sigma_deg: float = 0.5
+    rotation_gain: float = 1.0
+    rotation_drift_per_rad: float = 0.02
+
+    def __post_init__(self):
+        for name in ("min_position_sigma_m", "min_rotation_sigma_deg"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("residual_gain", "drift_per_metre", "rotation_gain", "rotation_drift_per_rad"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+    def frame_sigmas(self, stats: Optional[Dict[str, float]], median_depth_m: Optional[float]) -> Tuple[float, float]:
+        """(position sigma m, rotation sigma rad) of one frame from the tracker's alignment stats."""
+        sp = self.min_position_sigma_m
+        sr = np.radians(self.min_rotation_sigma_deg)
+        if stats:
+            r = float(stats.get("median_residual", np.nan))
+            inl = float(stats.get("inlier_ratio", np.nan))
+            if np.isfinite(r) and median_depth_m is not None and np.isfinite(median_depth_m):
+                sp = max(sp, self.residual_gain * r * float(median_depth_m))
+            if np.isfinite(inl):
+                sp /= max(inl, 0.1)
+            rot = float(stats.get("shared_rotation_error_deg", np.nan))
+            if np.isfinite(rot):
+                sr = max(sr, np.radians(self.rotation_gain * rot))
+        return float(sp), float(sr)
+
+
+@dataclass(frozen=True)
+class BaseOdometrySample:
+    """One published odometry sample of the base (odom frame; twist in the base frame)."""
+
+    stamp: float
+    T_odom_base: np.ndarray
+    linear: np.ndarray            # (3,) m/s, base frame
+    angular: np.ndarray           # (3,) rad/s, base frame
+    pose_covariance: np.ndarray   # (6, 6)
+    twist_covariance: np.ndarray  # (6, 6)
+    scale_known: bool
+    twist_known: bool
+
+
+class BaseOdometry:
+    """Converts accepted camera poses into base poses, twists and covariances (module docstring).
+
+    ``T_base_cam``: static mount (identity: ``base_frame`` empty, the camera is the body).
+    ``scale_expected``: a metric scale source is configured (until it is known, positions get
+    ``UNKNOWN_VARIANCE``). ``max_history``: visual poses kept for :meth:`path` (re-scaled on every call).
+    """
+
+    def __init__(self, T_base_cam: Optional[np.ndarray] = None, scale_expected: bool = False,
+                 covariance: Optional[CovarianceModel] = None, max_history: int = 1000):
+        self.T_base_cam = _rigid(np.eye(4) if T_base_cam is None else T_base_cam, "T_base_cam")
+        self.scale_expected = bool(scale_expected)
+        self.covariance = covariance if covariance is not None else CovarianceModel()
+        self._history: Deque[Tuple[float, np.ndarray]] = deque(maxlen=int(max_history))
+        self._last: Optional[Tuple[float, np.ndarray, float, float]] = None   # stamp, T_odom_base, sp, sr
+        self._path_m = 0.0          # distance travelled by the base (m at the current scale)
+        self._rotation_rad = 0.0
+        self._last_vis: Optional[np.ndarray] = None
+
+    def reset(self) -> None:
+        """A new trajectory (``~/reset``, bag loop, re-initialisation): forget history and the twist."""
+        self._history.clear()
+        self._last = None
+        self._last_vis = None
+        self._path_m = 0.0
+        self._rotation_rad = 0.0
+
+    def break_twist(self) -> None:
+        """The next sample has no twist (e.g. after a re-initialisation: the poses may kink)."""
+        self._last = None
+
+    @property
+    def path_length_m(self) -> float:
+        return self._path_m
+
+    def update(self, stamp: float, T_vis_cam: np.ndarray, scale: Optional[float] = None,
+               relative_scale_uncertainty: Optional[float] = None, stats: Optional[Dict[str, float]] = None,
+               median_depth: Optional[float] = None) -> BaseOdometrySample:
+        """One accepted frame. ``T_vis_cam`` in odometry units; ``scale`` m per unit (None: unknown);
+        ``median_depth`` of the frame in odometry units; ``stats``: the tracker's ``FrameResult.stats``."""
+        T_vis_cam = _rigid(T_vis_cam, "T_vis_cam")
+        known = scale is not None and np.isfinite(scale) and scale > 0
+        s = float(scale) if known else 1.0
+        T = T_odom_base_from_camera(T_vis_cam, self.T_base_cam, s)
+        if self._last_vis is not None:
+            step = self._last_vis[:3, :3].T @ T_vis_cam[:3, :3]
+            self._path_m += s * float(np.linalg.norm(T_vis_cam[:3, 3] - self._last_vis[:3, 3]))
+            self._rotation_rad += rotation_angle(step)
+        self._last_vis = T_vis_cam.copy()
+        self._history.append((float(stamp), T_vis_cam.copy()))
+
+        depth_m = s * median_depth if median_depth is not None else None
+        sp, sr = self.covariance.frame_sigmas(stats, depth_m)
+        rel = float(relative_scale_uncertainty) if (known and relative_scale_uncertainty is not None) else 0.0
+        pos_var = sp ** 2 + (self.covariance.drift_per_metre * self._path_m) ** 2 \
+            + (rel * float(np.linalg.norm(T[:3, 3]))) ** 2
+        rot_var = sr ** 2 + (self.covariance.rotation_drift_per_rad * self._rotation_rad) ** 2
+        metric_ok = known or not self.scale_expected
+        pose_cov = np.diag([pos_var if metric_ok else UNKNOWN_VARIANCE] * 3 + [rot_var] * 3)
+
+        linear = np.zeros(3)
+        angular = np.zeros(3)
+        twist_cov = np.diag([UNKNOWN_VARIANCE] * 6)
+        twist_known = False
+        if self._last is not None and stamp - self._last[0] > 0:
+            dt = float(stamp - self._last[0])
+            linear, angular = body_twist(self._last[1], T, dt)
+            lin_var = 2 * max(sp, self._last[2]) ** 2 / dt ** 2 + (rel * float(np.linalg.norm(linear))) ** 2
+            ang_var = 2 * max(sr, self._last[3]) ** 2 / dt ** 2
+            twist_cov = np.diag([lin_var if metric_ok else UNKNOWN_VARIANCE] * 3 + [ang_var] * 3)
+            twist_known = True
+        self._last = (float(stamp), T, sp, sr)
+        return BaseOdometrySample(float(stamp), T, linear, angular, pose_cov, twist_cov, metric_ok, twist_known)
+
+    def path(self, scale: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """(stamps (K,), T_odom_base (K, 4, 4)) of the kept history at ``scale`` (m per unit; None = 1):
+        the whole path is re-expressed with the current scale, so it stays consistent while it is refined."""
+        if not self._history:
+            return np.zeros(0), np.zeros((0, 4, 4))
+        stamps = np.array([h[0] for h in self._history])
+        T = np.stack([h[1] for h in self._history]).copy()
+        if scale is not None:
+            T[:, :3, 3] *= float(scale)
+        return stamps, self.T_base_cam @ T @ invert_transform(self.T_base_cam)
