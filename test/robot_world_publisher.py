@@ -1,0 +1,172 @@
+"""The synthetic robot's world over DDS, as a separate process (robot-integration tests, issue 13).
+
+Publishes, RELIABLE (conftest's DDS isolation is inherited from the test):
+
+* ``/tf_static`` (latched): the camera mount ``base_link -> camera_link -> camera_optical``;
+* ``/tf``: the wheel odometry ``wheel_odom -> base_link`` at its 50 Hz stamps (``--odometry-frame``
+  renames the parent), always ``--odom-lead-s`` ahead of the image being published so that a lookup
+  at the image stamp can interpolate;
+* ``<ns>/image`` (rgb8) + ``<ns>/camera_info`` of the robot's camera, frame ``camera_optical``.
+
+Stamps are simulated: image k of the robot's camera has stamp ``--stamp-offset-s + k / fps``. Frames go
+out in lock-step with the node (``--pace-topic``, e.g. ``/da3/depth/camera_info``): frame k+1 is
+published when the node's output with frame k's stamp arrived, or after ``--pace-timeout-s``.
+
+Before publishing, the process writes the oracle spec (``--spec``: the digests of every frame it will
+publish, the robot's camera path, ``--garbage-frames`` whose windows the oracle predicts as garbage and
+``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on the image topic, then
+prints ``PUBLISHING``, ``SENT k`` per frame and ``DONE`` at the end. It keeps the TF alive afterwards
+until interrupted (the test may call services).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from da3_ros.geometry.camera import PinholeCamera  # noqa: E402
+from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped  # noqa: E402
+from da3_ros.ros_io.tf_publisher import TfBroadcaster  # noqa: E402
+from ros_harness import RELIABLE  # noqa: E402  (this folder: the tests' RELIABLE profile)
+from da3_ros.synthetic.robot import BASE_FRAME, CAMERA_OPTICAL_FRAME, WHEEL_ODOM_FRAME, SyntheticRobot  # noqa: E402
+
+RELIABLE_DEPTH = 20
+
+
+def _time(stamp_ns: int) -> Time:
+    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+
+
+def _frames(text: str) -> list[int]:
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def oracle_spec(robot: SyntheticRobot, frames: dict[int, np.ndarray], width: int, height: int, views: int,
+                garbage_frames: list[int], pose_conditioned: bool) -> dict:
+    """The oracle backend's spec for the robot's camera (see da3_ros/backends/oracle_backend.py)."""
+    import hashlib
+
+    table = {hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).hexdigest(): int(i)
+             for i, rgb in frames.items()}
+    return {"oracle": {"path": "robot_tour", "robot": {"fps": robot.fps}, "width": width, "height": height,
+                       "views": views, "seed": 0, "noise_seed": 0, "frames": table,
+                       "garbage_frames": sorted(garbage_frames), "pose_conditioned": bool(pose_conditioned)}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--spec", required=True, help="oracle spec file to write")
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--first-frame", type=int, default=0)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--height", type=int, default=96)
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--namespace", default="/camera")
+    ap.add_argument("--odometry-frame", default=WHEEL_ODOM_FRAME)
+    ap.add_argument("--stamp-offset-s", type=float, default=1000.0)
+    ap.add_argument("--odom-lead-s", type=float, default=0.1)
+    ap.add_argument("--pace-topic", default="", help="node output (CameraInfo) to wait for per frame")
+    ap.add_argument("--pace-timeout-s", type=float, default=3.0)
+    ap.add_argument("--garbage-frames", default="", help="e.g. 20-25: their windows are oracle garbage")
+    ap.add_argument("--pose-conditioned", action="store_true")
+    ap.add_argument("--no-static-tf", action="store_true", help="omit the camera mount (error-path tests)")
+    args = ap.parse_args(argv)
+
+    robot = SyntheticRobot(fps=args.fps)
+    seq = robot.sequence(args.width, args.height)
+    indices = list(range(args.first_frame, args.first_frame + args.frames))
+    frames = {i: seq.render(i)[0] for i in indices}
+    spec = oracle_spec(robot, frames, args.width, args.height, args.views, _frames(args.garbage_frames),
+                       args.pose_conditioned)
+    Path(args.spec).write_text(json.dumps(spec))
+    print("SPEC_WRITTEN", flush=True)
+
+    rclpy.init()
+    node = rclpy.create_node("da3_robot_world")
+
+    tf = TfBroadcaster(node)
+    ns = args.namespace.rstrip("/")
+    image_pub = node.create_publisher(Image, f"{ns}/image", RELIABLE)
+    info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", RELIABLE)
+    offset_ns = int(round(args.stamp_offset_s * 1e9))
+    stamp0 = _time(offset_ns)
+    if not args.no_static_tf:
+        tf.send_static([transform_stamped(T, stamp0, parent, child) for parent, child, T in robot.static_transforms])
+    seen: set[tuple[int, int]] = set()
+    if args.pace_topic:
+        node.create_subscription(CameraInfo, args.pace_topic,
+                                 lambda m: seen.add((m.header.stamp.sec, m.header.stamp.nanosec)), RELIABLE)
+    wheel = robot.wheel_odometry
+    T_wheel = wheel.T_odomwheel_base
+    next_sample = 0
+
+    def spin(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+
+    def send_odometry_until(t_s: float) -> None:
+        nonlocal next_sample
+        batch = []
+        while next_sample < len(wheel) and wheel.stamps[next_sample] <= t_s + 1e-9:
+            ns_ = offset_ns + int(round(wheel.stamps[next_sample] * 1e9))
+            batch.append(transform_stamped(T_wheel[next_sample], _time(ns_), args.odometry_frame, BASE_FRAME))
+            next_sample += 1
+        for k in range(0, len(batch), 50):
+            tf.send(batch[k:k + 50])
+
+    try:
+        end = time.monotonic() + 60.0
+        while image_pub.get_subscription_count() < 1 and time.monotonic() < end:
+            spin(0.05)
+        spin(0.3)
+        print("PUBLISHING", flush=True)
+        K = seq.K
+        for i in indices:
+            t = float(robot.camera_stamps[i])
+            send_odometry_until(t + args.odom_lead_s)
+            stamp_ns = offset_ns + int(round(t * 1e9))
+            header = Header(stamp=_time(stamp_ns), frame_id=CAMERA_OPTICAL_FRAME)
+            spin(0.01)
+            info_pub.publish(intrinsics_to_camera_info(PinholeCamera(args.width, args.height, K), header=header))
+            image_pub.publish(numpy_to_image(frames[i], "rgb8", header=header))
+            print(f"SENT {i}", flush=True)
+            key = (header.stamp.sec, header.stamp.nanosec)
+            deadline = time.monotonic() + args.pace_timeout_s
+            while args.pace_topic and key not in seen and time.monotonic() < deadline:
+                spin(0.01)
+            if not args.pace_topic:
+                spin(1.0 / args.fps)
+        print("DONE", flush=True)
+        last_t = float(robot.camera_stamps[indices[-1]])
+        while True:   # keep TF alive (and growing slowly) for services / late lookups
+            last_t += 0.02
+            send_odometry_until(last_t)
+            spin(0.1)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
