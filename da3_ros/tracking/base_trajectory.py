@@ -13,8 +13,8 @@ where ``S`` multiplies the translation by ``s`` (metres). Without a scale (``s``
 translation is taken as metres (``s = 1``): the lever arm of the mount is metric, the visual motion is
 not, so the base pose is only approximate then (the covariance says so, below).
 
-**Twist** (nav_msgs/Odometry: in the child frame, the base): from the previous published pose,
-``D = inv(T_prev) @ T_cur``: linear ``t(D) / dt``, angular ``log(R(D)) / dt`` (rad/s). No previous pose
+**Twist** (nav_msgs/Odometry: in the child frame, the base): from the previous tracked pose re-expressed at
+the current scale (a refined scale is not a velocity), ``D = inv(T_prev) @ T_cur``: linear ``t(D) / dt``, angular ``log(R(D)) / dt`` (rad/s). No previous pose
 (the first frame, after a reset or re-initialisation) or ``dt <= 0``: zero twist with variance
 ``UNKNOWN_VARIANCE``.
 
@@ -173,7 +173,7 @@ class BaseOdometry:
         self.scale_expected = bool(scale_expected)
         self.covariance = covariance if covariance is not None else CovarianceModel()
         self._history: Deque[Tuple[float, np.ndarray]] = deque(maxlen=int(max_history))
-        self._last: Optional[Tuple[float, np.ndarray, float, float]] = None   # stamp, T_odom_base, sp, sr
+        self._last: Optional[Tuple[float, np.ndarray, float, float]] = None   # stamp, T_vis_cam, sp, sr
         self._path_m = 0.0          # distance travelled by the base (m at the current scale)
         self._rotation_rad = 0.0
         self._last_vis: Optional[np.ndarray] = None
@@ -225,12 +225,13 @@ class BaseOdometry:
         twist_known = False
         if self._last is not None and stamp - self._last[0] > 0:
             dt = float(stamp - self._last[0])
-            linear, angular = body_twist(self._last[1], T, dt)
+            # the previous pose at the current scale: a refined scale is no velocity
+            linear, angular = body_twist(T_odom_base_from_camera(self._last[1], self.T_base_cam, s), T, dt)
             lin_var = 2 * max(sp, self._last[2]) ** 2 / dt ** 2 + (rel * float(np.linalg.norm(linear))) ** 2
             ang_var = 2 * max(sr, self._last[3]) ** 2 / dt ** 2
             twist_cov = np.diag([lin_var if metric_ok else UNKNOWN_VARIANCE] * 3 + [ang_var] * 3)
             twist_known = True
-        self._last = (float(stamp), T, sp, sr)
+        self._last = (float(stamp), T_vis_cam, sp, sr)
         return BaseOdometrySample(float(stamp), T, linear, angular, pose_cov, twist_cov, metric_ok, twist_known)
 
     def path(self, scale: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
