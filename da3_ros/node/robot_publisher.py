@@ -78,6 +78,15 @@ class RobotPublisher:
             self._camera_frame = camera_frame
         return T_base_cam, self.frames.odometry_pose(stamp_ns)
 
+    def take_tf_warnings(self) -> list[str]:
+        """Frames whose TF parent changed since the last call (two nodes publishing a parent of the same frame,
+        e.g. a wheel odometry's ``wheel_odom -> base_link`` next to this node's ``odom -> base_link``)."""
+        take = getattr(self._lookup, "take_reparent_events", None)
+        if take is None:
+            return []
+        return [f"TF: {event.describe()} -- two publishers claim this frame's parent; see README 'On your robot' "
+                "(odometry_frame / publish_tf)" for event in take()]
+
     def reset(self) -> None:
         """A new trajectory: the path restarts, the next twist is unknown."""
         if self._odometry is not None:
