@@ -1,4 +1,4 @@
-"""RobotPublisher's publishing convention on real ROS messages (no DDS: the publishers are recorders):
+"""PoseOutputs' publishing convention on real ROS messages (no DDS):
 tracked -> pose/odometry/path/TF; scale unknown -> odometry only (position variance 1e6); lost -> nothing."""
 from dataclasses import dataclass, field
 from typing import Optional
@@ -9,13 +9,24 @@ from builtin_interfaces.msg import Time
 from da3_ros.geometry.transform_buffer import TransformBuffer
 from da3_ros.geometry.transforms import invert_transform
 from da3_ros.ros_io import transform_to_matrix
-from da3_ros.node.robot_publisher import RobotPublisher
+from da3_ros.node.pose_outputs import PoseOutputs
 from da3_ros.synthetic.robot import SyntheticRobot
 from da3_ros.tracking.base_trajectory import UNKNOWN_VARIANCE
 from da3_ros.tracking.metric_scale import ScaleEstimate
 
 ROBOT = SyntheticRobot()
 NS = 1_000_000_000
+
+
+def _publish(outputs, frame, stamp, camera_frame, pubs, tf, settings):
+    """What the node does with the messages: publish each on its topic, the TF edge on /tf."""
+    messages = outputs.messages(frame, stamp, camera_frame, settings["odom_frame"])
+    for name in ("pose", "odometry", "path"):
+        if name in messages:
+            pubs[name].publish(messages[name])
+    if "tf" in messages:
+        tf.send([messages["tf"]])
+    return outputs.last_sample
 
 
 class Recorder:
@@ -57,7 +68,7 @@ SETTINGS = dict(odom_frame="odom", base_frame="base_link", camera_frame="", odom
 
 def test_convention_over_a_short_trajectory():
     buf = _buffer()
-    pub = RobotPublisher(SETTINGS, lambda: buf, scale_expected=True)
+    pub = PoseOutputs(SETTINGS, lambda: buf, scale_expected=True)
     pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
     tf = Recorder()
     u = 0.4   # odometry units per metre of the (perfect) visual odometry
@@ -74,7 +85,7 @@ def test_convention_over_a_short_trajectory():
         lost = k == 4
         frame = Frame(None if lost else T_vis[k], scale.scale, scale, {}, 2.0 * u, T_wheel)
         counts = {n: len(r.messages) for n, r in pubs.items()}, len(tf.messages)
-        sample = pub.publish(frame, stamp, "camera_optical", pubs, tf, SETTINGS)
+        sample = _publish(pub, frame, stamp, "camera_optical", pubs, tf, SETTINGS)
         new = {n: len(r.messages) - counts[0][n] for n, r in pubs.items()}, len(tf.messages) - counts[1]
         if lost:
             assert sample is None and new == ({"pose": 0, "odometry": 0, "path": 0}, 0)
@@ -116,12 +127,23 @@ def transform_to_matrix_pose(pose):
 
 def test_bare_camera_keeps_the_former_outputs():
     settings = dict(SETTINGS, base_frame="", scale_source="none", odometry_frame="odom")
-    pub = RobotPublisher(settings, lambda: (_ for _ in ()).throw(AssertionError("no TF needed")), False)
+    pub = PoseOutputs(settings, lambda: (_ for _ in ()).throw(AssertionError("no TF needed")), False)
     pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
     tf = Recorder()
     T = np.eye(4)
     T[:3, 3] = [0.1, 0.2, 0.3]
-    pub.publish(Frame(T), Time(sec=5), "cam", pubs, tf, settings)
+    _publish(pub, Frame(T), Time(sec=5), "cam", pubs, tf, settings)
     assert (tf.messages[0].header.frame_id, tf.messages[0].child_frame_id) == ("odom", "cam")
     assert pubs["odometry"].messages[0].child_frame_id == "cam"
     np.testing.assert_allclose(transform_to_matrix(tf.messages[0].transform), T, atol=1e-12)
+
+
+def test_only_the_asked_messages_are_built_but_the_path_is_kept():
+    pub = PoseOutputs(dict(SETTINGS, base_frame="", scale_source="none", odometry_frame="odom"), lambda: None, False)
+    for k in range(3):
+        T = np.eye(4)
+        T[0, 3] = 0.1 * k
+        out = pub.messages(Frame(T), Time(sec=10 + k), "cam", "odom", pose=False, odometry_msg=False, path_msg=k == 2,
+                           tf=False)
+        assert set(out) == ({"path"} if k == 2 else set())
+    assert len(out["path"].poses) == 3 and out["path"].poses[2].pose.position.x == 0.2

@@ -1,8 +1,10 @@
 """Pose outputs of the node (pose, odometry, path, /tf) for a robot (REP 105) or a bare camera.
 
-Used by ``da3_node``: the worker calls :meth:`RobotPublisher.inputs` before a frame (TF reads, may wait)
-and :meth:`RobotPublisher.publish` after it. The ROS-free parts are ``RobotFrames`` (which edges) and
-``BaseOdometry`` (poses, twist, covariance); this class only turns them into messages.
+Used by ``da3_node``: the worker calls :meth:`PoseOutputs.inputs` before a frame (TF reads, may wait)
+and :meth:`PoseOutputs.messages` after it, then publishes what it returns. The ROS-free parts are
+``RobotFrames`` (which edges) and ``BaseOdometry`` (poses, twist, covariance); this class keeps the
+trajectory state and turns them into messages (only those asked for are built; the state is kept
+whatever is asked, so switching an output on shows the whole path).
 
 Publishing convention, per processed frame:
 
@@ -31,7 +33,10 @@ from ..ros_io import odometry, pose_stamped, stamp_to_ns, transform_stamped
 from ..tracking.base_trajectory import BaseOdometry, BaseOdometrySample
 from .robot_frames import RobotFrameError, RobotFrames, RobotFrameSettings
 
-__all__ = ["RobotPublisher"]
+__all__ = ["PoseOutputs", "POSE_OUTPUTS"]
+
+#: the names of the messages :meth:`PoseOutputs.messages` can build
+POSE_OUTPUTS = ("pose", "odometry", "path", "tf")
 
 
 def _twist_into(msg, sample: BaseOdometrySample) -> None:
@@ -41,7 +46,7 @@ def _twist_into(msg, sample: BaseOdometrySample) -> None:
     msg.twist.covariance = np.asarray(sample.twist_covariance, np.float64).reshape(36).tolist()
 
 
-class RobotPublisher:
+class PoseOutputs:
     """See the module docstring. ``lookup_factory()`` creates the TF lookup (called once, when needed)."""
 
     def __init__(self, settings: Mapping[str, Any], lookup_factory: Callable[[], Any], scale_expected: bool):
@@ -56,6 +61,7 @@ class RobotPublisher:
         self._stamps: Deque[Any] = deque(maxlen=self.path_max_length)
         self.published_poses = 0
         self.odometry_only = 0
+        self.last_sample: Optional[BaseOdometrySample] = None
 
     @property
     def lookup(self):
@@ -94,44 +100,45 @@ class RobotPublisher:
         self._stamps.clear()
 
     # -- worker, after the frame ----------------------------------------------------------------
-    def publish(self, result, stamp, camera_frame: str, pubs: Dict[str, Any], tf_broadcaster,
-                settings: Mapping[str, Any]) -> Optional[BaseOdometrySample]:
-        """Publish the pose outputs of ``result`` (a ``ProcessedFrame``) stamped ``stamp``; returns the
-        base sample (None: nothing tracked)."""
+    def messages(self, result, stamp, camera_frame: str, odom_frame: str, *, pose: bool = True,
+                 odometry_msg: bool = True, path_msg: bool = True, tf: bool = True) -> Dict[str, Any]:
+        """{'pose', 'odometry', 'path', 'tf'} for ``result`` (a ``ProcessedFrame``) stamped ``stamp``: those
+        asked for and due under the publishing convention (module docstring). ``tf`` is a TransformStamped."""
         if self._odometry is None:   # inputs() was not called (no robot settings): the camera is the body
             self.inputs(camera_frame, stamp_to_ns(stamp))
         if result.reset:
             self.reset()
         if result.reinitialised:
             self._odometry.break_twist()
+        self.last_sample = None
         if result.T_odom_cam is None:
-            return None
+            return {}
         est = getattr(result, "scale_estimate", None)
         s = getattr(result, "metres_per_unit", None)
         sample = self._odometry.update(stamp_to_ns(stamp) * 1e-9, result.T_odom_cam, s,
                                        est.relative_uncertainty if est is not None and est.known else None,
                                        getattr(result, "tracking_stats", None), getattr(result, "median_depth", None))
+        self.last_sample = sample
         self._stamps.append(stamp)
-        odom = settings["odom_frame"]
         body = self.frames.body_frame(camera_frame)
-        metric_ready = sample.scale_known
-        if settings["publish_pose"]:
-            msg = odometry(sample.T_odom_base, stamp, odom, body, pose_covariance=sample.pose_covariance)
+        out: Dict[str, Any] = {}
+        if odometry_msg:
+            msg = odometry(sample.T_odom_base, stamp, odom_frame, body, pose_covariance=sample.pose_covariance)
             _twist_into(msg, sample)
-            pubs["odometry"].publish(msg)
-            if metric_ready:
-                pubs["pose"].publish(pose_stamped(sample.T_odom_base, stamp, odom))
-                pubs["path"].publish(self.path_message(stamp, odom, s))
-        if metric_ready:
-            self.published_poses += 1
-            if settings["publish_tf"]:
-                edge = self.frames.published_edge(camera_frame, sample.T_odom_base,
-                                                  getattr(result, "T_odometry_base", None))
-                if edge is not None:
-                    tf_broadcaster.send([transform_stamped(edge[2], stamp, edge[0], edge[1])])
-        else:
+            out["odometry"] = msg
+        if not sample.scale_known:
             self.odometry_only += 1
-        return sample
+            return out
+        self.published_poses += 1
+        if pose:
+            out["pose"] = pose_stamped(sample.T_odom_base, stamp, odom_frame)
+        if path_msg:
+            out["path"] = self.path_message(stamp, odom_frame, s)
+        if tf:
+            edge = self.frames.published_edge(camera_frame, sample.T_odom_base, getattr(result, "T_odometry_base", None))
+            if edge is not None:
+                out["tf"] = transform_stamped(edge[2], stamp, edge[0], edge[1])
+        return out
 
     def path_message(self, stamp, odom_frame: str, scale: Optional[float]) -> Path:
         _, T = self._odometry.path(scale)
@@ -152,4 +159,3 @@ class RobotPublisher:
         return info
 
 
-__all__ += ["RobotFrameError"]
