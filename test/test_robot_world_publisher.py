@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sensor_msgs.msg import CameraInfo, Image
 
 from ros_harness import RELIABLE
@@ -12,6 +13,8 @@ from ros_harness import RELIABLE
 from da3_ros.ros_io import image_to_numpy
 from da3_ros.ros_io.tf_listener import TfListener
 from da3_ros.synthetic.robot import SyntheticRobot
+
+pytestmark = pytest.mark.ros  # DDS test: the world publisher and da3_node as their own processes over DDS
 
 HERE = Path(__file__).resolve().parent
 

@@ -63,6 +63,10 @@ class PoseOutputs:
         self.odometry_only = 0
         self.last_sample: Optional[BaseOdometrySample] = None
 
+    def __len__(self) -> int:
+        """Poses kept for the path."""
+        return len(self._stamps)
+
     @property
     def lookup(self):
         return self._lookup
