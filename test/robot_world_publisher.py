@@ -12,7 +12,8 @@ Stamps are simulated: image k of the robot's camera has stamp ``--stamp-offset-s
 out in lock-step with the node (``--pace-topic``, e.g. ``/da3/depth/camera_info``): frame k+1 is
 published when the node's output with frame k's stamp arrived, or after ``--pace-timeout-s``.
 
-``--pause-at K --resume-file F``: before frame K, print ``PAUSED`` and wait until F exists (e.g. while the test calls ``~/reset``).
+``--pause-at K --resume-file F``: before frame K, print ``PAUSED`` and wait until F exists (e.g. while the
+test calls ``~/reset``).
 
 Before publishing, the process writes the oracle spec (``--spec``: the digests of every frame it will
 publish, the robot's camera path, ``--garbage-frames`` whose windows the oracle predicts as garbage and
@@ -88,7 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--garbage-frames", default="", help="e.g. 20-25: their windows are oracle garbage")
     ap.add_argument("--pose-conditioned", action="store_true")
     ap.add_argument("--no-static-tf", action="store_true", help="omit the camera mount (error-path tests)")
-    ap.add_argument("--pause-at", type=int, default=-1, help="before this frame print PAUSED and wait for --resume-file")
+    ap.add_argument("--pause-at", type=int, default=-1,
+                    help="before this frame print PAUSED and wait for --resume-file")
     ap.add_argument("--resume-file", default="")
     args = ap.parse_args(argv)
 

@@ -1,7 +1,6 @@
 """The robot world publisher process over real DDS: the mount latched on /tf_static, the wheel odometry on
 /tf (interpolated at image stamps as the node will look it up), images and camera_info of the robot's camera."""
 import json
-import sys
 from pathlib import Path
 
 import numpy as np

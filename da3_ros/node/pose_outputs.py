@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 
 from ..ros_io import odometry, pose_stamped, stamp_to_ns, transform_stamped
 from ..tracking.base_trajectory import BaseOdometry, BaseOdometrySample
-from .robot_frames import RobotFrameError, RobotFrames, RobotFrameSettings
+from .robot_frames import RobotFrames, RobotFrameSettings
 
 __all__ = ["PoseOutputs", "POSE_OUTPUTS"]
 
@@ -139,7 +139,8 @@ class PoseOutputs:
         if path_msg:
             out["path"] = self.path_message(stamp, odom_frame, s)
         if tf:
-            edge = self.frames.published_edge(camera_frame, sample.T_odom_base, getattr(result, "T_odometry_base", None))
+            edge = self.frames.published_edge(camera_frame, sample.T_odom_base,
+                                              getattr(result, "T_odometry_base", None))
             if edge is not None:
                 out["tf"] = transform_stamped(edge[2], stamp, edge[0], edge[1])
         return out
@@ -161,5 +162,3 @@ class PoseOutputs:
         if self.frames.last_error:
             info["tf_last_error"] = self.frames.last_error
         return info
-
-

@@ -88,8 +88,8 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     if s.camera_frame and s.camera_frame == s.odom_frame:
         problems.append(f"camera_frame and odom_frame are both {s.camera_frame!r}")
     if s.uses_odometry:
-        users = " and ".join(n for n, on in (("scale_source: odometry", s.scale_source == "odometry"),
-                                              ("pose_source: tf", s.pose_source == "tf")) if on)
+        uses = (("scale_source: odometry", s.scale_source == "odometry"), ("pose_source: tf", s.pose_source == "tf"))
+        users = " and ".join(name for name, on in uses if on)
         if not s.base_frame:
             problems.append(f"{users} need base_frame (the robot odometry is the pose of the base: "
                             "odometry_frame -> base_frame in TF); set base_frame, e.g. base_link")

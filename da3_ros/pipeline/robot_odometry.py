@@ -152,7 +152,8 @@ class RobotOdometry:
             window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), False
         else:
             T_world_cam = np.stack([T @ self._T_base_cam for T in poses])
-            window, aligned, reason = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True, note.lstrip("; ")
+            window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True
+            reason = note.lstrip("; ")
         encoding = window.pose_encoding[0].numpy().astype(np.float32)
         return WindowConditioning(encoding, window if aligned else None, reason)
 
