@@ -15,8 +15,8 @@ not, so the base pose is only approximate then (the covariance says so, below).
 
 **Twist** (nav_msgs/Odometry: in the child frame, the base): from the previous tracked pose re-expressed at
 the current scale (a refined scale is not a velocity), ``D = inv(T_prev) @ T_cur``: linear ``t(D) / dt``,
-angular ``log(R(D)) / dt`` (rad/s). No previous pose (the first frame, after a reset or re-initialisation) or ``dt <= 0``: zero twist with variance
-``UNKNOWN_VARIANCE``.
+angular ``log(R(D)) / dt`` (rad/s). No previous pose (the first frame, after a reset or re-initialisation)
+or ``dt <= 0``: zero twist with variance ``UNKNOWN_VARIANCE``.
 
 **Covariance** (6x6 row-major, x y z then rotation about x y z, diagonal, isotropic per block):
 
