@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--garbage-frames", default="", help="e.g. 20-25: their windows are oracle garbage")
     ap.add_argument("--pose-conditioned", action="store_true")
     ap.add_argument("--no-static-tf", action="store_true", help="omit the camera mount (error-path tests)")
+    ap.add_argument("--no-odometry-tf", action="store_true", help="a robot without odometry in TF")
     ap.add_argument("--pause-at", type=int, default=-1,
                     help="before this frame print PAUSED and wait for --resume-file")
     ap.add_argument("--resume-file", default="")
@@ -129,6 +130,8 @@ def main(argv=None) -> int:
 
     def send_odometry_until(t_s: float) -> None:
         nonlocal next_sample
+        if args.no_odometry_tf:
+            return
         batch = []
         while next_sample < len(wheel) and wheel.stamps[next_sample] <= t_s + 1e-9:
             ns_ = offset_ns + int(round(wheel.stamps[next_sample] * 1e9))
