@@ -313,14 +313,16 @@ class VoxelMap:
         # one allocation for the default map size (no reallocation spikes), doubling above it
         cap = min(self.max_points, max(size, 2 * old, _FIRST_CAPACITY))
 
-        def grow(a: np.ndarray, fill=0) -> np.ndarray:
-            out = np.full((cap,) + a.shape[1:], fill, a.dtype)
+        def grow(a: np.ndarray) -> np.ndarray:
+            # np.empty: pages are touched as voxels arrive, not all at the first keyframe; rows and
+            # ids beyond the ones handed out are never read (ids in the log were handed out)
+            out = np.empty((cap,) + a.shape[1:], a.dtype)
             out[:old] = a
             return out
 
         self._xyz, self._rgb = grow(self._xyz), grow(self._rgb)
         self._id_of_row, self._row_of_id = grow(self._id_of_row), grow(self._row_of_id)
-        self._owner_of_id, self._key_of_id = grow(self._owner_of_id, -1), grow(self._key_of_id)
+        self._owner_of_id, self._key_of_id = grow(self._owner_of_id), grow(self._key_of_id)
         free = grow(self._free_ids)
         free[self._n_free:self._n_free + cap - old] = np.arange(cap - 1, old - 1, -1)
         self._free_ids, self._n_free, self._capacity = free, self._n_free + cap - old, cap
