@@ -143,7 +143,8 @@ def run(map_cls, stride, frames, warmup_max, args):
         pts_t.append(t2 - t1)
         msg_t.append(t3 - t2)
         sizes.append(len(vmap))
-    return {"add_keyframe": percentiles(add), "add_keyframe_cpu_time": percentiles(add_cpu), "points": percentiles(pts_t), "message_build": percentiles(msg_t),
+    return {"add_keyframe": percentiles(add), "add_keyframe_cpu_time": percentiles(add_cpu),
+            "points": percentiles(pts_t), "message_build": percentiles(msg_t),
             "add_points_message": percentiles(np.add(np.add(add, pts_t), msg_t)),
             "warmup_keyframes": warmup, "map_points_min": int(min(sizes)), "map_points_max": int(max(sizes)),
             "points_per_keyframe": int(xyz.shape[0] * xyz.shape[1])}
