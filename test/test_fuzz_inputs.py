@@ -15,6 +15,7 @@ MAX_FRAME_RSS_BOUND_MB.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -26,6 +27,8 @@ from node_fixtures import node_command, write_params
 from ros_harness import RELIABLE
 
 from da3_ros.ros_io import image_to_numpy, numpy_to_compressed, numpy_to_image
+
+pytestmark = pytest.mark.ros  # DDS test: da3_node as its own process over DDS
 
 NS = "/da3_fuzz"
 CAMERA_FRAME = "camera_color_optical_frame"

@@ -1,10 +1,13 @@
 """TFMessage on /tf and latched /tf_static (late subscribers get the static transforms)."""
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from tf2_msgs.msg import TFMessage
 
 from da3_ros.ros_io import transform_stamped
 from da3_ros.ros_io.tf_publisher import TF_QOS, TF_STATIC_QOS, TfBroadcaster
+
+pytestmark = pytest.mark.ros  # DDS test: an rclpy node publishing /tf over DDS
 
 
 def test_tf_and_latched_tf_static(ros_node):
