@@ -171,8 +171,8 @@ def test_fuzz_raw_images_camera_info_and_stamps(ros_node, process_launcher, tmp_
     node.check_counts("stamp and resolution changes")
 
     # burst 3: hostile camera_info, each followed by a good frame (processed with the last valid camera_info)
-    for kind, info in hostile_camera_infos(rng, 160, 120, np.array([[128.0, 0, 79.5], [0, 128.0, 59.5], [0, 0, 1]]),
-                                        _header(i)):
+    K = np.array([[128.0, 0, 79.5], [0, 128.0, 59.5], [0, 0, 1]])
+    for kind, info in hostile_camera_infos(rng, 160, 120, K, _header(i)):
         node.context = f"after camera_info {kind}"
         node.info_pub.publish(info)
         ros_node.spin_for(0.05)   # the camera_info subscription is served before the image's

@@ -14,7 +14,8 @@ def test_voxel_downsample_keeps_one_point_per_voxel():
 
 def test_nan_points_are_ignored_and_newest_keyframe_wins():
     m = VoxelMap(voxel_size=1.0, max_points=100)
-    m.add_keyframe(0, np.array([[0.5, 0.5, 0.5], [np.nan, 0, 0]], np.float32), np.array([[10, 0, 0], [0, 0, 0]], np.uint8))
+    m.add_keyframe(0, np.array([[0.5, 0.5, 0.5], [np.nan, 0, 0]], np.float32),
+                   np.array([[10, 0, 0], [0, 0, 0]], np.uint8))
     m.add_keyframe(1, np.array([[0.6, 0.6, 0.6]], np.float32), np.array([[20, 0, 0]], np.uint8))
     pts, cols = m.points()
     assert pts.shape == (1, 3) and cols[0, 0] == 20
