@@ -14,7 +14,7 @@ from da3_ros.export.export_wrapper import example_pose_encoding
 from da3_ros.export.graph_checks import graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar
+from da3_ros.artifact.sidecar import read_sidecar
 
 H, W = 56, 84
 CASES = {"first3": dict(views=3, ref_view="first"), "pose2": dict(views=2, pose_conditioned=True)}

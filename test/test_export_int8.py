@@ -26,7 +26,7 @@ from da3_ros.export.int8_quantization import (
 from da3_ros.export.graph_checks import graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx, write_sidecar
+from da3_ros.artifact.sidecar import read_sidecar, sidecar_from_onnx, write_sidecar
 from da3_ros.export.tensorrt_build import build_engine
 
 H, W, N = 56, 84, 3

@@ -13,7 +13,7 @@ from da3_ros.export.export_wrapper import example_pose_encoding
 from da3_ros.export.graph_checks import DATA_DEPENDENT_SHAPE_OPS, graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx
+from da3_ros.artifact.sidecar import read_sidecar, sidecar_from_onnx
 
 H, W = 56, 84
 RTOL = 1e-4

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import List, Optional
 
-from da3_ros.export.sidecar import PRECISIONS
+from da3_ros.artifact.precision import PRECISIONS
 
 
 def _positive(value: str) -> int:
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
               f"GPU {sidecar.gpu_name or '-'} / {sidecar.compute_capability})")
         return 0
     if args.command == "check":
-        from da3_ros.export.check import format_report, run_check
+        from da3_ros.backends.artifact_check import format_report, run_check
 
         report = run_check(args.model, args.checkpoint, images=args.images, seed=args.seed,
                            providers=args.providers, num_threads=args.threads, variant=args.variant)
