@@ -212,3 +212,16 @@ def test_the_real_graph_has_the_known_edges(walked):
     assert "backends" in graph["node"]       # node/backend_setup.py: relative import
     assert "synthetic" in graph["backends"]  # the oracle backend
     assert "artifact" in graph["model"]      # ref-view names
+
+
+def test_the_contract_and_the_backends_import_no_runtime():
+    """Importing the contract, the backend interface/factory and the engine builder loads neither torch,
+    ONNX (Runtime), TensorRT nor rclpy: each backend imports its runtime when it is constructed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, da3_ros.artifact, da3_ros.backends, da3_ros.export.tensorrt_build; "
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'tensorrt', 'rclpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE_DIR.parent).stdout.strip()
+    assert out == "[]"
