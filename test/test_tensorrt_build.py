@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from da3_ros.artifact.sidecar import read_sidecar
 from da3_ros.backends import BackendUnavailableError, create_backend
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.artifact.sidecar import read_sidecar
 from da3_ros.export.tensorrt_build import (
     EngineBuildOptions,
     _fp32_layer,
