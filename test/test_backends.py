@@ -116,3 +116,14 @@ def test_factory_builds_the_oracle_from_its_spec(tmp_path):
         create_backend("oracle", model_file_path=str(spec), variant="da3-small")
     with pytest.raises(ValueError, match="unknown ref_view 'best'"):
         create_backend("oracle", model_file_path=str(spec), ref_view="best")
+
+
+def test_node_parameter_choices_are_the_factory_kinds_and_the_contract_precisions():
+    """The node's ``backend`` / ``precision`` choices are exactly what the factory and the contract accept."""
+    from da3_ros.artifact.precision import PRECISIONS
+    from da3_ros.backends.factory import BACKEND_ALIASES, BACKEND_KINDS
+    from da3_ros.node.parameters import CHOICE_ALIASES, SPECS
+
+    assert sorted(SPECS["backend"].choices) == sorted(BACKEND_KINDS)
+    assert sorted(CHOICE_ALIASES["backend"]) == sorted(BACKEND_ALIASES)
+    assert sorted(SPECS["precision"].choices) == sorted(PRECISIONS)
