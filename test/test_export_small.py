@@ -10,11 +10,11 @@ import onnx
 import pytest
 import torch
 
+from da3_ros.artifact.sidecar import EXPORTER_VERSION, read_sidecar, sidecar_from_onnx
 from da3_ros.backends import EngineMismatchError, create_backend
+from da3_ros.backends.artifact_check import load_real_window
 from da3_ros.cli.export_main import main as export_main
-from da3_ros.export.check import load_real_window
 from da3_ros.export.graph_checks import graph_problems
-from da3_ros.export.sidecar import EXPORTER_VERSION, read_sidecar, sidecar_from_onnx
 from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, import_tensorrt
 
 from da3_reference import make_official_model, official_forward, save_hf_checkpoint

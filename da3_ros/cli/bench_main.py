@@ -53,7 +53,7 @@ def _official(variant: str, views: int, height: int, width: int, threads: int):
 
 
 def _backends(kinds, onnx_path, checkpoint, views, height, width, threads):
-    from da3_ros.backends.base import BackendUnavailableError
+    from da3_ros.backends import BackendUnavailableError
     from da3_ros.backends.factory import create_backend
 
     made, skipped = {}, {}
