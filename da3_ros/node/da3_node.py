@@ -20,7 +20,9 @@ frame, so a change takes effect on the next frame.
 Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed``) and
 ``camera_info``; publishes ``depth``, ``depth/camera_info``, ``confidence``, ``points``, ``pose``,
 ``odometry``, ``path``, ``map_points``, plus ``/tf`` and ``/diagnostics``. All outputs carry the input
-image's stamp.
+image's stamp. The messages are built in ``output_messages`` (the node only publishes), and only those of
+outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_tf``); the path is kept
+either way.
 """
 from __future__ import annotations
 
