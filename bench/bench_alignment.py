@@ -45,7 +45,8 @@ def accuracy(seeds, ref_views, width, height, garbage=(120, 200)):
             rejected = []
             for i in range(len(seq)):
                 ids = tracker.window_for(i, float(seq.stamps[i]))
-                res = tracker.update(ids, oracle.predict(ids, ref_view=ref, garbage=i in garbage))
+                pred = oracle.predict(ids, ref_view=ref, garbage=i in garbage)
+                res = tracker.update(ids, pred, pred.intrinsics)
                 if res.rejected:
                     rejected.append(i)
             fids, P = tracker.trajectory_array()
@@ -90,7 +91,7 @@ def main(argv=None):
         pred = oracle.predict(ids, ref_view="random")
         t0 = time.perf_counter()
         c0 = time.process_time()
-        res = tracker.update(ids, pred)
+        res = tracker.update(ids, pred, pred.intrinsics)
         dc = time.process_time() - c0
         dt = time.perf_counter() - t0
         if "align_s" in res.stats:  # the first window only initialises

@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (VmHWM: reset at exec, unlike ru_maxrss, which a child
     started by fork+exec inherits from its parent)."""

@@ -51,8 +51,7 @@ def bench_forward(official, ours, n, h, w, repeats):
         return official_forward(official, x)
 
     ref, out = run_official(), run_ours()  # warm-up (and correctness)
-    err = {k: max_rel_error(out[k], ref[k]) for k in ("depth", "depth_conf", "extrinsics",
-                                                       "intrinsics")}
+    err = {k: max_rel_error(out[k], ref[k]) for k in ("depth", "depth_conf", "extrinsics", "intrinsics")}
     t_ours, t_off = [], []
     cpu0 = time.process_time()
     wall0 = time.perf_counter()

@@ -39,7 +39,7 @@ def overhead(frames: int) -> dict:
     from std_msgs.msg import Header
 
     from da3_ros.geometry.camera import PinholeCamera
-    from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
+    from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
     from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
     from da3_ros.node.output_messages import camera_frame_messages
     from da3_ros.ros_io import image_to_rgb, numpy_to_image

@@ -44,7 +44,8 @@ def main():
         "numpy_to_image_rgb8_640x480": timed(lambda: numpy_to_image(rgb, "rgb8"), args.repeats),
         "pointcloud2_organized_xyz_rgb_640x480": timed(lambda: build_pointcloud2(xyz, rgb), args.repeats),
     }
-    print(json.dumps({"benchmark": "ros_io", "repeats": args.repeats, "machine": platform.processor() or platform.machine(),
+    print(json.dumps({"benchmark": "ros_io", "repeats": args.repeats,
+                      "machine": platform.processor() or platform.machine(),
                       "note": "image_to_numpy timings include a contiguous copy of the view",
                       "results": results}, indent=2))
 

@@ -78,6 +78,7 @@ def main() -> int:
             if now - last_sample >= 1.0:
                 last_sample = now
                 samples.append({"t_s": round(now - t0, 1), "frames_sent": k + 1, "rss_mb": round(rss_mb(node.pid), 1)})
+
         def settled(state={"received": -1, "since": time.monotonic()}):
             received = int(pr.last_diagnostics.get("received", -1))
             if received != state["received"]:

@@ -8,7 +8,7 @@
 # Env:   PY (default .venv/bin/python), QEMU_CPU_MODEL (default Haswell), QEMU (default qemu-x86_64).
 # Needs: apt-get install -y qemu-user. Only the pytest process is emulated: subprocesses the tests
 #        start exec natively (no binfmt), so test files that spawn da3-export/da3_node check less.
-# Cost:  ~10-30x slower than native; use the reduced-model tests (test/model_fixtures.py), not DA3-Small.
+# Cost:  20-30x slower than native (test_export_int8.py: 5 min); use the reduced-model tests, not DA3-Small.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}

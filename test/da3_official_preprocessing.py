@@ -26,7 +26,7 @@ import torch
 
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.model.config import DEFAULT_PROCESS_RES, PATCH_SIZE
-from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
+from da3_ros.model.normalization import normalize_uint8_images
 
 METHODS = ("upper_bound_resize", "upper_bound_crop", "lower_bound_resize", "lower_bound_crop")
 
@@ -111,11 +111,10 @@ def resize_image(image: np.ndarray, plan: ResizePlan) -> np.ndarray:
 
 
 def normalize_image(image: np.ndarray) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` ImageNet-normalised."""
-    x = image.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
-    return (x - mean) / std
+    """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` ImageNet-normalised: the package's one rule
+    (the official one, /255 then ImageNet mean/std; its constants are checked in
+    test_official_preprocessing)."""
+    return normalize_uint8_images(torch.from_numpy(np.ascontiguousarray(image))[None, None])[0, 0].numpy()
 
 
 def preprocess_images(images: list[np.ndarray], process_res: int = DEFAULT_PROCESS_RES,

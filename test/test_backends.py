@@ -94,3 +94,36 @@ def test_torch_backend_window_defaults_and_capabilities_from_the_config():
     metric = TorchBackend(model=reduced_model("metric"), views=2, height=H, width=W)
     assert metric.views == 2 and metric.capabilities.metric_depth
     assert metric.describe()["capability_metric_depth"] is True
+
+
+def test_factory_builds_the_oracle_from_its_spec(tmp_path):
+    """The demo's oracle is one entry of the factory: window from the spec, explicit values must match."""
+    from da3_ros.backends import EngineMismatchError
+    from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
+    from da3_ros.synthetic.sequence import SyntheticSequence
+
+    sequence = SyntheticSequence("room_tour", width=64, height=48, seed=0)
+    frames = {i: sequence.render(i)[0] for i in range(3)}
+    spec = write_oracle_spec(tmp_path / "spec.json", frames, width=64, height=48, views=3)
+    backend = create_backend("oracle", model_file_path=str(spec), ref_view="")
+    assert isinstance(backend, OracleBackend)
+    assert (backend.views, backend.height, backend.width, backend.ref_view) == (3, 48, 64, "first")
+    pred = backend.infer(np.stack([frames[i] for i in range(3)]))
+    assert pred.depth.shape == (3, 48, 64) and pred.extrinsics.shape == (3, 3, 4)
+    with pytest.raises(EngineMismatchError, match="window_size: oracle spec has 3, configuration wants 4"):
+        create_backend("oracle", model_file_path=str(spec), views=4)
+    with pytest.raises(EngineMismatchError, match="variant: oracle spec is 'oracle', configuration wants 'da3-small'"):
+        create_backend("oracle", model_file_path=str(spec), variant="da3-small")
+    with pytest.raises(ValueError, match="unknown ref_view 'best'"):
+        create_backend("oracle", model_file_path=str(spec), ref_view="best")
+
+
+def test_node_parameter_choices_are_the_factory_kinds_and_the_contract_precisions():
+    """The node's ``backend`` / ``precision`` choices are exactly what the factory and the contract accept."""
+    from da3_ros.artifact.precision import PRECISIONS
+    from da3_ros.backends.factory import BACKEND_ALIASES, BACKEND_KINDS
+    from da3_ros.node.parameters import CHOICE_ALIASES, SPECS
+
+    assert sorted(SPECS["backend"].choices) == sorted(BACKEND_KINDS)
+    assert sorted(CHOICE_ALIASES["backend"]) == sorted(BACKEND_ALIASES)
+    assert sorted(SPECS["precision"].choices) == sorted(PRECISIONS)

@@ -21,7 +21,7 @@ def test_cloud_from_the_models_K_equals_the_cloud_from_camera_info(tmp_path, seq
     # the oracle backend returns the true camera as the model does (DA3 convention, cx = W/2 for a
     # centred camera); the pipeline converts it once, so without camera_info it must build the cloud
     # that camera_info (pixel-centre convention, cx = (W-1)/2) gives
-    from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
+    from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
 
     frames = {i: sequence.render(i)[0] for i in (0, 1)}
     spec = write_oracle_spec(tmp_path / "spec.json", frames, width=320, height=240)

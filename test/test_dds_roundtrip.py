@@ -3,11 +3,14 @@ organized PointCloud2 with NaNs; this test receives them and checks they are bit
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sensor_msgs.msg import Image, PointCloud2
 
 from ros_fixtures import fixture_cloud, fixture_image
 
 from da3_ros.ros_io import image_to_numpy, pointcloud2_xyz_rgb
+
+pytestmark = pytest.mark.ros  # DDS test: a publisher process and this process over DDS
 
 HERE = Path(__file__).resolve().parent
 

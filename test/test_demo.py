@@ -6,6 +6,8 @@ import pytest
 
 from da3_ros.demo.runner import DemoOptions, run_demo
 
+pytestmark = pytest.mark.ros  # DDS test: runs da3_node and the demo player/recorder over DDS
+
 
 def _read_ply_vertex_count(path):
     header = path.read_bytes()[:400].split(b"end_header")[0].decode()

@@ -7,6 +7,7 @@ import onnx
 import pytest
 import torch
 
+from da3_ros.artifact.sidecar import read_sidecar
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
 from da3_ros.export.fp16_conversion import FP32_OPS, is_fp16_region
@@ -14,7 +15,6 @@ from da3_ros.export.export_wrapper import example_pose_encoding
 from da3_ros.export.graph_checks import graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar
 
 H, W = 56, 84
 CASES = {"first3": dict(views=3, ref_view="first"), "pose2": dict(views=2, pose_conditioned=True)}

@@ -13,6 +13,7 @@ import torch
 from onnx import numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from da3_ros.artifact.sidecar import read_sidecar, sidecar_from_onnx, write_sidecar
 from da3_ros.backends import EngineMismatchError
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
@@ -26,7 +27,6 @@ from da3_ros.export.int8_quantization import (
 from da3_ros.export.graph_checks import graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx, write_sidecar
 from da3_ros.export.tensorrt_build import build_engine
 
 H, W, N = 56, 84, 3

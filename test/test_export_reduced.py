@@ -6,6 +6,8 @@ import onnx
 import pytest
 import torch
 
+from da3_ros.artifact.capabilities import ModelCapabilities
+from da3_ros.artifact.sidecar import read_sidecar, sidecar_from_onnx
 from da3_ros.backends import BackendUnavailableError, EngineMismatchError, WindowPrediction, create_backend
 from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from da3_ros.backends.torch_backend import TorchBackend
@@ -13,7 +15,6 @@ from da3_ros.export.export_wrapper import example_pose_encoding
 from da3_ros.export.graph_checks import DATA_DEPENDENT_SHAPE_OPS, graph_problems
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar, sidecar_from_onnx
 
 H, W = 56, 84
 RTOL = 1e-4
@@ -193,3 +194,15 @@ def test_external_data_for_large_models(exported, tmp_path):
     b = OnnxRuntimeBackend(str(mono_path), num_threads=2).infer(images)
     np.testing.assert_array_equal(a.depth, b.depth)
     np.testing.assert_array_equal(a.sky, b.sky)
+
+
+def test_sidecar_capabilities_come_from_the_model_config(tmp_path):
+    """depth_unit / capabilities follow the config's ``metric_depth``, whatever the variant is called."""
+    metric = export_model_to_onnx(reduced_model("metric"), tmp_path / "m.onnx", views=1, height=H, width=W,
+                                  variant="robot-depth", verbose=False)
+    assert metric.depth_unit == "canonical_metric" and metric.model_capabilities.metric_depth
+    assert metric.model_capabilities == ModelCapabilities.from_config(reduced_model("metric").config)
+    mono = export_model_to_onnx(reduced_model("mono"), tmp_path / "r.onnx", views=1, height=H, width=W,
+                                variant="not-metric-mono", verbose=False)
+    assert mono.depth_unit == "window_scale" and not mono.model_capabilities.metric_depth
+    assert read_sidecar(tmp_path / "r.onnx").capabilities == mono.capabilities

@@ -10,11 +10,11 @@ import onnx
 import pytest
 import torch
 
+from da3_ros.artifact.sidecar import EXPORTER_VERSION, read_sidecar, sidecar_from_onnx
 from da3_ros.backends import EngineMismatchError, create_backend
+from da3_ros.backends.artifact_check import load_real_window
 from da3_ros.cli.export_main import main as export_main
-from da3_ros.export.check import load_real_window
 from da3_ros.export.graph_checks import graph_problems
-from da3_ros.export.sidecar import EXPORTER_VERSION, read_sidecar, sidecar_from_onnx
 from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, import_tensorrt
 
 from da3_reference import make_official_model, official_forward, save_hf_checkpoint
@@ -94,12 +94,16 @@ def test_int8_dynamic_export_and_check(small, tmp_path, capsys):
     assert rc == 0
     sc = read_sidecar(int8)
     assert sc.precision == "int8_dynamic" and sc.extra["quantized_matmuls"] == 48  # 12 blocks x 4
+    assert sc.extra["int8_scheme"] == "u8s8_reduced_range"  # exact integer products on every x86 CPU
     assert int8.stat().st_size < 0.6 * small[2].stat().st_size
     rc, out, report = _run_check(int8, checkpoint, tmp_path, capsys)
     assert rc == 0, out
     assert report["precision"] == "int8_dynamic" and report["rtol"] == 1e-1 and report["passed"]
     depth_errors = [r["depth"]["max_rel"] for r in report["results"].values()]
-    assert all(1e-6 < e < 1e-2 for e in depth_errors), depth_errors  # quantised, yet close
+    # quantised (fp32 ORT: ~1e-7), yet close: measured 9.5e-5 on AVX-512/VNNI/AMX (random window); the
+    # reduced-range (+-64) integer products are exact on AVX2 and non-VNNI AVX-512 as well (no
+    # VPMADDUBSW saturation), so the error is the same rounding there (notes/export.md).
+    assert all(1e-6 < e < 1e-2 for e in depth_errors), depth_errors
 
 
 def test_fp16_export_matches_and_builds_an_fp16_engine(small, tmp_path):

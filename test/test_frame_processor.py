@@ -97,7 +97,7 @@ def test_window_size_must_match_the_engine(backend):
 
 
 def test_single_view_window_gives_depth_without_pose(tmp_path, sequence):
-    from da3_ros.demo.oracle_backend import OracleBackend, write_oracle_spec
+    from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
 
     frames = {i: sequence.render(i)[0] for i in (0, 1)}
     spec = write_oracle_spec(tmp_path / "spec.json", frames, width=320, height=240)

@@ -15,6 +15,7 @@ MAX_FRAME_RSS_BOUND_MB.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -26,6 +27,8 @@ from node_fixtures import node_command, write_params
 from ros_harness import RELIABLE
 
 from da3_ros.ros_io import image_to_numpy, numpy_to_compressed, numpy_to_image
+
+pytestmark = pytest.mark.ros  # DDS test: da3_node as its own process over DDS
 
 NS = "/da3_fuzz"
 CAMERA_FRAME = "camera_color_optical_frame"
@@ -168,8 +171,8 @@ def test_fuzz_raw_images_camera_info_and_stamps(ros_node, process_launcher, tmp_
     node.check_counts("stamp and resolution changes")
 
     # burst 3: hostile camera_info, each followed by a good frame (processed with the last valid camera_info)
-    for kind, info in hostile_camera_infos(rng, 160, 120, np.array([[128.0, 0, 79.5], [0, 128.0, 59.5], [0, 0, 1]]),
-                                        _header(i)):
+    K = np.array([[128.0, 0, 79.5], [0, 128.0, 59.5], [0, 0, 1]])
+    for kind, info in hostile_camera_infos(rng, 160, 120, K, _header(i)):
         node.context = f"after camera_info {kind}"
         node.info_pub.publish(info)
         ros_node.spin_for(0.05)   # the camera_info subscription is served before the image's

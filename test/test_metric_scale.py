@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from da3_ros.geometry.transforms import invert_transform, rotation_from_axis_angle
-from da3_ros.synthetic import SyntheticRobot, WheelOdometryConfig
+from da3_ros.synthetic import SyntheticRobot
 from da3_ros.tracking.metric_scale import OdometryScaleEstimator, ScaleEstimatorConfig
 from da3_ros.tracking.metrics import ate_fraction_of_path, ate_se3, ate_sim3, path_length
 
@@ -163,8 +163,8 @@ def test_sliding_horizon_follows_a_scale_change_and_holds_while_still(robot):
     assert abs(rel_error(out[45])) <= 0.03
     assert abs(rel_error(out[99], k=0.45)) <= 0.03  # 5 s after the change, 2 s after the old pairs expired
     # without a horizon the old scale lingers: a mix of both
-    _, long = run(robot, range(100), T_vis, estimator=OdometryScaleEstimator(robot.T_base_cam,
-                                                                               ScaleEstimatorConfig(horizon_s=1e3)))
+    _, long = run(robot, range(100), T_vis,
+                  estimator=OdometryScaleEstimator(robot.T_base_cam, ScaleEstimatorConfig(horizon_s=1e3)))
     assert abs(rel_error(long[-1], k=0.45)) > 0.05
     # stop (3 s) + rotation in place (5 s) outlast the 3 s horizon: no new pairs, so nothing expires and the
     # estimate is held unchanged

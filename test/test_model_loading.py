@@ -78,7 +78,8 @@ def small_state():
 def test_shape_mismatch_is_reported(small_state):
     state = {k: v.clone() for k, v in small_state.state_dict().items()}
     state["cam_dec.fc_t.weight"] = torch.zeros(4, 768)
-    with pytest.raises(CheckpointError, match=r"shape mismatch.*cam_dec.fc_t.weight: checkpoint \(4, 768\) vs model \(3, 768\)"):
+    with pytest.raises(CheckpointError,
+                       match=r"shape mismatch.*cam_dec.fc_t.weight: checkpoint \(4, 768\) vs model \(3, 768\)"):
         check_state_dict(build_model("da3-small", device="meta"), state)
 
 

@@ -19,6 +19,8 @@ from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.ros_io import image_to_numpy, intrinsics_to_camera_info, numpy_to_image, pointcloud2_xyz_rgb
 from da3_ros.ros_io.tf_publisher import TF_QOS
 
+pytestmark = pytest.mark.ros  # DDS test: da3_node as its own process over DDS
+
 NS = "/da3"
 CAMERA_FRAME = "camera_color_optical_frame"
 OUTPUTS = {

@@ -10,6 +10,8 @@ from rclpy.context import Context
 
 from da3_ros.node.parameters import DEFAULTS, PARAMETERS, RUNTIME_PARAMETERS, generate_yaml, not_implemented_settings
 
+pytestmark = pytest.mark.ros  # DDS test: an rclpy context, and da3_node as its own process over DDS
+
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "da3.yaml"
 NS = "/da3"
 

@@ -18,7 +18,7 @@ import torch
 from da3_official_api import official_api, official_pose_align
 from da3_reference import make_official_model, max_rel_error, save_hf_checkpoint
 from da3_ros.geometry.pose_conditioning import (PoseConditionedWindow, PoseConditioningError,
-                                                 da3_extrinsics_from_T_world_cam, fit_prediction_to_given_scale)
+                                                da3_extrinsics_from_T_world_cam, fit_prediction_to_given_scale)
 from da3_ros.geometry.transforms import invert_transform, make_transform, rotation_from_axis_angle
 from da3_ros.model import load_model
 from da3_official_preprocessing import intrinsics_to_network, plan_resize, preprocess_images, resize_image

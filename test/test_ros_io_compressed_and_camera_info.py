@@ -50,7 +50,7 @@ def test_corrupt_and_unknown_compressed_are_rejected():
 
 def test_camera_info_round_trip():
     intr = PinholeCamera(640, 480, np.array([[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]]),
-                            "plumb_bob", np.array([0.1, -0.2, 0.001, 0.002, 0.0]))
+                         "plumb_bob", np.array([0.1, -0.2, 0.001, 0.002, 0.0]))
     msg = intrinsics_to_camera_info(intr)
     assert list(msg.p) == [525.0, 0, 319.5, 0, 0, 526.0, 239.5, 0, 0, 0, 1, 0]
     back = camera_info_to_intrinsics(msg)

@@ -58,7 +58,8 @@ def test_reader_honours_padding_and_big_endian():
 def test_reader_rejects_truncated_clouds():
     msg = build_pointcloud2(np.zeros((4, 3), np.float32))
     msg.data = array.array("B", bytes(msg.data)[:-1])
-    with pytest.raises(MessageConversionError, match="data size mismatch: row_step 48 \\* height 1 = 48 bytes expected, got 47"):
+    with pytest.raises(MessageConversionError,
+                       match="data size mismatch: row_step 48 \\* height 1 = 48 bytes expected, got 47"):
         read_pointcloud2(msg)
 
 

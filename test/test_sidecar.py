@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from da3_ros.backends.base import EngineMismatchError
-from da3_ros.export.sidecar import (
+from da3_ros.artifact.errors import EngineMismatchError
+from da3_ros.artifact.ref_view import parse_ref_view
+from da3_ros.artifact.sidecar import (
     EXPORTER_VERSION,
     Sidecar,
     TensorSpec,
     checkpoint_sha256,
-    parse_ref_view,
     read_sidecar,
     sidecar_path,
     validate_engine_runtime,
@@ -164,7 +164,7 @@ def test_parse_ref_view():
 
 
 def test_capabilities_recorded_and_old_sidecars_still_load(tmp_path):
-    from da3_ros.backends.capabilities import ModelCapabilities
+    from da3_ros.artifact.capabilities import ModelCapabilities
 
     sc = make_sidecar()
     # derived from the outputs when an exporter does not record them, and written into the JSON

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from da3_ros.artifact.sidecar import read_sidecar
 from da3_ros.backends import BackendUnavailableError, create_backend
 from da3_ros.export.onnx_export import export_model_to_onnx
 from da3_ros.export.reduced_config import reduced_model
-from da3_ros.export.sidecar import read_sidecar
 from da3_ros.export.tensorrt_build import (
     EngineBuildOptions,
     _fp32_layer,
@@ -170,7 +170,7 @@ def test_tensorrt_backend_matches_onnxruntime(reduced_onnx, tmp_path):
 
 @needs_builder
 def test_engine_dtypes_map_to_torch_buffers():
-    from da3_ros.backends.base import EngineMismatchError
+    from da3_ros.backends import EngineMismatchError
     from da3_ros.backends.tensorrt_backend import _torch_dtype
 
     trt, _ = import_tensorrt()

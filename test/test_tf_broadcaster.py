@@ -1,10 +1,13 @@
 """TFMessage on /tf and latched /tf_static (late subscribers get the static transforms)."""
 import numpy as np
+import pytest
 from builtin_interfaces.msg import Time
 from tf2_msgs.msg import TFMessage
 
 from da3_ros.ros_io import transform_stamped
 from da3_ros.ros_io.tf_publisher import TF_QOS, TF_STATIC_QOS, TfBroadcaster
+
+pytestmark = pytest.mark.ros  # DDS test: an rclpy node publishing /tf over DDS
 
 
 def test_tf_and_latched_tf_static(ros_node):
@@ -20,7 +23,7 @@ def test_tf_and_latched_tf_static(ros_node):
     ros_node.spin_until(lambda: static, 10.0, "latched /tf_static")
     children = sorted(t.child_frame_id for t in static[-1].transforms)
     assert children == ["camera_link", "camera_optical"]
-    assert static[-1].transforms[0].transform.translation.z == 0.3 or static[-1].transforms[1].transform.translation.z == 0.3
+    assert 0.3 in (static[-1].transforms[0].transform.translation.z, static[-1].transforms[1].transform.translation.z)
     ros_node.spin_until(lambda: broadcaster._pub.get_subscription_count() > 0, 10.0, "tf subscriber")
     broadcaster.send([transform_stamped(T, Time(sec=2), "odom", "camera_optical")])
     ros_node.spin_until(lambda: dynamic, 10.0, "/tf")

@@ -25,6 +25,8 @@ from da3_ros.ros_io import MessageConversionError, stamp_to_ns, transform_stampe
 from da3_ros.ros_io.tf_listener import TfListener, create_transform_lookup, tf2_ros_available
 from da3_ros.ros_io.tf_publisher import TF_QOS
 
+pytestmark = pytest.mark.ros  # DDS test: a TF publisher process and an rclpy listener over DDS
+
 PUBLISHER = Path(__file__).resolve().parent / "tf_fixture_publisher.py"
 TOL = 1e-9
 

@@ -26,7 +26,7 @@ def _gt_rel(seq, i):
 def _step(tracker, oracle, i, stamp, **kw):
     ids = tracker.window_for(i, stamp)
     pred = oracle.predict(ids, **kw)
-    return ids, pred, tracker.update(ids, pred)
+    return ids, pred, tracker.update(ids, pred, pred.intrinsics)
 
 
 def test_exact_predictions_give_exact_trajectory_any_reference_view(small_seq):
@@ -71,7 +71,7 @@ def test_metric_model_is_aligned_with_se3_in_metres(small_seq):
     pred = oracle.predict(ids)
     pred.depth *= 1.2
     pred.extrinsics[:, :, 3] *= 1.2
-    res = tracker.update(ids, pred)
+    res = tracker.update(ids, pred, pred.intrinsics)
     assert res.rejected and res.T_odom_cam is None and res.depth is None
 
 
@@ -83,7 +83,8 @@ def test_garbage_windows_are_rejected_then_tracker_reinitialises_without_jump(sm
     for i in range(30):
         _, _, res = _step(tracker, oracle, i, seq.stamps[i])
         assert not res.rejected
-    last_pose = res.T_odom_cam.copy()
+    last_pose, last_scale = res.T_odom_cam.copy(), res.scale
+    assert tracker.last_scale == last_scale
     def confident_median(r):  # median depth over pixels with at least half the median confidence
         return float(np.median(r.depth[r.confidence >= 0.5 * np.median(r.confidence)]))
 
@@ -93,6 +94,7 @@ def test_garbage_windows_are_rejected_then_tracker_reinitialises_without_jump(sm
         _, _, res = _step(tracker, oracle, i, seq.stamps[i], garbage=True)
         assert res.rejected and not res.reinitialised and res.T_odom_cam is None
         assert any(g in res.reason for g in ("inlier", "residual", "scale_jump", "shared_pose", "pose_jump"))
+        assert res.scale == tracker.last_scale == last_scale   # what the rejected depth is published with
     assert len(tracker.trajectory) == n_traj  # a rejected window leaves the trajectory untouched
     _, _, res = _step(tracker, oracle, 32, seq.stamps[32], garbage=True)
     assert res.reinitialised and not res.rejected and res.keyframe and not res.aligned
@@ -140,6 +142,31 @@ def test_reset_hard_and_soft(small_seq):
     assert tracker.reset_reasons == ["resolution change", "bag loop"]
 
 
+def test_tracker_keeps_the_images_of_its_keyframes_only(small_seq):
+    seq = small_seq
+    tracker = WindowTracker(TrackerConfig(window_size=3))
+    oracle = WindowOracle(seq, noise=ZERO, seed=1)
+    for i in range(30):
+        ids = tracker.window_for(i, seq.stamps[i], np.full((48, 64, 3), i, np.uint8))
+        images = tracker.window_images(ids)
+        assert images.shape == (3, 48, 64, 3)
+        np.testing.assert_array_equal(images[:, 0, 0, 0], ids)   # each view is its own frame's image
+        pred = oracle.predict(ids)
+        tracker.update(ids, pred, pred.intrinsics)
+        # every keyframe has its image and no other frame's image is kept
+        assert [k.frame_id for k in tracker.keyframes if k.image is not None] == tracker.keyframe_ids
+    assert len(tracker.keyframe_ids) == 2 and tracker.keyframe_ids[0] > 0
+    tracker.reset("bag loop")
+    with pytest.raises(ValueError, match="no image of frame"):
+        tracker.window_images(ids[:1])
+    # frames registered but never updated (the model failed) keep their image only for a while
+    for i in range(100, 106):
+        tracker.window_for(i, float(i), np.zeros((48, 64, 3), np.uint8))
+    assert tracker.window_images([105, 102]).shape == (2, 48, 64, 3)
+    with pytest.raises(ValueError, match="no image of frame 101"):
+        tracker.window_images([101])
+
+
 def test_bad_input_is_reported_clearly(small_seq):
     seq = small_seq
     tracker = WindowTracker(TrackerConfig(window_size=4))
@@ -147,18 +174,22 @@ def test_bad_input_is_reported_clearly(small_seq):
     ids = tracker.window_for(0, 0.0)
     pred = oracle.predict(ids)
     with pytest.raises(ValueError, match="window must have 4 frame ids"):
-        tracker.update(ids[:3], pred)
+        tracker.update(ids[:3], pred, pred.intrinsics)
     with pytest.raises(ValueError, match="extrinsics"):
-        tracker.update(ids, {"depth": pred.depth, "intrinsics": pred.intrinsics})
+        tracker.update(ids, {"depth": pred.depth}, pred.intrinsics)
     with pytest.raises(ValueError, match=r"extrinsics must have shape \(4, 3, 4\)"):
-        tracker.update(ids, {"depth": pred.depth, "extrinsics": pred.extrinsics[:, :3, :3], "intrinsics": pred.intrinsics})
+        tracker.update(ids, {"depth": pred.depth, "extrinsics": pred.extrinsics[:, :3, :3]}, pred.intrinsics)
+    with pytest.raises(ValueError, match="network cameras"):
+        tracker.update(ids, pred, None)
+    with pytest.raises(ValueError, match=r"cameras_net must be \(3, 3\) or \(4, 3, 3\)"):
+        tracker.update(ids, pred, pred.intrinsics[:2])
     with pytest.raises(ValueError, match="not registered"):
-        tracker.update([0, 0, 0, 99], pred)
-    tracker.update(ids, pred)
+        tracker.update([0, 0, 0, 99], pred, pred.intrinsics)
+    tracker.update(ids, pred, pred.intrinsics)
     ids = tracker.window_for(1, 0.1)
     small = WindowOracle(SyntheticSequence(width=32, height=24, path_scale=0.3), seed=0).predict(ids)
     with pytest.raises(ValueError, match="resolution change"):
-        tracker.update(ids, small)
+        tracker.update(ids, small, small.intrinsics)
     with pytest.raises(ValueError, match="window_size must be >= 2"):
         TrackerConfig(window_size=1)
     with pytest.raises(ValueError, match="startup_keyframe_factor"):
@@ -176,13 +207,13 @@ def test_newest_view_pose_jump_is_rejected(small_seq):
     ids = tracker.window_for(20, seq.stamps[20])
     pred = oracle.predict(ids, ref_view="first")
     pred.extrinsics[-1, :, 3] += np.float32(pred.scale * 2.0)  # newest camera moved by ~3.5 m
-    res = tracker.update(ids, pred)
+    res = tracker.update(ids, pred, pred.intrinsics)
     assert res.rejected and res.reason.startswith("pose_jump_translation"), res.reason
     ids = tracker.window_for(21, seq.stamps[21])
     pred = oracle.predict(ids, ref_view="first")
     R = pred.extrinsics[-1, :, :3].astype(np.float64)
     pred.extrinsics[-1, :, :3] = (rotation_from_axis_angle([0.0, np.radians(60.0), 0.0]) @ R).astype(np.float32)
-    res = tracker.update(ids, pred)
+    res = tracker.update(ids, pred, pred.intrinsics)
     assert res.rejected and res.reason.startswith("pose_jump_rotation"), res.reason
     # the next consistent window is accepted, with a step that is small against the scene depth
     _, _, res = _step(tracker, oracle, 22, seq.stamps[22])
@@ -202,6 +233,7 @@ def test_trajectory_memory_is_bounded():
     tracker = WindowTracker(TrackerConfig(window_size=2, max_trajectory_length=5, grid_points=200))
     for i in range(12):
         ids = tracker.window_for(i, float(i))
-        tracker.update(ids, oracle.predict(ids))
+        pred = oracle.predict(ids)
+        tracker.update(ids, pred, pred.intrinsics)
     ids, poses = tracker.trajectory_array()
     assert len(ids) == 5 and ids[-1] == 11 and poses.shape == (5, 4, 4)

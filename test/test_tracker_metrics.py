@@ -86,7 +86,7 @@ def test_tracker_accepts_backend_window_prediction():
         pa, pb = oa.predict(ids_a), ob.predict(ids_b)
         wp = prediction_mod.WindowPrediction(depth=pb.depth, depth_conf=pb.depth_conf, extrinsics=pb.extrinsics,
                                              intrinsics=pb.intrinsics, variant="oracle", ref_view="first").validate()
-        ra, rb = a.update(ids_a, pa), b.update(ids_b, wp)
+        ra, rb = a.update(ids_a, pa, pa.intrinsics), b.update(ids_b, wp, wp.intrinsics)
         np.testing.assert_array_equal(ra.T_odom_cam, rb.T_odom_cam)
         np.testing.assert_array_equal(ra.depth, rb.depth)
     assert len(b.trajectory) == 15

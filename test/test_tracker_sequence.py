@@ -27,7 +27,8 @@ def run():
     results = []
     for i in range(len(seq)):
         ids = tracker.window_for(i, float(seq.stamps[i]))
-        results.append(tracker.update(ids, oracle.predict(ids, ref_view="random", garbage=i in GARBAGE)))
+        pred = oracle.predict(ids, ref_view="random", garbage=i in GARBAGE)
+        results.append(tracker.update(ids, pred, pred.intrinsics))
     return seq, tracker, results
 
 

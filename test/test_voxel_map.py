@@ -14,7 +14,8 @@ def test_voxel_downsample_keeps_one_point_per_voxel():
 
 def test_nan_points_are_ignored_and_newest_keyframe_wins():
     m = VoxelMap(voxel_size=1.0, max_points=100)
-    m.add_keyframe(0, np.array([[0.5, 0.5, 0.5], [np.nan, 0, 0]], np.float32), np.array([[10, 0, 0], [0, 0, 0]], np.uint8))
+    m.add_keyframe(0, np.array([[0.5, 0.5, 0.5], [np.nan, 0, 0]], np.float32),
+                   np.array([[10, 0, 0], [0, 0, 0]], np.uint8))
     m.add_keyframe(1, np.array([[0.6, 0.6, 0.6]], np.float32), np.array([[20, 0, 0]], np.uint8))
     pts, cols = m.points()
     assert pts.shape == (1, 3) and cols[0, 0] == 20
@@ -105,6 +106,8 @@ def test_points_are_read_only_views_and_clear_empties_the_map():
     assert not pts.flags.writeable and np.shares_memory(pts, m.points()[0])
     m.add_keyframe(1, np.array([[5.0, 0, 0]], np.float32), None)
     assert m.points()[1] is None and len(m) == 3   # a kept keyframe without colours: no colours
+    m.add_keyframe(2, np.full((5, 3), np.nan, np.float32), None)   # nothing valid: not kept
+    assert m.keyframe_count == 2
     m.clear()
     assert len(m) == 0 and m.points()[0].shape == (0, 3) and m.stored_entries == 0
 

@@ -13,21 +13,9 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from da3_ros.backends.capabilities import ModelCapabilities
+from da3_ros.artifact.capabilities import ModelCapabilities
+from da3_ros.artifact.tensors import POSE_ENCODING_DIM
 from da3_ros.backends.prediction import WindowPrediction
-
-
-class BackendUnavailableError(RuntimeError):
-    """The requested backend cannot run here; the message says why (e.g. 'tensorrt not importable')."""
-
-
-class EngineMismatchError(ValueError):
-    """An exported model/engine does not match the configuration or the runtime; the message says
-    what differs and what to rebuild."""
-
-
-#: Names of the pose-encoding components (INTERFACES.md): camera-to-world t, quaternion xyzw, fov_h, fov_w.
-POSE_ENCODING_DIM = 9
 
 
 class InferenceBackend(abc.ABC):

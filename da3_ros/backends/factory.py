@@ -8,6 +8,11 @@
   ``providers`` is the ONNX Runtime provider list (default CPU).
 - ``"tensorrt"``: ``engine_file_path`` is a ``.engine`` with its sidecar; when it is missing (or
   ``force_engine_update``) it is built from the ONNX at ``model_file_path`` first.
+- ``"oracle"``: ``model_file_path`` is an oracle spec (da3_ros.backends.oracle_backend): ground truth
+  of the synthetic world with noise instead of a network (demo ``--oracle`` mode and tests only).
+
+Every kind is one entry of ``_CONSTRUCTORS`` (its constructor imports its runtime lazily), so the
+callers -- the node's backend_setup, the CLI, the benchmarks -- only ever call :func:`create_backend`.
 
 ``variant``/``views``/``height``/``width``/``ref_view`` left at None (or 0 / "") mean "whatever the model
 file says" (sidecar / engine metadata; the torch backend's checkpoint has no fixed window and uses
@@ -17,11 +22,58 @@ cannot run here raises :class:`BackendUnavailableError` with the reason, at cons
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
-from da3_ros.backends.base import BackendUnavailableError, InferenceBackend
+from da3_ros.artifact.errors import BackendUnavailableError
+from da3_ros.artifact.ref_view import parse_optional_ref_view
+from da3_ros.backends.base import InferenceBackend
 
-BACKEND_KINDS = ("torch", "onnxruntime", "tensorrt")
+
+def _torch(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
+    if not o["model_file_path"]:
+        raise BackendUnavailableError("torch backend needs model_file_path = a DA3 checkpoint")
+    try:
+        from da3_ros.backends.torch_backend import TorchBackend
+    except ImportError as exc:  # torch or the model package missing
+        raise BackendUnavailableError(f"torch backend: torch/model not importable ({exc})") from exc
+    return TorchBackend(o["model_file_path"], device=o["device"], precision=o["precision"],
+                        pose_conditioned=o["pose_conditioned"], with_rays=o["with_rays"],
+                        num_threads=o["num_threads"], **window)
+
+
+def _onnxruntime(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
+    if not o["model_file_path"]:
+        raise BackendUnavailableError("onnxruntime backend needs model_file_path = an exported .onnx file")
+    try:
+        from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+    except ImportError as exc:
+        raise BackendUnavailableError(f"onnxruntime not importable ({exc})") from exc
+    return OnnxRuntimeBackend(o["model_file_path"], providers=o["providers"], num_threads=o["num_threads"],
+                              fused_attention=o["onnx_fused_attention"], **window)
+
+
+def _tensorrt(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
+    from da3_ros.backends.tensorrt_backend import TensorRTBackend  # imports TensorRT lazily itself
+
+    return TensorRTBackend(o["engine_file_path"], onnx_path=o["model_file_path"], precision=o["precision"],
+                           force_engine_update=o["force_engine_update"], workspace_gb=o["workspace_gb"],
+                           timing_cache_path=o["timing_cache_path"], use_cuda_graph=o["use_cuda_graph"],
+                           device=o["device"], **window)
+
+
+def _oracle(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
+    from da3_ros.backends.oracle_backend import OracleBackend
+
+    return OracleBackend(o["model_file_path"], **window)
+
+
+#: kind -> constructor(options, window); the order is the one error messages list.
+_CONSTRUCTORS: Dict[str, Callable[[Dict[str, Any], Dict[str, Any]], InferenceBackend]] = {
+    "torch": _torch, "onnxruntime": _onnxruntime, "tensorrt": _tensorrt, "oracle": _oracle,
+}
+BACKEND_KINDS = tuple(_CONSTRUCTORS)
+#: other accepted spellings of a kind
+BACKEND_ALIASES = {"ort": "onnxruntime", "onnx": "onnxruntime", "trt": "tensorrt"}
 
 
 def create_backend(
@@ -52,40 +104,24 @@ def create_backend(
     ``num_threads`` > 0 limits CPU threads (torch / ORT intra-op). ``onnx_fused_attention`` lets the
     ONNX Runtime backend run attention as its fused MultiHeadAttention op. Raises
     :class:`BackendUnavailableError` (why it cannot run here) or
-    :class:`~da3_ros.backends.base.EngineMismatchError` (model file does not fit the configuration).
+    :class:`~da3_ros.artifact.errors.EngineMismatchError` (model file does not fit the configuration).
     """
     kind = str(kind).strip().lower()
-    if kind in ("ort", "onnx"):
-        kind = "onnxruntime"
-    if kind in ("trt",):
-        kind = "tensorrt"
-    common = dict(variant=variant or None, views=int(views) if views else None,
+    kind = BACKEND_ALIASES.get(kind, kind)
+    if kind not in _CONSTRUCTORS:
+        raise BackendUnavailableError(f"unknown backend {kind!r}; choose one of {', '.join(BACKEND_KINDS)}")
+    window = dict(variant=variant or None, views=int(views) if views else None,
                   height=int(height) if height else None, width=int(width) if width else None,
-                  ref_view=None if ref_view in (None, "") else str(ref_view))
-    if kind == "torch":
-        if not model_file_path:
-            raise BackendUnavailableError("torch backend needs model_file_path = a DA3 checkpoint")
-        try:
-            from da3_ros.backends.torch_backend import TorchBackend
-        except ImportError as exc:  # torch or the model package missing
-            raise BackendUnavailableError(f"torch backend: torch/model not importable ({exc})") from exc
-        return TorchBackend(model_file_path, device=device, precision=precision,
-                            pose_conditioned=pose_conditioned, with_rays=with_rays,
-                            num_threads=num_threads, **common)
-    if kind == "onnxruntime":
-        if not model_file_path:
-            raise BackendUnavailableError("onnxruntime backend needs model_file_path = an exported .onnx file")
-        try:
-            from da3_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-        except ImportError as exc:
-            raise BackendUnavailableError(f"onnxruntime not importable ({exc})") from exc
-        return OnnxRuntimeBackend(model_file_path, providers=providers, num_threads=num_threads,
-                                  fused_attention=onnx_fused_attention, **common)
-    if kind == "tensorrt":
-        from da3_ros.backends.tensorrt_backend import TensorRTBackend  # imports TensorRT lazily itself
+                  ref_view=_ref_view_text(ref_view))
+    options = dict(model_file_path=model_file_path, engine_file_path=engine_file_path, device=device,
+                   precision=precision, providers=providers, force_engine_update=force_engine_update,
+                   pose_conditioned=pose_conditioned, with_rays=with_rays, num_threads=num_threads,
+                   workspace_gb=workspace_gb, timing_cache_path=timing_cache_path, use_cuda_graph=use_cuda_graph,
+                   onnx_fused_attention=onnx_fused_attention)
+    return _CONSTRUCTORS[kind](options, window)
 
-        return TensorRTBackend(engine_file_path, onnx_path=model_file_path, precision=precision,
-                               force_engine_update=force_engine_update, workspace_gb=workspace_gb,
-                               timing_cache_path=timing_cache_path, use_cuda_graph=use_cuda_graph,
-                               device=device, **common)
-    raise BackendUnavailableError(f"unknown backend {kind!r}; choose one of {', '.join(BACKEND_KINDS)}")
+
+def _ref_view_text(ref_view) -> Optional[str]:
+    """None / "" -> None (the model file's); else the checked name or index as the sidecar stores it."""
+    parsed = parse_optional_ref_view(ref_view)
+    return None if parsed is None else str(parsed)

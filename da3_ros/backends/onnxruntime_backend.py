@@ -25,10 +25,11 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from da3_ros.backends.base import BackendUnavailableError, EngineMismatchError, InferenceBackend
+from da3_ros.artifact.errors import BackendUnavailableError, EngineMismatchError
+from da3_ros.artifact.sidecar import Sidecar, read_sidecar, validate_sidecar
+from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.export.int8_quantization import int8_host_problem
-from da3_ros.export.sidecar import Sidecar, read_sidecar, validate_sidecar
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 

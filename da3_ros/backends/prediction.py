@@ -19,8 +19,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-#: Names of the array fields, in the order the exported graph lists its outputs.
-OUTPUT_FIELDS = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth")
+from da3_ros.artifact.tensors import OUTPUT_NAMES
 
 
 @dataclass
@@ -54,9 +53,9 @@ class WindowPrediction:
         return int(self.depth.shape[2])
 
     def arrays(self) -> Dict[str, np.ndarray]:
-        """The non-None array fields by name (in ``OUTPUT_FIELDS`` order)."""
+        """The non-None array fields by name (in ``OUTPUT_NAMES`` order: the graph's)."""
         out = {}
-        for name in OUTPUT_FIELDS:
+        for name in OUTPUT_NAMES:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -99,7 +98,7 @@ class WindowPrediction:
         Unknown keys are ignored; missing optional keys become ``None``.
         """
         fields = {}
-        for name in OUTPUT_FIELDS:
+        for name in OUTPUT_NAMES:
             value = outputs.get(name)
             if value is None:
                 continue

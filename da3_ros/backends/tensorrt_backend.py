@@ -18,9 +18,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from da3_ros.backends.base import BackendUnavailableError, EngineMismatchError, InferenceBackend
+from da3_ros.artifact.errors import BackendUnavailableError, EngineMismatchError
+from da3_ros.artifact.sidecar import read_sidecar, validate_engine_runtime, validate_sidecar
+from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
-from da3_ros.export.sidecar import read_sidecar, validate_engine_runtime, validate_sidecar
 from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, current_gpu, import_tensorrt
 
 

@@ -1,9 +1,9 @@
 """`TorchBackend`: runs the PyTorch DA3 model (da3_ros.model) on CPU or CUDA in fp32/fp16/bf16.
 
 ``model_file_path`` is a checkpoint (HF-layout directory, ``.safetensors``/``.pth`` file or HF repo
-id). The uint8 images are normalised on the backend's device (the same math as the exported graph:
-cast, NHWC->NCHW, /255, ImageNet mean/std). fp16/bf16 run the backbone under autocast while the
-heads stay fp32 (``DA3Model.set_precision``). The model can also be passed in directly (``model=``),
+id). The uint8 images are normalised on the backend's device by the exported graph's own function
+(da3_ros.model.normalization.normalize_uint8_images: cast, NHWC->NCHW, /255, ImageNet mean/std).
+fp16/bf16 run the backbone under autocast while the heads stay fp32 (``DA3Model.set_precision``). The model can also be passed in directly (``model=``),
 e.g. for tests and the check command.
 
 A checkpoint has no fixed window: ``views``/``height``/``width``/``ref_view`` left at None (the node's
@@ -18,10 +18,12 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from da3_ros.backends.base import BackendUnavailableError, InferenceBackend
-from da3_ros.backends.capabilities import ModelCapabilities
+from da3_ros.artifact.capabilities import ModelCapabilities
+from da3_ros.artifact.errors import BackendUnavailableError
+from da3_ros.artifact.precision import PRECISIONS
+from da3_ros.artifact.ref_view import parse_ref_view
+from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
-from da3_ros.export.sidecar import PRECISIONS, parse_ref_view
 
 
 DEFAULT_VIEWS = 4
@@ -41,7 +43,6 @@ class TorchBackend(InferenceBackend):
         import torch
 
         from da3_ros.model import load_model
-        from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
 
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -73,16 +74,13 @@ class TorchBackend(InferenceBackend):
         self.with_rays = bool(with_rays)
         self.model_file_path = str(model_file_path)
         self._torch = torch
-        self._mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=self._device).view(1, 1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=self._device).view(1, 1, 3, 1, 1)
         self.load_s = time.perf_counter() - t0
 
     def normalise(self, images: np.ndarray):
         """uint8 (N, H, W, 3) -> normalised float32 (1, N, 3, H, W) on the device (graph-identical math)."""
-        torch = self._torch
-        x = torch.from_numpy(images).to(self._device, non_blocking=True)[None].to(torch.float32)
-        x = x.permute(0, 1, 4, 2, 3) / 255.0
-        return (x - self._mean) / self._std
+        from da3_ros.model.normalization import normalize_uint8_images
+
+        return normalize_uint8_images(self._torch.from_numpy(images).to(self._device, non_blocking=True)[None])
 
     def forward_dict(self, images: np.ndarray, pose_encoding: Optional[np.ndarray] = None) -> Dict[str, Any]:
         """Raw model outputs (torch tensors with batch axis) for validated inputs."""

@@ -53,7 +53,7 @@ def _official(variant: str, views: int, height: int, width: int, threads: int):
 
 
 def _backends(kinds, onnx_path, checkpoint, views, height, width, threads):
-    from da3_ros.backends.base import BackendUnavailableError
+    from da3_ros.backends import BackendUnavailableError
     from da3_ros.backends.factory import create_backend
 
     made, skipped = {}, {}
@@ -101,7 +101,6 @@ def _prepare_model(cache: Path, variant: str, views: int, height: int, width: in
 
 
 def run_bench(args) -> dict:
-    import numpy as np
     import torch
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: F401  (message classes load once)
     from rclpy.serialization import serialize_message
@@ -131,7 +130,7 @@ def run_bench(args) -> dict:
             official, why = _official(args.variant, views, height, width, args.threads) if args.official \
                 else (None, "disabled")
             stages = {k: {s: [] for s in ("decode", "preprocess", "inference", "alignment", "postprocess",
-                                           "cloud", "publish")} for k in backends}
+                                          "cloud", "publish")} for k in backends}
             processors = {k: FrameProcessor(b, ProcessorConfig(point_stride=2))   # window from the backend
                           for k, b in backends.items()}
             official_times = []

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--frames", type=int, default=100, help="frames to publish (default 100)")
     p.add_argument("--stride", type=int, default=0, help="use every n-th input frame (default 3 synthetic, 1 else)")
-    p.add_argument("--rate", type=float, default=2.0, help="publish rate in Hz (default 2; the node drops what it cannot process)")
+    p.add_argument("--rate", type=float, default=2.0,
+                   help="publish rate in Hz (default 2; the node drops what it cannot process)")
     p.add_argument("--views", type=int, default=4, help="window size N (default 4)")
     p.add_argument("--network-height", type=int, default=280, help="network input height (default 280)")
     p.add_argument("--network-width", type=int, default=0, help="network input width (default: input aspect)")

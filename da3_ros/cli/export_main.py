@@ -8,7 +8,9 @@ import json
 import sys
 from typing import List, Optional
 
-from da3_ros.export.sidecar import PRECISIONS
+from da3_ros.artifact.precision import PRECISIONS
+from da3_ros.artifact.ref_view import REF_VIEW_STRATEGIES
+from da3_ros.export.onnx_export import ONNX_PRECISIONS
 
 
 def _positive(value: str) -> int:
@@ -32,12 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive, required=True, help="H, multiple of 14")
     p.add_argument("--width", type=_positive, required=True, help="W, multiple of 14")
     p.add_argument("--ref-view", default="saddle_balanced",
-                   help="first | saddle_balanced | middle | saddle_sim_range | INDEX (default saddle_balanced)")
+                   help=f"{' | '.join(REF_VIEW_STRATEGIES)} | INDEX (default saddle_balanced)")
     p.add_argument("--pose-conditioned", action="store_true",
                    help="add the pose_encoding (1, N, 9) input (camera encoder)")
     p.add_argument("--with-rays", action="store_true", help="also output ray (1,N,h',w',6) and ray_conf")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8_dynamic"), default="fp32",
+    p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
                    help="fp32 (default; every backend); fp16: mixed-precision graph for fp16 engines with "
                         "TensorRT-RTX (strongly typed); int8_dynamic: backbone block weights in int8 (range "
                         "+-64, exact on every x86 CPU, VNNI or not) for ONNX Runtime on CPUs (faster, less "
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
               f"GPU {sidecar.gpu_name or '-'} / {sidecar.compute_capability})")
         return 0
     if args.command == "check":
-        from da3_ros.export.check import format_report, run_check
+        from da3_ros.backends.artifact_check import format_report, run_check
 
         report = run_check(args.model, args.checkpoint, images=args.images, seed=args.seed,
                            providers=args.providers, num_threads=args.threads, variant=args.variant)

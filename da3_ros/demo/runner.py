@@ -84,7 +84,7 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
     """-> (node parameter overrides, report metadata, banners)."""
     h, w = demo_input.frames[0].rgb.shape[:2]
     if opts.oracle:
-        from .oracle_backend import write_oracle_spec
+        from ..backends.oracle_backend import write_oracle_spec
 
         spec = write_oracle_spec(out / "oracle_spec.json", {f.index: f.rgb for f in demo_input.frames},
                                  width=w, height=h, views=opts.views)
@@ -100,7 +100,7 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
         onnx_path, weights, banner = export_cached(opts, height, width)
         if banner:
             banners.append(banner)
-    from ..export.sidecar import read_sidecar
+    from ..artifact.sidecar import read_sidecar
 
     side = read_sidecar(onnx_path)
     params = dict(backend="onnxruntime", model_file_path=str(onnx_path))   # the window comes from the sidecar
@@ -112,7 +112,7 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
 def export_cached(opts: DemoOptions, height: int, width: int):
     """Export the checkpoint (or random-weight DA3-Small) once; later runs reuse the cached ONNX."""
     from ..export.onnx_export import export_model_to_onnx
-    from ..export.sidecar import checkpoint_sha256
+    from ..artifact.sidecar import checkpoint_sha256
 
     cache = Path(opts.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)

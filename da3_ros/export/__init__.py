@@ -1,1 +1,2 @@
-"""Export of DA3 to ONNX and TensorRT engines, with sidecar metadata (see `sidecar`)."""
+"""Export of DA3 to ONNX and TensorRT engines; the sidecar they write is the artefact contract's
+(da3_ros.artifact.sidecar)."""

@@ -2,8 +2,10 @@
 
 :func:`make_export_wrapper` wraps a DA3 model so that the graph contract of INTERFACES.md holds:
 input ``images`` uint8 ``(1, N, H, W, 3)`` RGB (+ ``pose_encoding`` float32 ``(1, N, 9)`` for
-pose-conditioned graphs), cast to float32 *before* the NHWC->NCHW Transpose (TensorRT rejects a
-Transpose on UInt8) and ImageNet-normalised inside the graph; outputs in :data:`GRAPH_OUTPUT_ORDER`.
+pose-conditioned graphs), normalised inside the graph by the model's one uint8 rule
+(da3_ros.model.normalization.normalize_uint8_images: cast to float32 *before* the NHWC->NCHW Transpose,
+which TensorRT rejects on UInt8, then ImageNet mean/std); outputs in the contract's order
+(da3_ros.artifact.tensors.OUTPUT_NAMES).
 A fixed reference view other than the first is handled with a constant view permutation.
 :func:`example_inputs` / :func:`example_pose_encoding` give deterministic tracing inputs and
 :func:`probe_outputs` runs the wrapper once to learn its output names and shapes.
@@ -14,9 +16,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-#: Output order of every exported graph (subset present depends on the variant/options).
-GRAPH_OUTPUT_ORDER = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky",
-                      "metric_depth")
+from da3_ros.artifact.ref_view import validate_ref_view
+from da3_ros.artifact.tensors import OUTPUT_NAMES
 
 
 def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced", pose_conditioned: bool = False,
@@ -29,22 +30,13 @@ def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced",
     import torch
     from torch import nn
 
-    from da3_ros.model.normalization import IMAGENET_MEAN, IMAGENET_STD
+    from da3_ros.model.normalization import normalize_uint8_images
 
     class DA3ExportWrapper(nn.Module):
         def __init__(self):
             super().__init__()
             self.model = model
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 1, 3, 1, 1),
-                                 persistent=False)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 1, 3, 1, 1),
-                                 persistent=False)
             self.output_names: List[str] = []
-
-        def normalise(self, images: torch.Tensor) -> torch.Tensor:
-            x = images.to(torch.float32)  # Cast first: TensorRT cannot transpose UInt8
-            x = x.permute(0, 1, 4, 2, 3) / 255.0
-            return (x - self.mean) / self.std
 
         def outputs_dict(self, images: torch.Tensor, pose_encoding: Optional[torch.Tensor] = None):
             kwargs = {"ref_view": ref_view}
@@ -52,7 +44,7 @@ def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced",
                 kwargs["pose_encoding"] = pose_encoding
             if with_rays:
                 kwargs["return_rays"] = True
-            x = self.normalise(images)
+            x = normalize_uint8_images(images)
             n = int(images.shape[1])
             perm = None
             fixed = _fixed_reference_index(ref_view, n, pose_conditioned)
@@ -67,7 +59,7 @@ def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced",
             elif fixed == 0:
                 kwargs["ref_view"] = "first"
             out = self.model(x, **kwargs)
-            out = {k: out[k] for k in GRAPH_OUTPUT_ORDER if out.get(k) is not None}
+            out = {k: out[k] for k in OUTPUT_NAMES if out.get(k) is not None}
             if perm is not None:
                 inverse = [perm.index(i) for i in range(n)]
                 out = {k: v[:, inverse] for k, v in out.items()}
@@ -84,9 +76,8 @@ def _fixed_reference_index(ref_view: Union[str, int], views: int, pose_condition
     """The reference view when it does not depend on the images, else None (selected in-graph)."""
     if pose_conditioned:
         return None  # the camera encoder replaces the reference token; ref_view is unused
+    validate_ref_view(ref_view, views)
     if isinstance(ref_view, int):
-        if not -views <= ref_view < views:
-            raise ValueError(f"ref_view index {ref_view} out of range for {views} views")
         return ref_view % views
     if ref_view == "first":
         return 0

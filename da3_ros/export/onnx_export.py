@@ -28,18 +28,14 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+from da3_ros.artifact.capabilities import ModelCapabilities
+from da3_ros.artifact.ref_view import parse_ref_view
+from da3_ros.artifact.sidecar import EXPORTER_VERSION, Sidecar, TensorSpec, checkpoint_sha256, write_sidecar
+from da3_ros.artifact.tensors import IMAGES_INPUT, POSE_ENCODING_DIM, POSE_ENCODING_INPUT
 from da3_ros.export.export_wrapper import example_inputs, make_export_wrapper, probe_outputs
 from da3_ros.export.fp16_conversion import FP16_PRECISION
 from da3_ros.export.graph_checks import graph_problems, op_histogram
 from da3_ros.export.int8_quantization import INT8_PRECISION
-from da3_ros.export.sidecar import (
-    EXPORTER_VERSION,
-    Sidecar,
-    TensorSpec,
-    checkpoint_sha256,
-    parse_ref_view,
-    write_sidecar,
-)
 
 DEFAULT_OPSET = 18
 #: Precisions of the exported ONNX graph: fp32 (every backend), fp16 (mixed, for strongly typed
@@ -86,7 +82,6 @@ def export_model_to_onnx(
     opset: int = DEFAULT_OPSET,
     checkpoint: str = "",
     checkpoint_digest: str = "",
-    depth_unit: Optional[str] = None,
     verbose: bool = True,
     external_data_above_bytes: int = _PROTOBUF_LIMIT,
     precision: str = "fp32",
@@ -97,7 +92,8 @@ def export_model_to_onnx(
     ``external_data_above_bytes`` (default: just under the 2 GB protobuf limit).
     ``precision="fp16"`` writes a mixed-precision graph for strongly typed fp16 TensorRT(-RTX) engines
     (da3_ros.export.fp16_conversion); ``precision="int8_dynamic"`` quantises the backbone block weights
-    for ONNX Runtime on CPUs (da3_ros.export.int8_quantization)."""
+    for ONNX Runtime on CPUs (da3_ros.export.int8_quantization). The sidecar's ``capabilities`` and
+    ``depth_unit`` come from the model's configuration (``ModelCapabilities.from_config``)."""
     import onnx
     import torch
 
@@ -108,6 +104,7 @@ def export_model_to_onnx(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     variant = variant or getattr(model, "variant", "") or "custom"
+    capabilities = ModelCapabilities.from_config(model.config)
     model = model.float().eval()
     if hasattr(model, "set_precision"):
         model.set_precision("fp32")
@@ -118,9 +115,9 @@ def export_model_to_onnx(
     inputs = example_inputs(views, height, width, pose_conditioned=pose_conditioned)
     say(f"probing outputs of {variant} for N={views}, {height}x{width}")
     shapes = probe_outputs(wrapper, inputs)
-    input_specs = [TensorSpec("images", "uint8", [1, views, height, width, 3])]
+    input_specs = [TensorSpec(IMAGES_INPUT, "uint8", [1, views, height, width, 3])]
     if pose_conditioned:
-        input_specs.append(TensorSpec("pose_encoding", "float32", [1, views, 9]))
+        input_specs.append(TensorSpec(POSE_ENCODING_INPUT, "float32", [1, views, POSE_ENCODING_DIM]))
     output_specs = [TensorSpec(k, "float32", list(s)) for k, s in shapes.items()]
     n_params = sum(p.numel() for p in model.parameters())
     large = n_params * 4 > external_data_above_bytes
@@ -161,7 +158,7 @@ def export_model_to_onnx(
         checkpoint_sha256=checkpoint_digest or (checkpoint_sha256(checkpoint) if checkpoint else ""),
         exporter_version=EXPORTER_VERSION, artifact="onnx", pose_conditioned=pose_conditioned,
         with_rays=with_rays, opset=opset,
-        depth_unit=depth_unit or ("canonical_metric" if "metric" in variant else "window_scale"),
+        depth_unit=capabilities.depth_unit, capabilities=capabilities.to_dict(),
         checkpoint=str(checkpoint),
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"torch_version": torch.__version__, "onnx_version": onnx.__version__,

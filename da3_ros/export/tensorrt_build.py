@@ -28,8 +28,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional, Sequence, Tuple
 
-from da3_ros.backends.base import BackendUnavailableError
-from da3_ros.export.sidecar import PRECISIONS, Sidecar, file_sha256, read_sidecar, write_sidecar
+from da3_ros.artifact.errors import BackendUnavailableError
+from da3_ros.artifact.precision import PRECISIONS
+from da3_ros.artifact.sidecar import Sidecar, file_sha256, read_sidecar, write_sidecar
 
 TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx")
 

@@ -148,7 +148,10 @@ def robust_align(
     ``r_i = ||dst_i - T src_i|| / residual_scale_i`` and ``huber(r) = min(1, delta / r)``.
 
     Args:
-        src, dst, weights, with_scale: as in ``umeyama``.
+        src: (n, 3) points, as in ``umeyama``.
+        dst: (n, 3) corresponding points, as in ``umeyama``.
+        weights: (n,) non-negative weights, as in ``umeyama``.
+        with_scale: True for Sim(3), False for SE(3), as in ``umeyama``.
         huber_delta: Huber threshold in residual units (relative when ``residual_scale`` is set).
         max_iterations: IRLS iterations after the initial unweighted-by-residual solve.
         residual_scale: optional (n,) positive divisor per correspondence (e.g. the point's depth

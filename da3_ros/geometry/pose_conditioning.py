@@ -30,9 +30,9 @@ the plain Umeyama fit of
 :func:`da3_ros.geometry.alignment.umeyama` (the same maths as evo's ``umeyama_alignment`` used officially).
 
 Deliberate deviation: evo raises for a centre covariance of rank < 2, so the official ``inference`` fails for
-N = 2 views or exactly collinear camera centres (a robot driving straight, poses from wheel odometry). The Sim(3) scale is still well defined
-there (ratio of the spreads along the line), so we return it; only coincident centres (no baseline: the
-scale is unobservable) raise :class:`PoseConditioningError`.
+N = 2 views or exactly collinear camera centres (a robot driving straight, poses from wheel odometry). The Sim(3)
+scale is still well defined there (ratio of the spreads along the line), so we return it; only coincident centres
+(no baseline: the scale is unobservable) raise :class:`PoseConditioningError`.
 """
 from __future__ import annotations
 

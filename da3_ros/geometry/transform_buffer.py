@@ -212,7 +212,7 @@ class TransformBuffer:
             edge = self._edges.get(child)
             if edge is not None and (edge.parent != parent or edge.static != bool(static)):
                 self._reparent_events.append(ReparentEvent(child, edge.parent, parent, edge.static, bool(static),
-                                                            authority))
+                                                           authority))
                 edge = None
             if edge is None or static:
                 edge = _Edge(parent=parent, static=bool(static), authority=authority)

@@ -22,11 +22,12 @@ Public API (stable):
   ``normalize_window_extrinsics``), so that the traced graph stays free of data-dependent ops.
 """
 
+from da3_ros.artifact.ref_view import REF_VIEW_STRATEGIES
+
 from .checkpoint import CheckpointError, load_model, load_weights, save_checkpoint
 from .config import DEFAULT_PROCESS_RES, HF_REPOS, PATCH_SIZE, VARIANTS, DA3Config, NestedConfig
 from .network import PRECISIONS, DA3Model, NestedDA3Model, build_model
 from .normalization import IMAGENET_MEAN, IMAGENET_STD, normalize_images, normalize_uint8_images
-from .reference_view import REF_VIEW_STRATEGIES
 
 __all__ = [
     "CheckpointError", "DA3Config", "DA3Model", "DEFAULT_PROCESS_RES", "HF_REPOS", "IMAGENET_MEAN",

@@ -1,8 +1,8 @@
 """ImageNet normalisation used by every DA3 variant.
 
 Images enter the network as float RGB in [0, 1], normalised per channel with
-``(x - IMAGENET_MEAN) / IMAGENET_STD``. An export wrapper that takes uint8 images can call
-:func:`normalize_uint8_images` inside its graph.
+``(x - IMAGENET_MEAN) / IMAGENET_STD``. :func:`normalize_uint8_images` is the one uint8 rule: the
+exported graph (da3_ros.export.export_wrapper), the torch backend and the benchmarks all call it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def normalize_uint8_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB channels-last ``(B, N, H, W, 3)`` -> normalised float32 ``(B, N, 3, H, W)``."""
+    """uint8 RGB channels-last ``(B, N, H, W, 3)`` -> normalised float32 ``(B, N, 3, H, W)``.
+
+    Cast before the channels-last -> channels-first transpose: TensorRT rejects a Transpose on UInt8,
+    and this function is traced into the exported graph."""
     if images.ndim != 5 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 images (B, N, H, W, 3), got {tuple(images.shape)}")
-    x = images.permute(0, 1, 4, 2, 3).to(torch.float32) / 255.0
+    x = images.to(torch.float32).permute(0, 1, 4, 2, 3) / 255.0
     return normalize_images(x)

@@ -1,8 +1,7 @@
 """Reference-view selection for a window of N views (which view defines the world frame).
 
-Strategies (as in the official code; only applied when N >= 3, otherwise view 0 is used):
-``"saddle_balanced"`` (official default), ``"saddle_sim_range"``, ``"first"`` (view 0),
-``"middle"`` (view N // 2). An ``int`` selects that view at any N (negative counts from the end).
+Strategies and their names/parsing: da3_ros.artifact.ref_view (``REF_VIEW_STRATEGIES``; only applied
+when N >= 3, otherwise view 0 is used). An ``int`` selects that view at any N.
 The selection works on the per-view special (cls) tokens ``(B, N, C)`` and returns ``(B,)`` indices;
 it uses only static shapes (argmin/argmax), so it exports to ONNX.
 """
@@ -11,20 +10,9 @@ from __future__ import annotations
 
 import torch
 
-REF_VIEW_STRATEGIES = ("saddle_balanced", "saddle_sim_range", "first", "middle")
+from da3_ros.artifact.ref_view import validate_ref_view
+
 MIN_VIEWS_FOR_SELECTION = 3
-
-
-def validate_ref_view(ref_view: str | int, num_views: int) -> None:
-    """Raise ``ValueError`` for an unknown strategy or an out-of-range view index."""
-    if isinstance(ref_view, bool) or not isinstance(ref_view, (str, int)):
-        raise ValueError(f"ref_view must be a strategy name or a view index, got {ref_view!r}")
-    if isinstance(ref_view, str) and ref_view not in REF_VIEW_STRATEGIES:
-        raise ValueError(
-            f"unknown ref_view strategy {ref_view!r}; expected one of {REF_VIEW_STRATEGIES} "
-            "or a view index")
-    if isinstance(ref_view, int) and not -num_views <= ref_view < num_views:
-        raise ValueError(f"ref_view index {ref_view} out of range for {num_views} views")
 
 
 def _minmax(m: torch.Tensor) -> torch.Tensor:

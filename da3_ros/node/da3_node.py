@@ -20,7 +20,9 @@ frame, so a change takes effect on the next frame.
 Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed``) and
 ``camera_info``; publishes ``depth``, ``depth/camera_info``, ``confidence``, ``points``, ``pose``,
 ``odometry``, ``path``, ``map_points``, plus ``/tf`` and ``/diagnostics``. All outputs carry the input
-image's stamp.
+image's stamp. The messages are built in ``output_messages`` (the node only publishes), and only those of
+outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_tf``); the path is kept
+either way.
 """
 from __future__ import annotations
 
@@ -44,12 +46,11 @@ from std_msgs.msg import Header
 
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
-from ..ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, camera_info_to_intrinsics,
-                      compressed_to_rgb, image_to_rgb, odometry, pose_stamped, transform_stamped)
+from ..ros_io import BoundedPath, MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
-from .output_messages import camera_frame_messages
+from .output_messages import camera_frame_messages, odometry_messages
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
 
@@ -313,30 +314,39 @@ class Da3Node(LifecycleNode):
         stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
         self.accounting.on_processed(stages)
 
-    def _publish(self, result, header: Header, settings: Mapping[str, Any]) -> None:
-        camera_frame = settings["camera_frame"] or header.frame_id or "camera_optical_frame"
-        out_header = Header(stamp=header.stamp, frame_id=camera_frame)
+    def _wanted_outputs(self, settings: Mapping[str, Any]) -> dict:
+        """Output name -> build it this frame: switched on (publish_*) and subscribed to (TF: whenever
+        publish_tf, a /tf listener is not counted). Messages nobody receives are not built."""
         pubs = self._pubs
-        messages = camera_frame_messages(result, out_header, depth=settings["publish_depth"],
-                                         confidence=settings["publish_confidence"],
-                                         points=settings["publish_points"])
+
+        def subscribed(name: str) -> bool:
+            return name in pubs and pubs[name].get_subscription_count() > 0
+
+        depth, pose = settings["publish_depth"], settings["publish_pose"]
+        return {"depth": depth and subscribed("depth"), "depth_info": depth and subscribed("depth_info"),
+                "confidence": settings["publish_confidence"] and subscribed("confidence"),
+                "points": settings["publish_points"] and subscribed("points"),
+                "pose": pose and subscribed("pose"), "odometry": pose and subscribed("odometry"),
+                "path": pose and subscribed("path"), "tf": bool(settings["publish_tf"]),
+                "map_points": subscribed("map_points")}
+
+    def _publish(self, result, header: Header, settings: Mapping[str, Any]) -> None:
+        """Publish the messages ``output_messages`` builds for the wanted outputs (the node builds none)."""
+        camera_frame = settings["camera_frame"] or header.frame_id or "camera_optical_frame"
+        wanted = self._wanted_outputs(settings)
+        messages = camera_frame_messages(result, Header(stamp=header.stamp, frame_id=camera_frame),
+                                         depth=wanted["depth"], depth_info=wanted["depth_info"],
+                                         confidence=wanted["confidence"], points=wanted["points"])
+        messages.update(odometry_messages(result, header.stamp, settings["odom_frame"], camera_frame, self._path,
+                                          pose=wanted["pose"], odometry_msg=wanted["odometry"],
+                                          path_msg=wanted["path"], tf=wanted["tf"],
+                                          map_points=wanted["map_points"]))
+        tf = messages.pop("tf", None)
+        pubs = self._pubs
         for name, message in messages.items():
             pubs[name].publish(message)
-        odom = settings["odom_frame"]
-        if result.reset:
-            self._path.clear()
-        if result.T_odom_cam is not None:
-            pose = pose_stamped(result.T_odom_cam, header.stamp, odom)
-            self._path.append(pose)   # the path is kept while publish_pose is off: switching it on shows it all
-            if settings["publish_pose"]:
-                pubs["pose"].publish(pose)
-                pubs["odometry"].publish(odometry(result.T_odom_cam, header.stamp, odom, camera_frame))
-                pubs["path"].publish(self._path.message(header.stamp))
-            if settings["publish_tf"]:
-                self._tf.send([transform_stamped(result.T_odom_cam, header.stamp, odom, camera_frame)])
-        if "map_points" in pubs and result.map_points is not None:
-            map_header = Header(stamp=header.stamp, frame_id=odom)
-            pubs["map_points"].publish(build_pointcloud2(result.map_points, result.map_colours, header=map_header))
+        if tf is not None:
+            self._tf.send([tf])
 
     # -- diagnostics ---------------------------------------------------------------------------
     def publish_diagnostics(self) -> None:

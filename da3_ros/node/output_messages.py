@@ -1,21 +1,64 @@
-"""Build the camera-frame output messages of one processed frame (shared by the node and the
-benchmarks so that what is measured is what is published)."""
+"""Build the output messages of one processed frame (shared by the node and the benchmarks so that what is
+measured is what is published). The node only publishes what these return; it asks only for the outputs
+that are switched on and have a subscriber, so nothing else is built.
+
+- ``camera_frame_messages``: depth, depth/camera_info, confidence, points (camera optical frame).
+- ``odometry_messages``: pose, odometry, path, the odom -> camera TF and the fused map (odometry frame).
+"""
 from __future__ import annotations
+
+from typing import Optional
 
 from std_msgs.msg import Header
 
-from ..ros_io import build_pointcloud2, intrinsics_to_camera_info, numpy_to_image
+from ..ros_io import (BoundedPath, build_pointcloud2, intrinsics_to_camera_info, numpy_to_image, odometry,
+                      pose_stamped, transform_stamped)
+
+CAMERA_FRAME_OUTPUTS = ("depth", "depth_info", "confidence", "points")
+ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf", "map_points")
 
 
 def camera_frame_messages(result, header: Header, *, depth: bool = True, confidence: bool = True,
-                          points: bool = True) -> dict:
-    """{'depth', 'depth_info', 'confidence', 'points'} messages (those asked for and available)."""
+                          points: bool = True, depth_info: Optional[bool] = None) -> dict:
+    """{'depth', 'depth_info', 'confidence', 'points'} messages (those asked for and available);
+    ``depth_info`` None = as ``depth``."""
     out = {}
     if depth:
         out["depth"] = numpy_to_image(result.depth, "32FC1", header=header)
+    if (depth if depth_info is None else depth_info):
         out["depth_info"] = intrinsics_to_camera_info(result.camera_intrinsics, header=header)
     if confidence and result.confidence is not None:
         out["confidence"] = numpy_to_image(result.confidence, "32FC1", header=header)
     if points and result.points is not None:
         out["points"] = build_pointcloud2(result.points, result.point_colours, header=header)
+    return out
+
+
+def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, path: BoundedPath, *, pose: bool = True,
+                      odometry_msg: bool = True, path_msg: bool = True, tf: bool = True,
+                      map_points: bool = True) -> dict:
+    """{'pose', 'odometry', 'path', 'tf', 'map_points'} messages (those asked for and available): the pose of
+    ``camera_frame`` in ``odom_frame`` (``result.T_odom_cam``, camera-to-odom), the path, the odom -> camera
+    ``TransformStamped`` and the fused map (``result.map_points``, odometry frame), all stamped ``stamp``.
+
+    ``path`` (the node's trajectory) is kept right whatever is asked: cleared when the trajectory was
+    reset before this frame, the frame's pose appended (so switching the path output on shows it all)."""
+    out = {}
+    if result.reset:
+        path.clear()
+    T = result.T_odom_cam
+    if T is not None:
+        pose_msg = pose_stamped(T, stamp, odom_frame)
+        path.append(pose_msg)
+        if pose:
+            out["pose"] = pose_msg
+        if odometry_msg:
+            out["odometry"] = odometry(T, stamp, odom_frame, camera_frame)
+        if path_msg:
+            out["path"] = path.message(stamp)
+        if tf:
+            out["tf"] = transform_stamped(T, stamp, odom_frame, camera_frame)
+    if map_points and result.map_points is not None:
+        out["map_points"] = build_pointcloud2(result.map_points, result.map_colours,
+                                              header=Header(stamp=stamp, frame_id=odom_frame))
     return out

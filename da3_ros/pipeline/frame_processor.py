@@ -1,9 +1,12 @@
 """``FrameProcessor``: one camera frame in, everything the node publishes out (ROS-free).
 
-Per frame: map the camera image to the fixed network input (aspect kept, centre crop), build the
-window [last N-1 keyframes ..., newest frame], run the backend, align the window into the odometry
-frame (``WindowTracker``), map depth/confidence back to camera resolution, build the organized point
-cloud (camera optical frame) and, for keyframes, grow the fused map.
+Per frame (``FrameProcessor.process``, one way, nothing calls back up): map the camera image to the fixed
+network input (aspect kept, centre crop), register it with the tracker and take the window's images
+[last N-1 keyframes ..., newest frame] from it (``WindowTracker`` owns the keyframe images), run the
+backend, give the tracker the prediction and the window's network cameras (pixel-centre K, converted
+once), which aligns the window into the odometry frame; the newest frame's depth is a ``FrameDepth``
+(tracked, rejected or depth-only); map depth/confidence back to camera resolution, build the organized
+point cloud (camera optical frame) and, for keyframes, grow the fused map: a ``ProcessedFrame``.
 
 Units (``FrameProcessor.depth_unit``, decided from ``backend.capabilities``, never from the variant
 name): models that predict poses give depth in *odometry units* (the first window's scale; with a window
@@ -19,7 +22,6 @@ Stream events (returned in ``ProcessedFrame.events`` so the node can log and cou
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
@@ -29,7 +31,7 @@ import numpy as np
 from ..backends.base import InferenceBackend
 from ..geometry.camera import PinholeCamera
 from ..tracking.keyframes import KeyframePolicyConfig
-from ..tracking.tracker import TrackerConfig, WindowTracker
+from ..tracking.tracker import FrameResult, TrackerConfig, WindowTracker
 from ..tracking.window_alignment import AlignmentConfig
 from .network_input import NetworkInputMapping
 from .point_cloud import OrganizedCloudBuilder
@@ -106,6 +108,42 @@ class StreamEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class FrameDepth:
+    """The newest frame's depth at network resolution and what tracking said about it. Built by one of
+    the named constructors: ``tracked`` (an accepted or re-initialised window: depth in odometry units,
+    with pose), ``rejected_window`` (depth with the last accepted scale, no pose) or ``depth_only`` (no
+    tracking: per-frame depth, no pose)."""
+
+    depth: np.ndarray                       # (h, w) float32 at network resolution
+    confidence: Optional[np.ndarray]        # (h, w) float32 or None
+    K_net: np.ndarray                       # (3, 3) float64 network camera, pixel-centre convention
+    T_odom_cam: Optional[np.ndarray] = None  # camera-to-odom 4x4 (tracked only)
+    keyframe: bool = False
+    aligned: bool = False
+    rejected: bool = False
+    reinitialised: bool = False
+
+    @classmethod
+    def tracked(cls, result: FrameResult) -> "FrameDepth":
+        """An accepted (aligned or re-initialised) window's newest frame, from the tracker's result."""
+        return cls(result.depth, result.confidence, np.asarray(result.intrinsics, np.float64), result.T_odom_cam,
+                   keyframe=result.keyframe, aligned=result.aligned, reinitialised=result.reinitialised)
+
+    @classmethod
+    def rejected_window(cls, result: FrameResult, prediction) -> "FrameDepth":
+        """A rejected window's newest frame: the predicted depth times the last accepted scale
+        (``result.scale``), no pose."""
+        conf = prediction.depth_conf[-1] if prediction.depth_conf is not None else None
+        return cls(prediction.depth[-1] * np.float32(result.scale), conf, np.asarray(result.intrinsics, np.float64),
+                   rejected=True)
+
+    @classmethod
+    def depth_only(cls, depth: np.ndarray, confidence: Optional[np.ndarray], K_net: np.ndarray) -> "FrameDepth":
+        """Per-frame depth without tracking (N = 1 or a model without poses): no pose, no keyframe."""
+        return cls(depth, confidence, np.asarray(K_net, np.float64))
+
+
 @dataclass
 class ProcessedFrame:
     """Everything published for one input frame (camera resolution unless noted)."""
@@ -146,10 +184,8 @@ class FrameProcessor:
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
                         if self.tracking else None)
         self._mapping: Optional[NetworkInputMapping] = None
-        self._images: dict[int, np.ndarray] = {}
         self._next_id = 0
         self._last_stamp_ns: Optional[int] = None
-        self._last_scale = 1.0
         self.intrinsics_source = "none yet"
         self.resets = 0
 
@@ -188,10 +224,8 @@ class FrameProcessor:
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
         if self.tracker is not None:
             self.tracker.reset(reason, keep_odom_frame=keep_odom_frame)
-        self._images.clear()
         if not keep_odom_frame:
             self.resets += 1
-            self._last_scale = 1.0
             if self.map is not None:
                 self.map.clear()
 
@@ -209,46 +243,47 @@ class FrameProcessor:
         K_net = self._network_intrinsics(camera, rgb, events)
         frame_id = self._next_id
         self._next_id += 1
-        self._images[frame_id] = net_rgb
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if not self.tracking:
-            ids = [frame_id] * self.backend.views
+        if self.tracking:
+            ids = self.tracker.window_for(frame_id, stamp_ns * 1e-9, net_rgb)
+            images = self.tracker.window_images(ids)
         else:
-            ids = self.tracker.window_for(frame_id, stamp_ns * 1e-9)
-        prediction = self.backend.infer(np.stack([self._images[i] for i in ids]))
+            ids, images = None, np.stack([net_rgb] * self.backend.views)
+        prediction = self.backend.infer(images)
         stages["inference"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        prediction = self._pixel_centre_intrinsics(prediction, K_net)
+        cameras_net = self._network_cameras(prediction, K_net)
         if not self.tracking or prediction.extrinsics is None:
-            out = self._depth_only(prediction, K_net)
+            frame_depth = self._depth_only(prediction, K_net, cameras_net)
         else:
-            out = self._track(ids, prediction, events)
-        keep = set(self.tracker.keyframe_ids) if self.tracker is not None else set()
-        self._images = {i: self._images[i] for i in keep if i in self._images}
+            frame_depth = self._track(ids, prediction, cameras_net, events)
         stages["alignment"] = time.perf_counter() - t
-        depth_net, conf_net, K_pred, T_odom_cam, flags = out
 
         t = time.perf_counter()
-        depth = mapping.map_to_camera(depth_net)
-        confidence = mapping.map_to_camera(conf_net) if conf_net is not None else None
+        depth = mapping.map_to_camera(frame_depth.depth)
+        confidence = mapping.map_to_camera(frame_depth.confidence) if frame_depth.confidence is not None else None
         if camera is not None and self.intrinsics_source == "camera_info":
             cam_intr = camera
         else:
-            cam_intr = mapping.network_to_camera(PinholeCamera(mapping.net_width, mapping.net_height, K_pred))
+            cam_intr = mapping.network_to_camera(PinholeCamera(mapping.net_width, mapping.net_height,
+                                                               frame_depth.K_net))
         stages["postprocess"] = time.perf_counter() - t
 
+        T_odom_cam = frame_depth.T_odom_cam
         result = ProcessedFrame(depth=depth, confidence=confidence, camera_intrinsics=cam_intr,
-                                T_odom_cam=T_odom_cam, points=None, point_colours=None, reset=reset,
-                                events=events, stage_seconds=stages, **flags)
-        if self.config.publish_points or (self.map is not None and flags["keyframe"]):
+                                T_odom_cam=T_odom_cam, points=None, point_colours=None,
+                                keyframe=frame_depth.keyframe, aligned=frame_depth.aligned,
+                                rejected=frame_depth.rejected, reinitialised=frame_depth.reinitialised,
+                                reset=reset, events=events, stage_seconds=stages)
+        if self.config.publish_points or (self.map is not None and result.keyframe):
             t = time.perf_counter()
             result.points, result.point_colours, result.valid_points = self.cloud.build(
                 depth, cam_intr, rgb, confidence)
             stages["cloud"] = time.perf_counter() - t
-        if self.map is not None and flags["keyframe"] and T_odom_cam is not None:
+        if self.map is not None and result.keyframe and T_odom_cam is not None:
             t = time.perf_counter()
             self.map.add_keyframe(frame_id, result.points, result.point_colours, T_odom_points=T_odom_cam)
             result.map_points, result.map_colours = self.map.points()
@@ -289,43 +324,37 @@ class FrameProcessor:
         self.intrinsics_source = "camera_info"
         return self._mapping.camera_to_network(camera).K
 
-    def _pixel_centre_intrinsics(self, prediction, K_net: Optional[np.ndarray]):
-        """The prediction with its intrinsics in the project's pixel-centre convention: camera_info's
-        (``K_net``) when known, else the model's converted from DA3's pixel-corner convention -- the one
-        place where predicted intrinsics enter the pipeline (tracker, clouds and depth_info use them)."""
-        if prediction.intrinsics is None:
-            return prediction
+    def _network_cameras(self, prediction, K_net: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """(N, 3, 3) float32 the window's network cameras in the project's pixel-centre convention:
+        camera_info's (``K_net``) when known, else the model's converted from DA3's pixel-corner
+        convention -- the one place where predicted intrinsics enter the pipeline (the tracker, clouds and
+        depth_info use these; the prediction itself is not changed). None: neither is known."""
         if K_net is not None:
-            K = np.broadcast_to(K_net, prediction.intrinsics.shape)
-        else:
-            K = np.stack([PinholeCamera.from_da3_intrinsics(k, prediction.width, prediction.height).K
-                          for k in prediction.intrinsics])
-        return dataclasses.replace(prediction, intrinsics=K.astype(np.float32))
+            return np.broadcast_to(np.asarray(K_net, np.float32), (self.backend.views, 3, 3))
+        if prediction.intrinsics is None:
+            return None
+        return np.stack([PinholeCamera.from_da3_intrinsics(k, prediction.width, prediction.height).K
+                         for k in prediction.intrinsics]).astype(np.float32)
 
-    def _depth_only(self, prediction, K_net):
+    def _depth_only(self, prediction, K_net: Optional[np.ndarray], cameras_net: Optional[np.ndarray]) -> FrameDepth:
         depth = prediction.depth[-1]
         if self.metric and K_net is not None:
             depth = depth * np.float32(0.5 * (K_net[0, 0] + K_net[1, 1]) / METRIC_CANONICAL_FOCAL)
         conf = prediction.depth_conf[-1] if prediction.depth_conf is not None else None
-        if K_net is None:
-            if prediction.intrinsics is not None:
-                K_net = prediction.intrinsics[-1]
-            else:   # no camera model at all: centred, 60 degree horizontal field of view, documented guess
-                K_net = PinholeCamera.centred(self.backend.width, self.backend.height, DEFAULT_HFOV_DEG).K
-        flags = dict(keyframe=False, aligned=False, rejected=False, reinitialised=False)
-        return depth, conf, np.asarray(K_net, np.float64), None, flags
+        if K_net is not None:
+            K = K_net
+        elif cameras_net is not None:
+            K = cameras_net[-1]
+        else:   # no camera model at all: centred, 60 degree horizontal field of view, documented guess
+            K = PinholeCamera.centred(self.backend.width, self.backend.height, DEFAULT_HFOV_DEG).K
+        return FrameDepth.depth_only(depth, conf, K)
 
-    def _track(self, ids, prediction, events):
-        result = self.tracker.update(ids, prediction)
-        flags = dict(keyframe=result.keyframe, aligned=result.aligned, rejected=result.rejected,
-                     reinitialised=result.reinitialised)
+    def _track(self, ids, prediction, cameras_net: Optional[np.ndarray], events: list) -> FrameDepth:
+        result = self.tracker.update(ids, prediction, cameras_net)
         if result.rejected:
             events.append(StreamEvent("window_rejected", f"window rejected ({result.reason}): depth published "
                                       "with the last accepted scale, no pose"))
-            depth = prediction.depth[-1] * np.float32(self._last_scale)
-            conf = prediction.depth_conf[-1] if prediction.depth_conf is not None else None
-            return depth, conf, np.asarray(prediction.intrinsics[-1], np.float64), None, flags
+            return FrameDepth.rejected_window(result, prediction)
         if result.reinitialised:
             events.append(StreamEvent("reinitialised", f"trajectory re-initialised ({result.reason})"))
-        self._last_scale = result.scale
-        return result.depth, result.confidence, np.asarray(result.intrinsics, np.float64), result.T_odom_cam, flags
+        return FrameDepth.tracked(result)

@@ -145,7 +145,7 @@ class VoxelMap:
 
     @property
     def keyframe_count(self) -> int:
-        """Keyframes that still own at least one voxel (plus the newest)."""
+        """Keyframes kept (<= 2 * max_points: each wrote >= 1 voxel; ones left with none are dropped)."""
         return len(self._keyframes)
 
     @property
@@ -171,6 +171,7 @@ class VoxelMap:
         self._log_seq = np.zeros(0, np.int64)
         self._log_start = self._log_end = 0
         self._keyframes: deque[_Keyframe] = deque()
+        self._uncoloured = 0                      # kept keyframes without colours
         self._next_seq = 0
 
     # ------------------------------------------------------------------------------------------
@@ -187,12 +188,18 @@ class VoxelMap:
             raise ValueError(f"points must have shape (..., 3), got {pts.shape}")
         if colours is not None and np.shape(colours) != pts.shape:
             raise ValueError(f"colours must have the points' shape {pts.shape}, got {np.shape(colours)}")
-        pts = rigid_transform_float32(T_odom_points, pts) if T_odom_points is not None else pts.astype(np.float32, copy=False)
+        if T_odom_points is not None:
+            pts = rigid_transform_float32(T_odom_points, pts)
+        else:
+            pts = pts.astype(np.float32, copy=False)
         flat = pts.reshape(-1, 3)
         ukeys, first = first_per_voxel(voxel_keys(flat, self.voxel_size), pts.shape[:2] if pts.ndim == 3 else None)
+        if ukeys.size == 0:   # no valid point: nothing to fuse, nothing to remember
+            return
         seq = self._next_seq
         self._next_seq += 1
         self._keyframes.append(_Keyframe(seq, key, colours is not None))
+        self._uncoloured += colours is None
         # np.take and 1-D void views move (N, 3) rows several times faster than 2-D fancy indexing
         xyz = np.take(flat, first, axis=0)
         rgb = np.take(np.asarray(colours, np.uint8).reshape(-1, 3), first, axis=0) if colours is not None else None
@@ -254,7 +261,7 @@ class VoxelMap:
         """
         xyz = self._xyz[: self._live]
         xyz.flags.writeable = False
-        if not all(kf.coloured for kf in self._keyframes):
+        if self._uncoloured:
             return xyz, None
         rgb = self._rgb[: self._live]
         rgb.flags.writeable = False
@@ -271,6 +278,7 @@ class VoxelMap:
         start = self._log_start
         while need > 0 and len(self._keyframes) > 1:
             kf = self._keyframes.popleft()
+            self._uncoloured -= not kf.coloured
             end = start + int(np.searchsorted(self._log_seq[start:self._log_end], kf.seq, side="right"))
             ids = self._log_ids[start:end]
             ids = ids[self._owner_of_id[ids] == kf.seq]
@@ -313,14 +321,16 @@ class VoxelMap:
         # one allocation for the default map size (no reallocation spikes), doubling above it
         cap = min(self.max_points, max(size, 2 * old, _FIRST_CAPACITY))
 
-        def grow(a: np.ndarray, fill=0) -> np.ndarray:
-            out = np.full((cap,) + a.shape[1:], fill, a.dtype)
+        def grow(a: np.ndarray) -> np.ndarray:
+            # np.empty: pages are touched as voxels arrive, not all at the first keyframe; rows and
+            # ids beyond the ones handed out are never read (ids in the log were handed out)
+            out = np.empty((cap,) + a.shape[1:], a.dtype)
             out[:old] = a
             return out
 
         self._xyz, self._rgb = grow(self._xyz), grow(self._rgb)
         self._id_of_row, self._row_of_id = grow(self._id_of_row), grow(self._row_of_id)
-        self._owner_of_id, self._key_of_id = grow(self._owner_of_id, -1), grow(self._key_of_id)
+        self._owner_of_id, self._key_of_id = grow(self._owner_of_id), grow(self._key_of_id)
         free = grow(self._free_ids)
         free[self._n_free:self._n_free + cap - old] = np.arange(cap - 1, old - 1, -1)
         self._free_ids, self._n_free, self._capacity = free, self._n_free + cap - old, cap
@@ -350,3 +360,4 @@ class VoxelMap:
         owning = set(np.unique(self._log_seq[:n]).tolist())
         newest = self._keyframes[-1].seq
         self._keyframes = deque(kf for kf in self._keyframes if kf.seq in owning or kf.seq == newest)
+        self._uncoloured = sum(not kf.coloured for kf in self._keyframes)

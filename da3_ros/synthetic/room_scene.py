@@ -23,7 +23,7 @@ class AxisAlignedBox:
     tint: Tuple[float, float, float] = (0.8, 0.8, 0.8)
 
     def __post_init__(self):
-        if any(h <= l for l, h in zip(self.lo, self.hi)):
+        if any(hi <= lo for lo, hi in zip(self.lo, self.hi)):
             raise ValueError(f"box must have hi > lo on every axis, got lo={self.lo} hi={self.hi}")
 
     def contains(self, p: np.ndarray, margin: float = 0.0) -> bool:
@@ -57,7 +57,8 @@ class RoomScene:
         if len(self.room_tints) != 6:
             raise ValueError(f"room_tints needs 6 entries (one per room face), got {len(self.room_tints)}")
         for i, b in enumerate(self.boxes):
-            if not (np.all(np.asarray(b.lo) >= np.asarray(self.room.lo)) and np.all(np.asarray(b.hi) <= np.asarray(self.room.hi))):
+            if not (np.all(np.asarray(b.lo) >= np.asarray(self.room.lo))
+                    and np.all(np.asarray(b.hi) <= np.asarray(self.room.hi))):
                 raise ValueError(f"box {i} ({b.lo}..{b.hi}) is not inside the room ({self.room.lo}..{self.room.hi})")
 
     @property

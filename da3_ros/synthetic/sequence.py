@@ -76,7 +76,8 @@ class SyntheticSequence:
 
     def frame(self, index: int) -> SyntheticFrame:
         rgb, depth = self.render(index)
-        return SyntheticFrame(index, float(self.stamps[index]), rgb, depth, self.K.copy(), self.path.T_world_cam[index].copy())
+        return SyntheticFrame(index, float(self.stamps[index]), rgb, depth, self.K.copy(),
+                              self.path.T_world_cam[index].copy())
 
     def __iter__(self):
         for i in range(len(self)):

@@ -32,7 +32,7 @@ With no baseline (all true centres coincide) the unit is unobservable and the dr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -202,7 +202,8 @@ class WindowOracle:
             if (h, w) != (H, W):
                 d = cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
             logit = 2.0 + 0.3 * _smooth_field(rng, h, w, 6)
-            err = nz.depth_warp * _smooth_field(rng, h, w, 4) + nz.depth_noise * rng.standard_normal((h, w)).astype(np.float32)
+            err = (nz.depth_warp * _smooth_field(rng, h, w, 4)
+                   + nz.depth_noise * rng.standard_normal((h, w)).astype(np.float32))
             for _ in range(nz.low_conf_blobs):
                 cy, cx = rng.uniform(0, h), rng.uniform(0, w)
                 r = rng.uniform(0.08, 0.18) * max(h, w)

@@ -13,7 +13,7 @@ keyframe (or the new frame itself when there is no keyframe yet), so it always h
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable, List, Optional, Sequence, Tuple
+from typing import Hashable, List, Optional, Sequence
 
 import numpy as np
 

@@ -136,6 +136,7 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
             window units, camera order as ``T_base_cam``.
         T_base_cam: (C, 4, 4) known camera-to-base extrinsics, metres.
         scene_depth: typical (median) predicted depth of the window, window units (> 0).
+        config: method and gates (default ``RigScaleConfig()``).
     """
     cfg = config or RigScaleConfig()
     P, B = _as_poses(T_window_cam, T_base_cam)
@@ -164,15 +165,15 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
         return RigScaleEstimate(nan, nan, nan, nan, "degenerate", method, K, n_meas, nan, rot_res, nan)
 
     if method == "baselines":
-        l = np.linalg.norm(pred[:, ia] - pred[:, ib], axis=2).reshape(-1)  # (K * pairs,)
+        l_pred = np.linalg.norm(pred[:, ia] - pred[:, ib], axis=2).reshape(-1)  # (K * pairs,)
         Lk = np.tile(L, K)
-        u = float(Lk @ l / (Lk @ Lk))
+        u = float(Lk @ l_pred / (Lk @ Lk))
         if not u > 1e-12:
-            return degenerate(l.size)
-        ratios, weights = l / Lk, Lk ** 2  # per-measurement u, weight ~ 1 / var
+            return degenerate(l_pred.size)
+        ratios, weights = l_pred / Lk, Lk ** 2  # per-measurement u, weight ~ 1 / var
         V_known = float(Lk @ Lk) / 2.0  # two centres: spread = L^2 / 2
-        n_meas = l.size
-        misfit = (l - u * Lk) / (u * Lk)
+        n_meas = l_pred.size
+        misfit = (l_pred - u * Lk) / (u * Lk)
     else:
         us, Vs = [], []
         centred = known - known.mean(axis=0)

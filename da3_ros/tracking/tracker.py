@@ -3,19 +3,25 @@
 Usage (per incoming frame)::
 
     tracker = WindowTracker(TrackerConfig(window_size=4))
-    ids = tracker.window_for(frame_id, stamp)        # N frame ids, newest frame LAST
-    prediction = model(images_of(ids))                # depth/depth_conf/extrinsics/intrinsics
-    result = tracker.update(ids, prediction)          # FrameResult of the newest frame
+    ids = tracker.window_for(frame_id, stamp, image)  # N frame ids, newest frame LAST
+    prediction = model(tracker.window_images(ids))    # depth/depth_conf/extrinsics
+    result = tracker.update(ids, prediction, K_net)   # FrameResult of the newest frame
 
 Conventions
 -----------
 - ``prediction`` is any object (e.g. ``WindowPrediction``, ``OracleWindow``) or mapping with
   per-view arrays in the order of ``ids``: ``depth`` (N, h, w), ``depth_conf`` (N, h, w) (>= 1;
-  may be None -> all ones), ``extrinsics`` (N, 3, 4) world->camera in the window frame,
-  ``intrinsics`` (N, 3, 3) in pixels of the h x w network input, in the project's pixel-centre
-  convention (``da3_ros.geometry.camera``; ``FrameProcessor`` converts the model's DA3-convention K
-  with ``PinholeCamera.from_da3_intrinsics`` before calling ``update``). The window frame may be ANY
-  view's camera (``first``, ``saddle_balanced``, ...): the tracker only uses the extrinsics.
+  may be None -> all ones), ``extrinsics`` (N, 3, 4) world->camera in the window frame. The window
+  frame may be ANY view's camera (``first``, ``saddle_balanced``, ...): the tracker only uses the
+  extrinsics. The prediction's own ``intrinsics`` are NOT read.
+- ``cameras_net`` (the argument of ``update``): the window's cameras in pixels of the h x w network
+  input, in the project's pixel-centre convention (``da3_ros.geometry.camera``): (N, 3, 3) K, one (3, 3)
+  K for every view, a ``PinholeCamera`` or a sequence of N of them. ``FrameProcessor`` passes
+  camera_info's K, or the model's DA3-convention K converted once with ``PinholeCamera.from_da3_intrinsics``.
+- Images: ``window_for(frame_id, stamp, image)`` registers the frame's network image; the tracker
+  keeps it while the frame is a keyframe (it is dropped when the keyframe leaves the window or on
+  ``reset``) and ``window_images(ids)`` stacks the window's images for the model. Without images
+  (``image=None``, e.g. an oracle) the tracker works the same; only ``window_images`` then refuses.
 - Padding: until N-1 keyframes exist, ``window_for`` front-pads the window by repeating the oldest
   keyframe (the very first window is N copies of the first frame). Repeated ids are fine.
 - Odometry frame and unit: the first window fixes them. The odom frame is the camera frame of the
@@ -24,7 +30,8 @@ Conventions
 - Poses ``T_odom_cam`` are camera-to-odom SE(3) 4x4 (OpenCV optical axes for the camera).
 - A window is rejected when its alignment fails a quality gate (see ``window_alignment``) or when
   the newest frame's pose jumps more than the step limits. A rejected frame has ``T_odom_cam``,
-  ``depth`` and ``confidence`` = None and changes nothing in the tracker state.
+  ``depth`` and ``confidence`` = None, ``scale`` = the last accepted scale (``last_scale``: what its
+  depth is published with; 1 before the first window) and changes nothing in the tracker state.
 - Re-initialisation: after ``max_consecutive_rejections`` rejected windows in a row (or when a
   window shares no keyframe, e.g. after ``reset(keep_odom_frame=True)``), the newest window is
   anchored so that its newest frame keeps the last accepted pose and median depth (the odometry
@@ -40,6 +47,7 @@ from typing import Any, Deque, Dict, Hashable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import extrinsics_to_T_world_cam, project_to_rotation, rotation_angle
 
 from .keyframes import KeyframePolicy, KeyframePolicyConfig, select_window
@@ -90,8 +98,9 @@ class FrameResult:
 
     ``T_odom_cam``: camera-to-odom SE(3) 4x4 (None when rejected); ``depth``: (h, w) float32 z-depth
     in odometry units (None when rejected); ``confidence``: (h, w) float32 >= 1 as predicted;
-    ``intrinsics``: (3, 3) of the h x w prediction; ``scale``: window units -> odometry units;
-    ``unit``: "model" or "m".
+    ``intrinsics``: (3, 3) of the h x w prediction (the ``cameras_net`` given to ``update``, pixel
+    centres); ``scale``: window units -> odometry units (a rejected frame: the last accepted scale,
+    with which its depth is published); ``unit``: "model" or "m".
     """
 
     frame_id: Hashable
@@ -131,6 +140,30 @@ class KeyframeRecord:
     conf: np.ndarray
     median_depth: float
     observations: int = 1
+    image: Optional[np.ndarray] = None   # the network input image of this frame (``window_images``)
+
+
+_PENDING_IMAGES = 4
+"""Registered frames whose window was never updated (the model failed) keep their image only until this
+many newer frames are registered (bounded memory)."""
+
+
+def _window_K(cameras_net: Any, n: int) -> np.ndarray:
+    """(n, 3, 3) float64 K from ``cameras_net`` (see the module docstring)."""
+    if cameras_net is None:
+        raise ValueError("update needs the window's network cameras (cameras_net: pixel-centre K)")
+    if isinstance(cameras_net, PinholeCamera):
+        cameras_net = cameras_net.K
+    elif isinstance(cameras_net, (list, tuple)) and cameras_net and isinstance(cameras_net[0], PinholeCamera):
+        cameras_net = np.stack([c.K for c in cameras_net])
+    K = np.asarray(cameras_net, np.float64)
+    if K.shape == (3, 3):
+        K = np.broadcast_to(K, (n, 3, 3))
+    if K.shape != (n, 3, 3):
+        raise ValueError(f"cameras_net must be (3, 3) or ({n}, 3, 3) intrinsics, got {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError("cameras_net intrinsics must be finite")
+    return K
 
 
 def _field(prediction: Any, name: str) -> Optional[np.ndarray]:
@@ -158,9 +191,10 @@ class WindowTracker:
         self._grid: Optional[PixelGrid] = None
         self._keyframes: List[KeyframeRecord] = []
         self._trajectory: Deque[TrajectoryEntry] = deque(maxlen=self.config.max_trajectory_length)
-        self._pending: Dict[Hashable, Tuple[int, float]] = {}
+        self._pending: Dict[Hashable, Tuple[int, float, Optional[np.ndarray]]] = {}   # seq, stamp, image
         self._seq = 0
         self._last_accepted: Optional[Tuple[int, np.ndarray, float]] = None  # seq, pose, median depth
+        self._last_scale = 1.0
         self._consecutive_rejections = 0
         self._initialised = False
         self._force_reinit = False
@@ -180,6 +214,12 @@ class WindowTracker:
         return list(self._keyframes)
 
     @property
+    def last_scale(self) -> float:
+        """Window units -> odometry units of the last accepted window (1 before the first; a rejected
+        window's depth is published with it)."""
+        return self._last_scale
+
+    @property
     def trajectory(self) -> List[TrajectoryEntry]:
         """Accepted frames in processing order (rejected frames are absent; the newest
         ``max_trajectory_length``)."""
@@ -191,16 +231,36 @@ class WindowTracker:
             return [], np.zeros((0, 4, 4))
         return [e.frame_id for e in self._trajectory], np.stack([e.T_odom_cam for e in self._trajectory])
 
-    def window_for(self, frame_id: Hashable, stamp: float = float("nan")) -> List[Hashable]:
-        """Register a new frame and return the ids of its window (newest frame last, N views)."""
+    def window_for(self, frame_id: Hashable, stamp: float = float("nan"),
+                   image: Optional[np.ndarray] = None) -> List[Hashable]:
+        """Register a new frame (with its network input ``image``, kept if it becomes a keyframe) and
+        return the ids of its window (newest frame last, N views)."""
         if frame_id in self.keyframe_ids:
             raise ValueError(f"frame id {frame_id!r} is already a keyframe; frame ids must be unique")
-        self._pending[frame_id] = (self._seq, float(stamp))
+        self._pending[frame_id] = (self._seq, float(stamp), image)
         self._seq += 1
         if len(self._pending) > 64:  # frames whose window was never processed
             for k in list(self._pending)[:-64]:
                 del self._pending[k]
+        if len(self._pending) > _PENDING_IMAGES:
+            for k in list(self._pending)[:-_PENDING_IMAGES]:
+                seq, st, img = self._pending[k]
+                if img is not None:
+                    self._pending[k] = (seq, st, None)
         return select_window(self.keyframe_ids, frame_id, self.config.window_size)
+
+    def window_images(self, window_frame_ids: List[Hashable]) -> np.ndarray:
+        """(N, h, w, 3) the images of the window ``window_frame_ids`` (keyframes' and the registered new
+        frame's, as given to ``window_for``), in the order of the ids."""
+        images = {k.frame_id: k.image for k in self._keyframes}
+        images.update({fid: entry[2] for fid, entry in self._pending.items()})
+        out = []
+        for fid in window_frame_ids:
+            image = images.get(fid)
+            if image is None:
+                raise ValueError(f"no image of frame {fid!r} (not a keyframe or registered without an image)")
+            out.append(image)
+        return np.stack(out)
 
     def reset(self, reason: str, keep_odom_frame: bool = False) -> None:
         """Forget keyframes. ``keep_odom_frame=False``: start a new odometry frame and trajectory
@@ -217,16 +277,19 @@ class WindowTracker:
             self._force_reinit = False
             self._trajectory.clear()
             self._last_accepted = None
+            self._last_scale = 1.0
 
-    def update(self, window_frame_ids: List[Hashable], prediction: Any) -> FrameResult:
-        """Process the prediction of the window ``window_frame_ids`` (as returned by ``window_for``)."""
+    def update(self, window_frame_ids: List[Hashable], prediction: Any, cameras_net: Any) -> FrameResult:
+        """Process the prediction of the window ``window_frame_ids`` (as returned by ``window_for``), whose
+        views have the network cameras ``cameras_net`` (pixel-centre K; see the module docstring)."""
         ids = list(window_frame_ids)
-        depth, conf, c2w, K = self._check_prediction(ids, prediction)
+        depth, conf, c2w = self._check_prediction(ids, prediction)
+        K = _window_K(cameras_net, len(ids))
         n, h, w = depth.shape
         new_id = ids[-1]
         if new_id not in self._pending:
             raise ValueError(f"frame {new_id!r} was not registered with window_for() (or was already updated)")
-        seq, stamp = self._pending.pop(new_id)
+        seq, stamp, image = self._pending.pop(new_id)
         if self._grid is None or (self._grid.height, self._grid.width) != (h, w):
             if self._keyframes:
                 raise ValueError(
@@ -245,7 +308,7 @@ class WindowTracker:
             anchor = np.eye(4) if not self._initialised else self._last_accepted[1]
             anchor_depth = None if not self._initialised else self._last_accepted[2]
             reinit = self._initialised
-            return self._anchor(ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+            return self._anchor(ids, seq, stamp, image, depth, conf, c2w, K, depth_g, conf_g, pts_win,
                                 anchor, anchor_depth, reinit, "initialised" if not reinit else "reinitialised: reset")
 
         # ---- align to the shared keyframes
@@ -274,11 +337,11 @@ class WindowTracker:
         if not al.ok:
             self._consecutive_rejections += 1
             if self._consecutive_rejections >= self.config.max_consecutive_rejections or not shared:
-                return self._anchor(ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+                return self._anchor(ids, seq, stamp, image, depth, conf, c2w, K, depth_g, conf_g, pts_win,
                                     self._last_accepted[1], self._last_accepted[2], True,
                                     f"reinitialised after: {al.reason}")
             return FrameResult(new_id, stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
-                               False, float("nan"), self.unit, al.reason, stats)
+                               False, self._last_scale, self.unit, al.reason, stats)
         self._consecutive_rejections = 0
         s = al.scale
         if self.config.refine_keyframes:
@@ -292,7 +355,7 @@ class WindowTracker:
         is_kf = decision.is_keyframe and np.isfinite(med) and med > 0
         if is_kf:
             pts_odom = (pts_win[new_idx] @ al.T_odom_window[:3, :3].T) + al.T_odom_window[:3, 3]
-            self._add_keyframe(new_id, seq, stamp, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
+            self._add_keyframe(new_id, seq, stamp, image, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
         stats.update(kf_translation_ratio=decision.translation_ratio, kf_rotation_deg=decision.rotation_deg)
         return self._accept(new_id, seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
                             keyframe=is_kf, aligned=True, reinit=False,
@@ -305,25 +368,21 @@ class WindowTracker:
             raise ValueError(f"window must have {n} frame ids, got {len(ids)}")
         depth = _field(prediction, "depth")
         E = _field(prediction, "extrinsics")
-        K = _field(prediction, "intrinsics")
         conf = _field(prediction, "depth_conf")
-        if depth is None or E is None or K is None:
-            raise ValueError("prediction needs 'depth', 'extrinsics' and 'intrinsics' (a multi-view model output)")
+        if depth is None or E is None:
+            raise ValueError("prediction needs 'depth' and 'extrinsics' (a multi-view model output)")
         depth = np.asarray(depth)
         if depth.ndim != 3 or depth.shape[0] != n:
             raise ValueError(f"depth must have shape ({n}, h, w), got {depth.shape}")
         E = np.asarray(E, np.float64)
-        K = np.asarray(K, np.float64)
         if E.shape != (n, 3, 4):
             raise ValueError(f"extrinsics must have shape ({n}, 3, 4) (world->camera), got {E.shape}")
-        if K.shape != (n, 3, 3):
-            raise ValueError(f"intrinsics must have shape ({n}, 3, 3), got {K.shape}")
         conf = np.ones_like(depth) if conf is None else np.asarray(conf)
         if conf.shape != depth.shape:
             raise ValueError(f"depth_conf must have the depth shape {depth.shape}, got {conf.shape}")
-        if not (np.all(np.isfinite(E)) and np.all(np.isfinite(K))):
-            raise ValueError("extrinsics and intrinsics must be finite")
-        return depth, conf, extrinsics_to_T_world_cam(E), K
+        if not np.all(np.isfinite(E)):
+            raise ValueError("extrinsics must be finite")
+        return depth, conf, extrinsics_to_T_world_cam(E)
 
     @staticmethod
     def _pose_in_odom(T_odom_window: np.ndarray, T_window_cam: np.ndarray) -> Tuple[np.ndarray, float]:
@@ -354,7 +413,7 @@ class WindowTracker:
             return f"pose_jump_rotation ({dr:.1f} deg > {self.config.max_step_rotation_deg * frames:.1f})"
         return ""
 
-    def _anchor(self, ids, seq, stamp, depth, conf, c2w, K, depth_g, conf_g, pts_win,
+    def _anchor(self, ids, seq, stamp, image, depth, conf, c2w, K, depth_g, conf_g, pts_win,
                 anchor_pose, anchor_depth, reinit, reason):
         """Fix the window->odom transform so that the newest frame gets ``anchor_pose`` and (when
         ``anchor_depth`` is given and the model is up-to-scale) that median depth."""
@@ -362,7 +421,7 @@ class WindowTracker:
         valid = (depth_g[new_idx] > 0) & np.isfinite(depth_g[new_idx])
         if np.count_nonzero(valid) < 3:
             return FrameResult(ids[-1], stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
-                               False, float("nan"), self.unit, "no_valid_depth", {})
+                               False, self._last_scale, self.unit, "no_valid_depth", {})
         med_win = _confident_median(depth_g[new_idx], conf_g[new_idx], self.config.alignment.conf_threshold_ratio)
         s = 1.0 if (self.config.metric or anchor_depth is None) else anchor_depth / med_win
         T_cam_window = np.linalg.inv(c2w[new_idx])
@@ -375,7 +434,7 @@ class WindowTracker:
         depth_odom_g = s * depth_g[new_idx]
         med = s * med_win
         pts_odom = pts_win[new_idx] @ T_odom_window[:3, :3].T + T_odom_window[:3, 3]
-        self._add_keyframe(ids[-1], seq, stamp, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
+        self._add_keyframe(ids[-1], seq, stamp, image, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
         return self._accept(ids[-1], seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
                             keyframe=True, aligned=False, reinit=reinit, reason=reason, stats={})
 
@@ -402,14 +461,16 @@ class WindowTracker:
             if np.isfinite(med):
                 kf.median_depth = med
 
-    def _add_keyframe(self, fid, seq, stamp, pose, pts_odom, depth_odom_g, conf_g, med):
-        self._keyframes.append(KeyframeRecord(fid, seq, stamp, pose.copy(), pts_odom, depth_odom_g, conf_g, med))
+    def _add_keyframe(self, fid, seq, stamp, image, pose, pts_odom, depth_odom_g, conf_g, med):
+        self._keyframes.append(KeyframeRecord(fid, seq, stamp, pose.copy(), pts_odom, depth_odom_g, conf_g, med,
+                                              image=image))
         keep = max(self.config.window_size - 1, 1)
         if len(self._keyframes) > keep:  # only the last N-1 keyframes can be in a window
             self._keyframes = self._keyframes[-keep:]
 
     def _accept(self, fid, seq, stamp, pose, s, depth, conf, K, med, *, keyframe, aligned, reinit, reason, stats):
         self._last_accepted = (seq, pose.copy(), med if np.isfinite(med) and med > 0 else self._last_accepted[2])
+        self._last_scale = float(s)
         self._trajectory.append(TrajectoryEntry(fid, stamp, pose.copy(), keyframe))
         return FrameResult(
             frame_id=fid, stamp=stamp, T_odom_cam=pose, depth=(np.float32(s) * depth).astype(np.float32, copy=False),

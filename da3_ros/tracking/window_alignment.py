@@ -12,7 +12,8 @@ The transform ``T_odom_window`` (Sim(3), or SE(3) for metric models) maps window
 odometry points; it is solved by Huber IRLS with residuals relative to the stored depth of each
 point. Scale (up-to-scale models): by default (``scale_from_depth_ratio``) first, as the weighted
 median of the per-pixel depth ratios stored/window, then SE(3) by IRLS (DA3-Streaming's
-"scale+se3"); otherwise jointly as Sim(3). Metric models: SE(3) with the scale fixed to 1. Quality gates (any failing one rejects the window, with the reason in ``reason``):
+"scale+se3"); otherwise jointly as Sim(3). Metric models: SE(3) with the scale fixed to 1. Quality gates (any
+failing one rejects the window, with the reason in ``reason``):
 - ``min_inlier_ratio``: weighted share of points with relative residual <= ``inlier_threshold``;
 - ``max_median_residual``: weighted median relative residual;
 - ``max_scale_inconsistency``: each shared keyframe's own depth ratio (odom/window, weighted
@@ -205,4 +206,3 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
     elif worst_centre > cfg.max_shared_centre_error:
         result.ok, result.reason = False, f"shared_pose_centre ({worst_centre:.3f} > {cfg.max_shared_centre_error})"
     return result
-

@@ -4,7 +4,7 @@ The sidecar is the contract between the exporter and the backends (INTERFACES.md
 ``variant``, ``views``, ``height``, ``width``, ``ref_view``, ``inputs``/``outputs`` (each a list of
 ``{"name", "dtype", "shape"}``), ``precision``, ``checkpoint_sha256``, ``exporter_version``;
 engines add ``tensorrt_version``, ``tensorrt_module``, ``gpu_name``, ``compute_capability``.
-``capabilities`` records what the model predicts (:class:`~da3_ros.backends.capabilities.ModelCapabilities`:
+``capabilities`` records what the model predicts (:class:`~da3_ros.artifact.capabilities.ModelCapabilities`:
 poses, metric depth, sky, confidence); a sidecar written before that field existed gets it from its output
 names and ``depth_unit`` when read.
 The same key/value pairs are stored in the ONNX ``metadata_props`` (values JSON-encoded), so an ONNX
@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from da3_ros import __version__ as _package_version
-from da3_ros.backends.base import EngineMismatchError
-from da3_ros.backends.capabilities import ModelCapabilities
+from da3_ros.artifact.capabilities import DEPTH_UNIT_WINDOW_SCALE, ModelCapabilities
+from da3_ros.artifact.errors import EngineMismatchError
 
 SCHEMA_VERSION = 1
 EXPORTER_VERSION = f"da3_ros-{_package_version}/export-{SCHEMA_VERSION}"
-PRECISIONS = ("fp32", "fp16", "bf16")
-REF_VIEW_NAMES = ("first", "saddle_balanced", "middle", "saddle_sim_range")
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Sidecar:
     pose_conditioned: bool = False
     with_rays: bool = False
     opset: int = 0
-    depth_unit: str = "window_scale"  # multi-view/mono; "canonical_metric" for metric variants
+    depth_unit: str = DEPTH_UNIT_WINDOW_SCALE  # ModelCapabilities.depth_unit ("canonical_metric": metric variants)
     checkpoint: str = ""
     created_utc: str = ""
     # engine-only
@@ -298,17 +296,3 @@ def validate_engine_runtime(
             f"{engine_path} (or set force_engine_update: true)"
         )
 
-
-def parse_ref_view(value) -> "str | int":
-    """``"first"``/``"saddle_balanced"``/``"middle"``/``"saddle_sim_range"`` stay strings; ``"2"``/``2``
-    (a view index, negative counts from the end) becomes an int. The sidecar stores ``str(value)``."""
-    if isinstance(value, bool):
-        raise ValueError(f"ref_view must be a strategy name or a view index, got {value!r}")
-    if isinstance(value, int):
-        return value
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    if text not in REF_VIEW_NAMES:
-        raise ValueError(f"unknown ref_view {text!r}; expected one of {REF_VIEW_NAMES} or a view index")
-    return text

@@ -1,6 +1,9 @@
 """`da3-export check`: compare an exported model (ONNX via ONNX Runtime, engine via TensorRT) with
 the PyTorch reference (fp32, CPU) on random and real images; report per-output differences.
 
+It runs two backends against each other, so it lives with the backends (which depend on the exporter,
+never the other way round).
+
 Error measures per output (both computed over the whole tensor):
 ``max_abs = max |candidate - reference|`` and ``max_rel = max_abs / max |reference|`` (relative to
 the output's scale, so values near zero do not dominate). Real images: the files given, else the
@@ -109,9 +112,9 @@ def run_check(model_path: str, checkpoint: str, *, images: Optional[Sequence[str
               providers: Optional[Sequence[str]] = None, num_threads: int = 0,
               variant: Optional[str] = None) -> Dict:
     """Run both backends on a random and (when available) a real window; return the report."""
+    from da3_ros.artifact.sidecar import read_sidecar
     from da3_ros.backends.torch_backend import TorchBackend
     from da3_ros.export.export_wrapper import example_pose_encoding
-    from da3_ros.export.sidecar import read_sidecar
 
     sidecar = read_sidecar(model_path)
     if str(model_path).endswith(".engine"):

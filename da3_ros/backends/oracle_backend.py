@@ -1,5 +1,5 @@
-"""``OracleBackend``: the synthetic world's window oracle behind the backend interface (demo
-``--oracle`` mode and tests; never a default).
+"""``OracleBackend``: the synthetic world's window oracle behind the backend interface (backend kind
+``"oracle"`` of the factory: demo ``--oracle`` mode and tests; never a default).
 
 It replaces the network by ground truth with realistic noise (``da3_ros.synthetic.window_oracle``)
 so that the whole pipeline around the model -- player, DDS, node, tracker, outputs, report -- can be
@@ -23,12 +23,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..backends.base import EngineMismatchError, InferenceBackend
-from ..backends.capabilities import ModelCapabilities
-from ..backends.prediction import WindowPrediction
-from ..geometry.camera import PinholeCamera
-from ..synthetic.sequence import SyntheticSequence
-from ..synthetic.window_oracle import OracleNoise, WindowOracle
+from da3_ros.artifact.capabilities import ModelCapabilities
+from da3_ros.artifact.errors import EngineMismatchError
+from da3_ros.backends.base import InferenceBackend
+from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.geometry.camera import PinholeCamera
+from da3_ros.synthetic.sequence import SyntheticSequence
+from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
 
 
 DEFAULT_VIEWS = 4
@@ -58,7 +59,7 @@ class OracleBackend(InferenceBackend):
     name = "oracle"
 
     def __init__(self, spec_path: str, *, views: Optional[int] = None, height: Optional[int] = None,
-                 width: Optional[int] = None, ref_view=None):
+                 width: Optional[int] = None, ref_view=None, variant: Optional[str] = None):
         spec_file = Path(spec_path)
         if not spec_file.is_file():
             raise FileNotFoundError(f"oracle spec {spec_path} does not exist")
@@ -71,6 +72,8 @@ class OracleBackend(InferenceBackend):
         wanted = {"window_size": views, "network_height": height, "network_width": width}
         diffs = [f"{name}: oracle spec has {model[name]}, configuration wants {int(value)}"
                  for name, value in wanted.items() if value and int(value) != model[name]]
+        if variant not in (None, "", "oracle"):
+            diffs.append(f"variant: oracle spec is 'oracle', configuration wants {variant!r}")
         if diffs:
             raise EngineMismatchError(f"oracle spec {spec_path} does not match the configuration ({'; '.join(diffs)}); "
                                       "leave these parameters at 0 (= the spec's)")

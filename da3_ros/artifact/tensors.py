@@ -1,0 +1,17 @@
+"""Names and shapes of an exported graph's tensors (INTERFACES.md), shared by the exporter, the
+sidecar and the backends' output type (:class:`~da3_ros.backends.prediction.WindowPrediction` has one
+field per output name).
+
+Inputs: ``images`` uint8 ``(1, N, H, W, 3)`` RGB, ``pose_encoding`` float32 ``(1, N, 9)`` (pose-conditioned
+graphs only). Outputs, in this order (the subset present depends on the variant/options): see
+:data:`OUTPUT_NAMES`.
+"""
+from __future__ import annotations
+
+IMAGES_INPUT = "images"
+POSE_ENCODING_INPUT = "pose_encoding"
+#: Components of one view's pose encoding: camera-to-world t(3), quaternion xyzw(4), fov_h, fov_w.
+POSE_ENCODING_DIM = 9
+
+#: Output names in the order every exported graph lists them (and WindowPrediction.arrays() returns them).
+OUTPUT_NAMES = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth")
