@@ -5,10 +5,15 @@
 
     ros2 launch da3_ros da3.launch.py backend:=onnxruntime model_file_path:=/path/model_n2_196x350.onnx
 
+    # on a robot (README "On your robot"): base_link pose, metric scale from the wheel odometry in TF
+    ros2 launch da3_ros da3.launch.py engine_file_path:=/path/model.engine base_frame:=base_link \
+        scale_source:=odometry odometry_frame:=wheel_odom
+
 Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
-backend, rviz. The model alone is a complete configuration: config/da3.yaml leaves window_size,
-network_height, network_width at 0 and ref_view / variant at "" (= the model file's), so any exported
-window shape runs without further arguments. Non-empty launch arguments override the params file.
+backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), rviz.
+The model alone is a complete configuration: config/da3.yaml leaves window_size, network_height,
+network_width at 0 and ref_view / variant at "" (= the model file's), so any exported window shape runs
+without further arguments. Non-empty launch arguments override the params file.
 Valid for launch_ros Jazzy and Kilted (LifecycleNode with explicit name and namespace; the node
 configures/activates itself, ``autostart`` parameter, so LifecycleNode's own autostart stays off).
 """
@@ -21,13 +26,22 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
+#: launch arguments that override the params file when non-empty
+STRING_OVERRIDES = ("engine_file_path", "model_file_path", "backend", "base_frame", "scale_source", "pose_source",
+                    "odometry_frame")
+
 
 def _node(context):
     overrides = {}
-    for name in ("engine_file_path", "model_file_path", "backend"):
+    for name in STRING_OVERRIDES:
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    publish_tf = LaunchConfiguration("publish_tf").perform(context).strip().lower()
+    if publish_tf:
+        if publish_tf not in ("true", "false"):
+            raise ValueError(f"publish_tf must be true or false, got '{publish_tf}'")
+        overrides["publish_tf"] = publish_tf == "true"
     return [LifecycleNode(
         package="da3_ros",
         executable="da3_node",
@@ -53,6 +67,14 @@ def generate_launch_description():
         DeclareLaunchArgument("model_file_path", default_value="", description="ONNX/checkpoint (overrides params)"),
         DeclareLaunchArgument("backend", default_value="",
                               description="tensorrt | onnxruntime | torch (overrides params)"),
+        DeclareLaunchArgument("base_frame", default_value="",
+                              description="robot body frame, e.g. base_link (overrides params; empty: params file's)"),
+        DeclareLaunchArgument("scale_source", default_value="", description="none | odometry (overrides params)"),
+        DeclareLaunchArgument("pose_source", default_value="", description="none | tf (overrides params)"),
+        DeclareLaunchArgument("odometry_frame", default_value="",
+                              description="frame of the robot's odometry, e.g. wheel_odom (overrides params)"),
+        DeclareLaunchArgument("publish_tf", default_value="",
+                              description="true | false: broadcast the odometry edge (overrides params)"),
         DeclareLaunchArgument("rviz", default_value="false", description="start RViz with rviz/da3.rviz"),
         OpaqueFunction(function=_node),
         Node(package="rviz2", executable="rviz2", name="rviz2",

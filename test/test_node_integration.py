@@ -135,7 +135,10 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
     assert values["backend_backend"] == "onnxruntime" and values["window_size"] == "3"
     assert values["intrinsics_source"] == "camera_info"
     assert float(values["latency_receive_to_publish_p50_ms"]) > 0
-    assert status.level == DiagnosticStatus.OK, status.message
+    # no bad input: OK, unless the random-weights model's last window was rejected (tracking "lost" is a
+    # WARN by design, issue 13; its reason says which gate refused it)
+    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN
+                                                   and status.message.startswith("lost: ")), status.message
     print(f"source={source} processed={processed_n} dropped={dropped_n} "
           f"p50 latency={values['latency_receive_to_publish_p50_ms']} ms")
 
@@ -223,13 +226,16 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
 
 @pytest.mark.parametrize("overrides,reason", [
     ({"window_size": 4}, "does not match"),
-    ({"scale_source": "odometry"}, "scale_source: 'odometry' is not implemented yet"),
+    ({"scale_source": "rig"}, "scale_source: 'rig' is not implemented yet"),
+    # the node would publish odom -> base_link, the edge it reads the robot odometry from
+    ({"scale_source": "odometry", "base_frame": "base_link", "odometry_frame": "odom"}, "odometry_frame == odom_frame"),
+    ({"pose_source": "tf", "base_frame": "base_link", "odometry_frame": "wheel_odom"}, "needs a pose-conditioned"),
     ({"point_stride": 0}, "parameter point_stride out of range"),   # refused by the descriptor, node alive
     ({"model_file_path": "/nonexistent/model.onnx"}, "nonexistent"),
     ({"backend": "tensorrt", "engine_file_path": "/nonexistent/model.engine"}, "tensorrt"),
 ])
 def test_mismatched_or_missing_model_fails_configure_with_the_reason(ros_node, process_launcher, tmp_path,
-                                                                      reduced_onnx, overrides, reason):
+                                                                     reduced_onnx, overrides, reason):
     diags = ros_node.subscribe("/diagnostics", DiagnosticArray)
     proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx, **overrides)
     ros_node.spin_until(lambda: _diag_values(ros_node, diags)[1] is not None or proc.poll() is not None, 60,
@@ -298,7 +304,9 @@ def test_window_shape_comes_from_the_model_file(ros_node, process_launcher, tmp_
     assert (values["backend_views"], values["backend_height"], values["backend_width"]) == ("2", "84", "140")
     assert values["backend_ref_view"] == "middle" and values["window_size"] == "2"
     assert values["depth_unit"] == "odometry units (scale of the first window)"
-    assert status.level == DiagnosticStatus.OK, status.message
+    # random weights: a rejected last window reports tracking "lost" (WARN by design, issue 13)
+    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN
+                                                   and status.message.startswith("lost: ")), status.message
 
 
 def test_explicit_shape_that_disagrees_with_the_model_fails_configure_naming_it(ros_node, process_launcher, tmp_path,

@@ -67,9 +67,12 @@ def test_interface_contract_parameters_exist():
                                        "publish_depth", "publish_confidence", "publish_points", "publish_pose",
                                        "publish_tf"}
     assert not_implemented_settings(DEFAULTS) == []
-    assert not_implemented_settings(dict(DEFAULTS, scale_source="odometry", cameras=["left"])) == [
-        "scale_source: 'odometry' is not implemented yet (leave it at 'none')",
+    assert not_implemented_settings(dict(DEFAULTS, scale_source="rig", cameras=["left"])) == [
+        "scale_source: 'rig' is not implemented yet (leave it at 'none')",
         "cameras: ['left'] is not implemented yet (leave it at [])"]
+    # implemented robot integration (issue 13): no longer refused as such
+    assert not_implemented_settings(dict(DEFAULTS, scale_source="odometry", pose_source="tf",
+                                         base_frame="base_link")) == []
 
 
 def test_one_source_of_tracker_defaults():

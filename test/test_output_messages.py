@@ -9,7 +9,8 @@ from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import rotation_from_axis_angle
 from da3_ros.node.output_messages import ODOMETRY_OUTPUTS, camera_frame_messages, odometry_messages
 from da3_ros.pipeline.frame_processor import ProcessedFrame
-from da3_ros.ros_io import BoundedPath, image_to_numpy, pointcloud2_xyz_rgb, transform_to_matrix
+from da3_ros.node.pose_outputs import PoseOutputs
+from da3_ros.ros_io import image_to_numpy, pointcloud2_xyz_rgb, transform_to_matrix
 
 
 def _frame(T=None, reset=False, map_points=None):
@@ -38,7 +39,8 @@ def test_odometry_messages_keep_the_path_when_nothing_is_built():
     T = np.eye(4)
     T[:3, :3] = rotation_from_axis_angle([0.0, 0.3, 0.0])
     T[:3, 3] = (1.0, 2.0, 3.0)
-    path = BoundedPath("odom", 10)
+    # a bare camera (base_frame empty, no scale source): the pose outputs of the camera, as before issue 13
+    path = PoseOutputs(dict(odom_frame="odom", base_frame="", path_max_length=10), lambda: None, scale_expected=False)
     off = dict(pose=False, odometry_msg=False, path_msg=False, tf=False, map_points=False)
     for _ in range(3):
         assert odometry_messages(_frame(T), stamp, "odom", "cam", path, **off) == {}
@@ -48,7 +50,7 @@ def test_odometry_messages_keep_the_path_when_nothing_is_built():
     cloud = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], np.float32)
     out = odometry_messages(_frame(T, map_points=cloud), stamp, "odom", "cam", path)
     assert set(out) == set(ODOMETRY_OUTPUTS)
-    assert len(out["path"].poses) == 4 and out["path"].poses[-1] is out["pose"]
+    assert len(out["path"].poses) == 4 and out["path"].poses[-1].pose == out["pose"].pose
     assert out["pose"].header.frame_id == "odom" and out["pose"].header.stamp == stamp
     assert (out["odometry"].header.frame_id, out["odometry"].child_frame_id) == ("odom", "cam")
     assert (out["tf"].header.frame_id, out["tf"].child_frame_id) == ("odom", "cam")

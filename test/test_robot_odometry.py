@@ -40,7 +40,7 @@ def _run(scale_source, pose_source, frames=40, garbage=(), seed=0):
                                 intrinsics=w.intrinsics)
         pred, conditioned, _ = ro.align(cond, pred)
         out["conditioned"] += int(conditioned)
-        res = tracker.update(ids, pred)
+        res = tracker.update(ids, pred, seq.K)
         ro.keep_frames(tracker.keyframe_ids)
         med = float(np.median(res.depth)) if res.depth is not None else None
         est = ro.update_scale(i, t, res.T_odom_cam, res.scale, med, res.reinitialised, conditioned)

@@ -13,6 +13,12 @@ anyway: ``{"oracle": {"path": "room_tour", "width": 320, "height": 240, "views":
 sidecar, the spec fixes the window: ``views``/``height``/``width`` left at None (the node's 0) take the
 spec's values (a spec without ``views`` takes the requested N, else 4), ``ref_view`` None is ``first``;
 explicit values must match.
+
+Robot worlds (``test/robot_world_publisher.py``) add: ``"robot": {"fps": 10.0}`` (the camera of
+``SyntheticRobot(fps=...)`` instead of the named ``path``), ``"garbage_frames": [k, ...]`` (a window whose
+newest frame is one of them is predicted as garbage: confident, wrong depth and poses, which the tracker
+must reject) and ``"pose_conditioned": true`` (the backend then requires a pose encoding, as a graph
+exported with ``--pose-conditioned`` does, and the oracle follows the given poses).
 """
 from __future__ import annotations
 
@@ -79,9 +85,18 @@ class OracleBackend(InferenceBackend):
                                       "leave these parameters at 0 (= the spec's)")
         ref_view = "first" if ref_view in (None, "") else ref_view
         super().__init__(views=model["window_size"], height=model["network_height"], width=model["network_width"],
-                         variant="oracle", ref_view=str(ref_view), capabilities=ORACLE_CAPABILITIES)
+                         variant="oracle", ref_view=str(ref_view), capabilities=ORACLE_CAPABILITIES,
+                         pose_conditioned=bool(spec.get("pose_conditioned", False)))
         height, width = self.height, self.width
-        self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]))
+        robot = spec.get("robot")
+        if robot is not None:
+            from da3_ros.synthetic.robot import SyntheticRobot
+
+            robot_world = SyntheticRobot(fps=float(robot.get("fps", 10.0)))
+            self.sequence = robot_world.sequence(width, height, seed=int(spec["seed"]))
+        else:
+            self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]))
+        self._garbage = frozenset(int(i) for i in spec.get("garbage_frames", ()))
         self.oracle = WindowOracle(self.sequence, OracleNoise(), seed=int(spec.get("noise_seed", 0)))
         self._index = {str(k): int(v) for k, v in spec["frames"].items()}
 
@@ -94,7 +109,8 @@ class OracleBackend(InferenceBackend):
 
     def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
         ids = [self.frame_index(im) for im in images]
-        window = self.oracle.predict(ids, ref_view=self.ref_view if self.ref_view != "saddle_balanced" else "first")
+        window = self.oracle.predict(ids, ref_view=self.ref_view if self.ref_view != "saddle_balanced" else "first",
+                                     garbage=True if ids[-1] in self._garbage else None, pose_encoding=pose_encoding)
         # a backend returns intrinsics as the model does (DA3 pixel-corner convention); the oracle's are
         # pixel-centre ones (the synthetic renderer's), the pipeline converts them back
         h, w = window.depth.shape[1:]

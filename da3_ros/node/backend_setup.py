@@ -40,7 +40,4 @@ def create_backend_from_parameters(get: Callable[[str], object]) -> InferenceBac
         onnx_fused_attention=bool(get("onnx_fused_attention")),
         workspace_gb=int(get("max_workspace_size")) / 2**30,
     )
-    if backend.pose_conditioned:
-        backend.close()
-        raise ValueError("the node runs pose-free windows; export the graph without --pose-conditioned")
-    return backend
+    return backend   # a pose-conditioned model needs pose_source: tf (FrameProcessor / RobotOdometry check it)

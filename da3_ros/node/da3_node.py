@@ -22,7 +22,12 @@ Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed
 ``odometry``, ``path``, ``map_points``, plus ``/tf`` and ``/diagnostics``. All outputs carry the input
 image's stamp. The messages are built in ``output_messages`` (the node only publishes), and only those of
 outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_tf``); the path is kept
-either way.
+either way. Service ``~/reset`` (std_srvs/Trigger) restarts the trajectory.
+
+Robot integration (``base_frame``, ``scale_source``, ``pose_source``; README "On your robot"): the worker
+reads the camera mount and the robot odometry from TF before each frame (``PoseOutputs.inputs``: waiting
+lookups, outside the frame lock and never in an executor callback) and the pose outputs follow REP 105
+(``PoseOutputs.messages``: which edge, twist, covariances, the lost / scale-unknown convention).
 """
 from __future__ import annotations
 
@@ -43,14 +48,18 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
+from std_srvs.srv import Trigger
 
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
-from ..ros_io import BoundedPath, MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb
+from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb
 from ..ros_io.qos import qos_profile
+from ..ros_io.tf_listener import create_transform_lookup
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
 from .output_messages import camera_frame_messages, odometry_messages
+from .pose_outputs import PoseOutputs
+from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
 
@@ -104,11 +113,13 @@ class Da3Node(LifecycleNode):
         self._pubs: dict = {}
         self._subs: list = []
         self._tf: Optional[TfBroadcaster] = None
-        self._path: Optional[BoundedPath] = None
+        self._poses: Optional[PoseOutputs] = None
+        self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
         self._camera_info = None          # latest valid PinholeCamera
         self._last_accept_time = -1.0
         self._diag_timer = None
         self._configure_error = ""
+        self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
 
     # -- parameters ----------------------------------------------------------------------------
     def _declare(self, spec) -> None:
@@ -197,7 +208,8 @@ class Da3Node(LifecycleNode):
         self._pubs = pubs
         if self._tf is None:
             self._tf = TfBroadcaster(self)
-        self._path = BoundedPath(self.p("odom_frame"), int(self.p("path_max_length")))
+        self._poses = PoseOutputs(settings, lambda: create_transform_lookup(self, cache_time_s=10.0),
+                                  scale_expected=self._processor.scale_expected)
         self._ensure_diagnostics()
         return TransitionCallbackReturn.SUCCESS
 
@@ -236,7 +248,9 @@ class Da3Node(LifecycleNode):
         self._pubs = {}
         if self._backend is not None:
             self._backend.close()
-        self._backend = self._processor = None
+        if self._poses is not None:
+            self._poses.destroy()
+        self._backend = self._processor = self._poses = None
         self._settings = self._applied_settings = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -291,23 +305,59 @@ class Da3Node(LifecycleNode):
                 self.accounting.on_dropped("failed", f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
+    def _on_reset(self, request, response):
+        """``~/reset``: restart the trajectory now, between two frames (``reset_keep_odom_frame``: keep the
+        odometry frame, the next window continues from the last pose)."""
+        processor, poses = self._processor, self._poses
+        if processor is None or poses is None:
+            response.success, response.message = False, "not configured"
+            return response
+        keep = bool(self.p("reset_keep_odom_frame"))
+        with self._frame_lock:
+            processor.reset("~/reset", keep_odom_frame=keep)
+            if not keep:
+                poses.reset()
+        self.accounting.on_event("reset", "~/reset")
+        response.success = True
+        response.message = ("trajectory reset: odometry frame kept, the next window continues from the last pose"
+                            if keep else "trajectory reset: a new trajectory starts at the next frame")
+        self.get_logger().info(response.message)
+        return response
+
     def _process(self, msg, received_at: float) -> None:
         settings = self._settings   # one snapshot per frame (runtime parameter changes apply from here)
-        if settings is not self._applied_settings:
-            self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
-            self._applied_settings = settings
         t0 = time.perf_counter()
         rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         decode_s = time.perf_counter() - t0
         stamp = msg.header.stamp
         stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
         camera = self._camera_info if settings["use_camera_info"] else None
-        result = self._processor.process(rgb, stamp_ns, camera)
-        for event in result.events:
-            self.accounting.on_event(event.name, event.message)
-            self.get_logger().warning(event.message, throttle_duration_sec=5.0)
-        t1 = time.perf_counter()
-        self._publish(result, msg.header, settings)
+        camera_frame = settings["camera_frame"] or msg.header.frame_id or "camera_optical_frame"
+        poses = self._poses
+        try:   # TF reads may wait: outside the frame lock (a ~/reset call must not wait for TF)
+            T_base_cam, T_odometry_base = poses.inputs(camera_frame, stamp_ns)
+        except RobotFrameError as exc:
+            self.accounting.on_event("tf_mount_missing", str(exc), error=True)
+            self.accounting.on_dropped("failed", str(exc))
+            self.get_logger().error(f"dropping image: {exc}", throttle_duration_sec=5.0)
+            return
+        if T_odometry_base is None and poses.frame_settings.uses_odometry:
+            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
+            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
+        for warning in poses.take_tf_warnings():
+            self.accounting.on_event("tf_reparented", warning)
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        with self._frame_lock:
+            if settings is not self._applied_settings:
+                self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
+                self._applied_settings = settings
+            result = self._processor.process(rgb, stamp_ns, camera, T_base_cam=T_base_cam,
+                                             T_odometry_base=T_odometry_base)
+            for event in result.events:
+                self.accounting.on_event(event.name, event.message)
+                self.get_logger().warning(event.message, throttle_duration_sec=5.0)
+            t1 = time.perf_counter()
+            self._publish(result, msg.header, camera_frame, settings)
         stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
                   "latency_receive_to_publish": time.monotonic() - received_at}
         now_ns = self.get_clock().now().nanoseconds
@@ -330,14 +380,13 @@ class Da3Node(LifecycleNode):
                 "path": pose and subscribed("path"), "tf": bool(settings["publish_tf"]),
                 "map_points": subscribed("map_points")}
 
-    def _publish(self, result, header: Header, settings: Mapping[str, Any]) -> None:
+    def _publish(self, result, header: Header, camera_frame: str, settings: Mapping[str, Any]) -> None:
         """Publish the messages ``output_messages`` builds for the wanted outputs (the node builds none)."""
-        camera_frame = settings["camera_frame"] or header.frame_id or "camera_optical_frame"
         wanted = self._wanted_outputs(settings)
         messages = camera_frame_messages(result, Header(stamp=header.stamp, frame_id=camera_frame),
                                          depth=wanted["depth"], depth_info=wanted["depth_info"],
                                          confidence=wanted["confidence"], points=wanted["points"])
-        messages.update(odometry_messages(result, header.stamp, settings["odom_frame"], camera_frame, self._path,
+        messages.update(odometry_messages(result, header.stamp, settings["odom_frame"], camera_frame, self._poses,
                                           pose=wanted["pose"], odometry_msg=wanted["odometry"],
                                           path_msg=wanted["path"], tf=wanted["tf"],
                                           map_points=wanted["map_points"]))
@@ -356,11 +405,15 @@ class Da3Node(LifecycleNode):
             status.level, status.message = DiagnosticStatus.ERROR, f"not configured: {self._configure_error}"
         elif self._processor is None:
             status.level, status.message = DiagnosticStatus.WARN, "not configured"
+        elif self._processor.tracking_status is not None and self._processor.tracking_status.warn:
+            status.level, status.message = DiagnosticStatus.WARN, f"lost: {self._processor.tracking_status.reason}"
         elif snap["dropped_bad_input"] or snap["dropped_failed"]:
             status.level, status.message = DiagnosticStatus.WARN, "bad input or failed frames (see last_error)"
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
         values = dict(snap)
+        if self._poses is not None:
+            values.update(self._poses.describe())
         if self._backend is not None:
             values.update({f"backend_{k}": v for k, v in self._backend.describe().items()})
         if self._processor is not None:

@@ -3,7 +3,7 @@ measured is what is published). The node only publishes what these return; it as
 that are switched on and have a subscriber, so nothing else is built.
 
 - ``camera_frame_messages``: depth, depth/camera_info, confidence, points (camera optical frame).
-- ``odometry_messages``: pose, odometry, path, the odom -> camera TF and the fused map (odometry frame).
+- ``odometry_messages``: pose, odometry, path, the TF edge (``PoseOutputs``) and the fused map (odometry frame).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Optional
 
 from std_msgs.msg import Header
 
-from ..ros_io import (BoundedPath, build_pointcloud2, intrinsics_to_camera_info, numpy_to_image, odometry,
-                      pose_stamped, transform_stamped)
+from ..ros_io import build_pointcloud2, intrinsics_to_camera_info, numpy_to_image
+from .pose_outputs import PoseOutputs
 
 CAMERA_FRAME_OUTPUTS = ("depth", "depth_info", "confidence", "points")
 ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf", "map_points")
@@ -34,30 +34,18 @@ def camera_frame_messages(result, header: Header, *, depth: bool = True, confide
     return out
 
 
-def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, path: BoundedPath, *, pose: bool = True,
+def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, poses: PoseOutputs, *, pose: bool = True,
                       odometry_msg: bool = True, path_msg: bool = True, tf: bool = True,
                       map_points: bool = True) -> dict:
-    """{'pose', 'odometry', 'path', 'tf', 'map_points'} messages (those asked for and available): the pose of
-    ``camera_frame`` in ``odom_frame`` (``result.T_odom_cam``, camera-to-odom), the path, the odom -> camera
-    ``TransformStamped`` and the fused map (``result.map_points``, odometry frame), all stamped ``stamp``.
+    """{'pose', 'odometry', 'path', 'tf', 'map_points'} messages (those asked for and available): the pose
+    outputs of the body (``base_frame``, or ``camera_frame`` without one) built by ``poses`` (a
+    :class:`~da3_ros.node.pose_outputs.PoseOutputs`: REP 105 edge, twist, covariances, the lost / scale
+    unknown convention), and the fused map (``result.map_points``, odometry frame), all stamped ``stamp``.
 
-    ``path`` (the node's trajectory) is kept right whatever is asked: cleared when the trajectory was
-    reset before this frame, the frame's pose appended (so switching the path output on shows it all)."""
-    out = {}
-    if result.reset:
-        path.clear()
-    T = result.T_odom_cam
-    if T is not None:
-        pose_msg = pose_stamped(T, stamp, odom_frame)
-        path.append(pose_msg)
-        if pose:
-            out["pose"] = pose_msg
-        if odometry_msg:
-            out["odometry"] = odometry(T, stamp, odom_frame, camera_frame)
-        if path_msg:
-            out["path"] = path.message(stamp)
-        if tf:
-            out["tf"] = transform_stamped(T, stamp, odom_frame, camera_frame)
+    ``poses`` keeps the trajectory right whatever is asked: it restarts when the trajectory was reset before
+    this frame and takes the frame's pose (so switching the path output on shows it all)."""
+    out = poses.messages(result, stamp, camera_frame, odom_frame, pose=pose, odometry_msg=odometry_msg,
+                         path_msg=path_msg, tf=tf)
     if map_points and result.map_points is not None:
         out["map_points"] = build_pointcloud2(result.map_points, result.map_colours,
                                               header=Header(stamp=stamp, frame_id=odom_frame))

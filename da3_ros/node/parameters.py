@@ -20,7 +20,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from ..pipeline.frame_processor import ProcessorConfig
 
@@ -129,7 +129,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("publish_points", _P.publish_points, "publish 'points' (organized PointCloud2, camera optical "
                   "frame)", runtime=True),
     ParameterSpec("publish_pose", True, "publish 'pose', 'odometry' and 'path'", runtime=True),
-    ParameterSpec("publish_tf", True, "broadcast odom_frame -> camera frame on /tf", runtime=True),
+    ParameterSpec("publish_tf", True, "broadcast the odometry on /tf: odom_frame -> base_frame (camera frame "
+                  "when base_frame is empty; odom_frame -> odometry_frame when those differ and the robot "
+                  "odometry is read); false when another node (e.g. an EKF) owns the edge", runtime=True),
     ParameterSpec("publish_map_points", _P.publish_map_points, "publish 'map_points' (keyframe points fused in "
                   "odom_frame; read-only because the map is built from configure on)"),
     ParameterSpec("point_stride", _P.point_stride, "keep every n-th pixel in rows and columns of 'points'",
@@ -148,16 +150,24 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- frames --------------------------------------------------------------------------------
     ParameterSpec("odom_frame", "odom", "odometry frame of pose/odometry/path/TF (REP 105)"),
     ParameterSpec("camera_frame", "", "camera optical frame (empty = the image's header.frame_id)"),
-    # --- robot integration (INTERFACES.md; declared, not implemented yet: non-defaults fail configure) ----
-    ParameterSpec("base_frame", "", "robot body frame (e.g. base_link); empty = the camera frame. Set: "
-                  "odom_frame -> base_frame from TF T_base_camera (not implemented yet: must stay empty)"),
-    ParameterSpec("scale_source", "none", "metric scale: none (odometry units unless the model is metric) | "
-                  "odometry (from odometry_frame -> base_frame in TF) | rig (from a rig's extrinsics) "
-                  "(not implemented yet: must stay none)", choices=("none", "odometry", "rig")),
-    ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry used by scale_source: odometry "
-                  "and pose_source: tf"),
-    ParameterSpec("pose_source", "none", "none | tf: feed a pose-conditioned model the window's camera poses "
-                  "from TF (not implemented yet: must stay none)", choices=("none", "tf")),
+    # --- robot integration (REP 105; README "On your robot") ---------------------------------------
+    ParameterSpec("base_frame", "", "robot body frame (e.g. base_link); empty = the camera frame (odom_frame -> "
+                  "camera frame). Set: T_base_camera is read from TF and pose/odometry/path/TF are of base_frame"),
+    ParameterSpec("scale_source", _P.scale_source, "metric scale: none (odometry units unless the model is metric or "
+                  "pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (from a rig's "
+                  "extrinsics; not implemented yet)", choices=("none", "odometry", "rig")),
+    ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry (e.g. odom, wheel_odom) read by "
+                  "scale_source: odometry and pose_source: tf; when it differs from odom_frame and publish_tf is "
+                  "true, the node publishes odom_frame -> odometry_frame (rtabmap's guess_frame_id convention)"),
+    ParameterSpec("pose_source", _P.pose_source, "none | tf: feed a pose-conditioned model the window's camera poses "
+                  "from TF (odometry_frame -> base_frame at each view's stamp); depth in metres",
+                  choices=("none", "tf")),
+    ParameterSpec("tf_timeout_s", 0.1, "wait for odometry_frame -> base_frame at an image stamp (seconds)",
+                  minimum=0.0, maximum=10.0),
+    ParameterSpec("tf_mount_timeout_s", 5.0, "wait for base_frame -> camera frame (the mount) on the first image "
+                  "(seconds)", minimum=0.0, maximum=600.0),
+    ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
+                  "from the last pose) instead of starting a new trajectory at the origin"),
     ParameterSpec("cameras", [], "camera namespaces of a rig (<cam>/image, <cam>/camera_info; outputs under "
                   "<cam>/); empty = single 'image' (not implemented yet: must stay empty)"),
     ParameterSpec("sync_slop_s", 0.02, "approximate-time slop for grouping a rig's frames (seconds)",
@@ -171,8 +181,8 @@ PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
 SPECS = {p.name: p for p in PARAMETERS}
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
 RUNTIME_PARAMETERS = tuple(p.name for p in PARAMETERS if p.runtime)
-#: robot-integration parameters that are declared but not implemented: any non-default value fails configure
-NOT_IMPLEMENTED = ("base_frame", "scale_source", "pose_source", "cameras")
+#: declared but not implemented: these values fail configure (name -> values; None = any non-default value)
+NOT_IMPLEMENTED = {"scale_source": ("rig",), "cameras": None}
 
 
 #: accepted spellings besides the documented choices (the backend factory's aliases)
@@ -190,13 +200,22 @@ def check_settings(values: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{spec.name} must be one of {' | '.join(spec.choices)}, got {values[spec.name]!r}")
     if "min_depth" in values and "max_depth" in values and not values["min_depth"] < values["max_depth"]:
         problems.append(f"min_depth ({values['min_depth']}) must be smaller than max_depth ({values['max_depth']})")
+    if "odom_frame" in values:   # a complete set (configure / a runtime change): the TF edge rules
+        from .robot_frames import robot_frame_problems
+
+        problems += robot_frame_problems(values)
     return problems
 
 
 def not_implemented_settings(values: Mapping[str, Any]) -> list[str]:
-    """Robot-integration parameters set to something other than their default (configure refuses them)."""
-    return [f"{name}: {values[name]!r} is {NOT_IMPLEMENTED_DEFAULT} (leave it at {DEFAULTS[name]!r})"
-            for name in NOT_IMPLEMENTED if name in values and values[name] != DEFAULTS[name]]
+    """Values of declared parameters that are not implemented yet (configure refuses them)."""
+    out = []
+    for name, refused in NOT_IMPLEMENTED.items():
+        if name not in values or values[name] == DEFAULTS[name]:
+            continue
+        if refused is None or str(values[name]).strip().lower() in refused:
+            out.append(f"{name}: {values[name]!r} is {NOT_IMPLEMENTED_DEFAULT} (leave it at {DEFAULTS[name]!r})")
+    return out
 
 
 # -- ROS descriptors (imported lazily: the table above is usable without ROS) ------------------

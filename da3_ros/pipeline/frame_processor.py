@@ -15,6 +15,15 @@ and no pose. Models without poses give per-frame depth with no pose: a metric-de
 (``raw * f / 300`` with f from camera_info) while camera_info is known, else its raw canonical metric
 depth (metres only for a 300 px focal length: NOT metres); a mono model relative, unitless depth.
 
+Robot odometry (``scale_source: odometry`` / ``pose_source: tf``, :class:`~.robot_odometry.RobotOdometry`):
+``process`` takes the mount ``T_base_cam`` and the robot odometry pose ``T_odometry_base`` at the image stamp
+(the node reads both from TF). Pose-conditioned models get each window's TF camera poses and their
+prediction is aligned back to them; the metric scale (metres per odometry unit) is estimated per frame, and
+once it is known the published depth, points and map are in metres (``ProcessedFrame.metres_per_unit``;
+``T_odom_cam`` stays in odometry units, the node scales the poses; the map is kept in odometry units and
+scaled on output, so a refined scale rescales it consistently). ``ProcessedFrame.tracking_status`` is the
+tracking state (``tracking.tracking_state``) of tracking pipelines.
+
 Stream events (returned in ``ProcessedFrame.events`` so the node can log and count them):
 ``resolution_change`` (window and keyframes reset, odometry frame kept), ``time_jump_back``
 (e.g. a bag loop: trajectory and map reset), ``camera_info_size_mismatch`` (model intrinsics used),
@@ -31,10 +40,13 @@ import numpy as np
 from ..backends.base import InferenceBackend
 from ..geometry.camera import PinholeCamera
 from ..tracking.keyframes import KeyframePolicyConfig
+from ..tracking.metric_scale import ScaleEstimate
 from ..tracking.tracker import FrameResult, TrackerConfig, WindowTracker
+from ..tracking.tracking_state import TrackingStateMachine, TrackingStatus
 from ..tracking.window_alignment import AlignmentConfig
 from .network_input import NetworkInputMapping
 from .point_cloud import OrganizedCloudBuilder
+from .robot_odometry import RobotOdometry, RobotOdometryConfig
 from .voxel_map import VoxelMap
 
 METRIC_CANONICAL_FOCAL = 300.0
@@ -48,6 +60,7 @@ DEPTH_UNIT_METRES = "m"
 DEPTH_UNIT_CANONICAL_METRIC = ("canonical metric, not metres (metres at a 300 px focal length; "
                                "needs camera_info for metres)")
 DEPTH_UNIT_RELATIVE = "relative (per-frame, unitless)"
+DEPTH_UNIT_SCALE_UNKNOWN = "odometry units (metric scale unknown yet)"
 
 
 _KEYFRAMES = KeyframePolicyConfig()
@@ -78,6 +91,8 @@ class ProcessorConfig:
     publish_map_points: bool = False
     map_voxel_size: float = 0.05
     map_max_points: int = 200_000
+    scale_source: str = "none"      # none | odometry (RobotOdometry)
+    pose_source: str = "none"       # none | tf
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessorConfig":
@@ -123,12 +138,16 @@ class FrameDepth:
     aligned: bool = False
     rejected: bool = False
     reinitialised: bool = False
+    window_scale: float = float("nan")       # window units -> odometry units (tracked only)
+    stats: Optional[dict] = None             # the tracker's alignment stats (tracked only)
+    reason: str = ""
 
     @classmethod
     def tracked(cls, result: FrameResult) -> "FrameDepth":
         """An accepted (aligned or re-initialised) window's newest frame, from the tracker's result."""
         return cls(result.depth, result.confidence, np.asarray(result.intrinsics, np.float64), result.T_odom_cam,
-                   keyframe=result.keyframe, aligned=result.aligned, reinitialised=result.reinitialised)
+                   keyframe=result.keyframe, aligned=result.aligned, reinitialised=result.reinitialised,
+                   window_scale=float(result.scale), stats=dict(result.stats), reason=result.reason)
 
     @classmethod
     def rejected_window(cls, result: FrameResult, prediction) -> "FrameDepth":
@@ -136,7 +155,7 @@ class FrameDepth:
         (``result.scale``), no pose."""
         conf = prediction.depth_conf[-1] if prediction.depth_conf is not None else None
         return cls(prediction.depth[-1] * np.float32(result.scale), conf, np.asarray(result.intrinsics, np.float64),
-                   rejected=True)
+                   rejected=True, reason=result.reason)
 
     @classmethod
     def depth_only(cls, depth: np.ndarray, confidence: Optional[np.ndarray], K_net: np.ndarray) -> "FrameDepth":
@@ -160,10 +179,19 @@ class ProcessedFrame:
     rejected: bool = False
     reinitialised: bool = False
     reset: bool = False                     # the trajectory was reset before this frame
-    map_points: Optional[np.ndarray] = None  # (M, 3) float32 odometry frame (keyframes only)
+    map_points: Optional[np.ndarray] = None  # (M, 3) float32 odometry frame (keyframes only; metres when scaled)
     map_colours: Optional[np.ndarray] = None
     events: list = field(default_factory=list)
     stage_seconds: dict = field(default_factory=dict)
+    # robot odometry (None without it): metres per odometry unit when known (depth / points / map are then
+    # metres), the scale estimate, the odometry pose given for this frame, whether the window was conditioned
+    metres_per_unit: Optional[float] = None
+    scale_estimate: Optional[ScaleEstimate] = None
+    T_odometry_base: Optional[np.ndarray] = None
+    conditioned: bool = False
+    tracking_status: Optional[TrackingStatus] = None
+    tracking_stats: Optional[dict] = None   # the tracker's alignment stats of an accepted window
+    median_depth: Optional[float] = None    # of the accepted frame, odometry units
 
 
 class FrameProcessor:
@@ -183,6 +211,17 @@ class FrameProcessor:
         self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
                         if self.tracking else None)
+        robot_config = RobotOdometryConfig(scale_source=str(config.scale_source).strip().lower(),
+                                           pose_source=str(config.pose_source).strip().lower())
+        if robot_config.active and not self.tracking:
+            raise ValueError("scale_source: odometry / pose_source: tf need a model that predicts camera poses with "
+                             f"a window of >= 2 views (this one: {backend.views} view(s), predicts poses: "
+                             f"{self.capabilities.predicts_poses})")
+        pose_conditioned = bool(getattr(backend, "pose_conditioned", False))
+        self.robot = (RobotOdometry(robot_config, pose_conditioned=pose_conditioned,
+                                    network_hw=(backend.height, backend.width))
+                      if robot_config.active or pose_conditioned else None)
+        self.tracking_state = TrackingStateMachine() if self.tracking else None
         self._mapping: Optional[NetworkInputMapping] = None
         self._next_id = 0
         self._last_stamp_ns: Optional[int] = None
@@ -190,8 +229,19 @@ class FrameProcessor:
         self.resets = 0
 
     @property
+    def scale_expected(self) -> bool:
+        """A metric scale source is configured (outputs become metres once it is known)."""
+        return self.robot is not None and self.robot.config.scale_expected
+
+    @property
+    def tracking_status(self) -> Optional[TrackingStatus]:
+        return self.tracking_state.status if self.tracking_state is not None else None
+
+    @property
     def depth_unit(self) -> str:
         """The unit of the published depth / points (true for the latest frame; shown on /diagnostics)."""
+        if self.scale_expected:
+            return DEPTH_UNIT_METRES if self.robot.metres_per_unit is not None else DEPTH_UNIT_SCALE_UNKNOWN
         if self.tracking:
             return DEPTH_UNIT_ODOMETRY
         if self.capabilities.predicts_poses:
@@ -219,19 +269,45 @@ class FrameProcessor:
             info["cropped_fraction"] = round(self._mapping.cropped_fraction, 4)
         if self.map is not None:
             info["map_points"] = len(self.map)
+        status = self.tracking_status
+        if status is not None:
+            info.update(tracking_state=status.state, tracking_reason=status.reason,
+                        tracking_lost_episodes=status.lost_episodes, tracking_lost_frames=status.lost_frames,
+                        tracking_reinitialisations=status.reinitialisations, tracking_resets=status.resets)
+        if self.robot is not None:
+            est = self.robot.scale_estimate
+            if est is not None:
+                info["metric_scale"] = est.summary()
+                info["metric_scale_m_per_unit"] = est.scale if est.known else "unknown"
+                info["metric_scale_relative_uncertainty"] = (est.relative_uncertainty if est.known else "unknown")
+            if self.robot.pose_conditioned:
+                info["windows_conditioned"] = self.robot.windows_conditioned
+                info["windows_unconditioned"] = self.robot.windows_unconditioned
+                info["conditioning"] = self.robot.last_conditioning_reason
+                if self.robot.last_pose_residual is not None:
+                    info["pose_residual_m"] = round(self.robot.last_pose_residual, 6)
         return info
 
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
+        """``keep_odom_frame=False``: a new trajectory (odometry frame, unit, scale, map, tracking state)."""
         if self.tracker is not None:
             self.tracker.reset(reason, keep_odom_frame=keep_odom_frame)
         if not keep_odom_frame:
             self.resets += 1
             if self.map is not None:
                 self.map.clear()
+            if self.robot is not None:
+                self.robot.reset(reason)
+            if self.tracking_state is not None:
+                self.tracking_state.reset(reason)
 
     # ------------------------------------------------------------------------------------------
-    def process(self, rgb: np.ndarray, stamp_ns: int, camera: Optional[PinholeCamera]) -> ProcessedFrame:
-        """rgb: camera image, uint8 (h, w, 3); stamp_ns: the image stamp; camera: latest camera_info."""
+    def process(self, rgb: np.ndarray, stamp_ns: int, camera: Optional[PinholeCamera],
+                T_base_cam: Optional[np.ndarray] = None,
+                T_odometry_base: Optional[np.ndarray] = None) -> ProcessedFrame:
+        """rgb: camera image, uint8 (h, w, 3); stamp_ns: the image stamp; camera: latest camera_info;
+        robot odometry (used with ``scale_source`` / ``pose_source``): ``T_base_cam`` the static mount (metres),
+        ``T_odometry_base`` the robot odometry pose at the image stamp (None: not available for this frame)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or rgb.size == 0:
             raise ValueError(f"expected an RGB uint8 (h, w, 3) image, got {rgb.dtype} {rgb.shape}")
         events: list[StreamEvent] = []
@@ -243,6 +319,11 @@ class FrameProcessor:
         K_net = self._network_intrinsics(camera, rgb, events)
         frame_id = self._next_id
         self._next_id += 1
+        robot = self.robot
+        if robot is not None:
+            if T_base_cam is not None:
+                robot.set_base_camera(T_base_cam)
+            robot.add_frame(frame_id, T_odometry_base)
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -251,15 +332,36 @@ class FrameProcessor:
             images = self.tracker.window_images(ids)
         else:
             ids, images = None, np.stack([net_rgb] * self.backend.views)
-        prediction = self.backend.infer(images)
+        conditioning = robot.condition(ids, K_net) if robot is not None and robot.pose_conditioned else None
+        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
         stages["inference"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        conditioned = False
+        if conditioning is not None:
+            prediction, conditioned, _ = robot.align(conditioning, prediction)
         cameras_net = self._network_cameras(prediction, K_net)
         if not self.tracking or prediction.extrinsics is None:
             frame_depth = self._depth_only(prediction, K_net, cameras_net)
         else:
             frame_depth = self._track(ids, prediction, cameras_net, events)
+        median_depth = None
+        if frame_depth.T_odom_cam is not None:
+            valid = frame_depth.depth[np.isfinite(frame_depth.depth) & (frame_depth.depth > 0)]
+            median_depth = float(np.median(valid)) if valid.size else None
+        scale_estimate, s = None, None
+        if robot is not None:
+            robot.keep_frames(list(self.tracker.keyframe_ids) + [frame_id])
+            scale_estimate = robot.update_scale(frame_id, stamp_ns * 1e-9, frame_depth.T_odom_cam,
+                                                frame_depth.window_scale, median_depth, frame_depth.reinitialised,
+                                                conditioned)
+            s = robot.metres_per_unit
+        if self.tracking_state is not None:
+            self.tracking_state.on_frame(accepted=frame_depth.T_odom_cam is not None,
+                                         reinitialised=frame_depth.reinitialised, stamp=stamp_ns * 1e-9,
+                                         reason=frame_depth.reason)
+        if s is not None:
+            frame_depth = replace(frame_depth, depth=frame_depth.depth * np.float32(s))
         stages["alignment"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -277,7 +379,10 @@ class FrameProcessor:
                                 T_odom_cam=T_odom_cam, points=None, point_colours=None,
                                 keyframe=frame_depth.keyframe, aligned=frame_depth.aligned,
                                 rejected=frame_depth.rejected, reinitialised=frame_depth.reinitialised,
-                                reset=reset, events=events, stage_seconds=stages)
+                                reset=reset, events=events, stage_seconds=stages, metres_per_unit=s,
+                                scale_estimate=scale_estimate, T_odometry_base=T_odometry_base,
+                                conditioned=conditioned, tracking_status=self.tracking_status,
+                                tracking_stats=frame_depth.stats, median_depth=median_depth)
         if self.config.publish_points or (self.map is not None and result.keyframe):
             t = time.perf_counter()
             result.points, result.point_colours, result.valid_points = self.cloud.build(
@@ -285,8 +390,12 @@ class FrameProcessor:
             stages["cloud"] = time.perf_counter() - t
         if self.map is not None and result.keyframe and T_odom_cam is not None:
             t = time.perf_counter()
-            self.map.add_keyframe(frame_id, result.points, result.point_colours, T_odom_points=T_odom_cam)
+            # the map is kept in odometry units (a refined scale rescales it consistently), output at the scale
+            points_units = result.points if s is None else result.points * np.float32(1.0 / s)
+            self.map.add_keyframe(frame_id, points_units, result.point_colours, T_odom_points=T_odom_cam)
             result.map_points, result.map_colours = self.map.points()
+            if s is not None:
+                result.map_points = result.map_points * np.float32(s)
             stages["map"] = time.perf_counter() - t
         return result
 
