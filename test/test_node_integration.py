@@ -262,6 +262,9 @@ def test_compressed_transport_from_a_best_effort_camera_driver(ros_node, process
     proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx, image_transport="compressed",
                        qos_reliability="best_effort", use_camera_info=False)
     ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    # the node builds depth only for a subscribed output: let it see this test's depth subscription first
+    ros_node.spin_until(lambda: ros_node.node.count_publishers(f"{NS}/depth") > 0, 30, "the node's depth publisher")
+    ros_node.spin_for(0.5)
     for i in range(4):
         header = Header(stamp=_stamp(i), frame_id=CAMERA_FRAME)
         image_pub.publish(numpy_to_compressed(seq.frame(i).rgb, "rgb8", "jpeg", header=header))
@@ -269,7 +272,8 @@ def test_compressed_transport_from_a_best_effort_camera_driver(ros_node, process
     assert proc.poll() is None, process_launcher.log(proc)
     assert (depth[-1].width, depth[-1].height, depth[-1].encoding) == (160, 120, "32FC1")
     assert (depth[-1].header.stamp.sec, depth[-1].header.stamp.nanosec) == (_stamp(3).sec, _stamp(3).nanosec)
-    ros_node.spin_until(lambda: _diag_values(ros_node, diags)[0] is not None, 10, "diagnostics")
+    ros_node.spin_until(lambda: (_diag_values(ros_node, diags)[0] or {}).get("processed") == "4", 10,
+                        "diagnostics after the 4 frames")
     values, _ = _diag_values(ros_node, diags)
     assert values["intrinsics_source"] == "model (no camera_info)"
 
