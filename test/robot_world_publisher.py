@@ -24,12 +24,10 @@ until interrupted (the test may call services).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
@@ -38,6 +36,7 @@ from std_msgs.msg import Header
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from da3_ros.backends.oracle_backend import write_oracle_spec  # noqa: E402
 from da3_ros.geometry.camera import PinholeCamera  # noqa: E402
 from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped  # noqa: E402
 from da3_ros.ros_io.tf_publisher import TfBroadcaster  # noqa: E402
@@ -57,18 +56,6 @@ def _frames(text: str) -> list[int]:
         a, _, b = part.partition("-")
         out.extend(range(int(a), int(b or a) + 1))
     return out
-
-
-def oracle_spec(robot: SyntheticRobot, frames: dict[int, np.ndarray], width: int, height: int, views: int,
-                garbage_frames: list[int], pose_conditioned: bool) -> dict:
-    """The oracle backend's spec for the robot's camera (see da3_ros/backends/oracle_backend.py)."""
-    import hashlib
-
-    table = {hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).hexdigest(): int(i)
-             for i, rgb in frames.items()}
-    return {"oracle": {"path": "robot_tour", "robot": {"fps": robot.fps}, "width": width, "height": height,
-                       "views": views, "seed": 0, "noise_seed": 0, "frames": table,
-                       "garbage_frames": sorted(garbage_frames), "pose_conditioned": bool(pose_conditioned)}}
 
 
 def main(argv=None) -> int:
@@ -99,9 +86,9 @@ def main(argv=None) -> int:
     seq = robot.sequence(args.width, args.height)
     indices = list(range(args.first_frame, args.first_frame + args.frames))
     frames = {i: seq.render(i)[0] for i in indices}
-    spec = oracle_spec(robot, frames, args.width, args.height, args.views, _frames(args.garbage_frames),
-                       args.pose_conditioned)
-    Path(args.spec).write_text(json.dumps(spec))
+    write_oracle_spec(args.spec, frames, camera_path="robot_tour", width=args.width, height=args.height,
+                      views=args.views, robot_fps=robot.fps, garbage_frames=_frames(args.garbage_frames),
+                      pose_conditioned=args.pose_conditioned)
     print("SPEC_WRITTEN", flush=True)
 
     rclpy.init()

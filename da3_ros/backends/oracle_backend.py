@@ -50,14 +50,23 @@ def _digest(image: np.ndarray) -> str:
 
 def write_oracle_spec(path: Path, frames: dict[int, np.ndarray], *, camera_path: str = "room_tour",
                       width: int = 320, height: int = 240, views: Optional[int] = None, seed: int = 0,
-                      noise_seed: int = 0) -> Path:
+                      noise_seed: int = 0, robot_fps: Optional[float] = None, garbage_frames=(),
+                      pose_conditioned: bool = False) -> Path:
     """``frames``: {frame index: rendered RGB} of every frame the player will publish; ``views``: the
-    window N the spec fixes (None: any N the configuration asks for, 4 by default)."""
+    window N the spec fixes (None: any N the configuration asks for, 4 by default). Robot worlds:
+    ``robot_fps`` (the camera of ``SyntheticRobot(fps=robot_fps)``; ``camera_path`` is then only a label),
+    ``garbage_frames`` and ``pose_conditioned`` (module docstring)."""
     path = Path(path)
     table = {_digest(rgb): int(i) for i, rgb in frames.items()}
-    path.write_text(json.dumps({"oracle": {"path": camera_path, "width": width, "height": height,
-                                           "views": views, "seed": seed, "noise_seed": noise_seed,
-                                           "frames": table}}))
+    spec = {"path": camera_path, "width": width, "height": height, "views": views, "seed": seed,
+            "noise_seed": noise_seed, "frames": table}
+    if robot_fps is not None:
+        spec["robot"] = {"fps": float(robot_fps)}
+    if garbage_frames:
+        spec["garbage_frames"] = sorted(int(i) for i in garbage_frames)
+    if pose_conditioned:
+        spec["pose_conditioned"] = True
+    path.write_text(json.dumps({"oracle": spec}))
     return path
 
 
