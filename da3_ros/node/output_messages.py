@@ -3,7 +3,8 @@ measured is what is published). The node only publishes what these return; it as
 that are switched on and have a subscriber, so nothing else is built.
 
 - ``camera_frame_messages``: depth, depth/camera_info, confidence, points (camera optical frame).
-- ``odometry_messages``: pose, odometry, path, the odom -> camera TF and the fused map (odometry frame).
+- ``odometry_messages``: pose, odometry, path and the odom -> camera TF.
+- ``map_message``: the fused map (odometry frame), built on the map thread when it changes.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..ros_io import (BoundedPath, build_pointcloud2, intrinsics_to_camera_info,
                       pose_stamped, transform_stamped)
 
 CAMERA_FRAME_OUTPUTS = ("depth", "depth_info", "confidence", "points")
-ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf", "map_points")
+ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf")
 
 
 def camera_frame_messages(result, header: Header, *, depth: bool = True, confidence: bool = True,
@@ -35,11 +36,10 @@ def camera_frame_messages(result, header: Header, *, depth: bool = True, confide
 
 
 def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, path: BoundedPath, *, pose: bool = True,
-                      odometry_msg: bool = True, path_msg: bool = True, tf: bool = True,
-                      map_points: bool = True) -> dict:
-    """{'pose', 'odometry', 'path', 'tf', 'map_points'} messages (those asked for and available): the pose of
-    ``camera_frame`` in ``odom_frame`` (``result.T_odom_cam``, camera-to-odom), the path, the odom -> camera
-    ``TransformStamped`` and the fused map (``result.map_points``, odometry frame), all stamped ``stamp``.
+                      odometry_msg: bool = True, path_msg: bool = True, tf: bool = True) -> dict:
+    """{'pose', 'odometry', 'path', 'tf'} messages (those asked for and available): the pose of
+    ``camera_frame`` in ``odom_frame`` (``result.T_odom_cam``, camera-to-odom), the path and the odom -> camera
+    ``TransformStamped``, all stamped ``stamp``.
 
     ``path`` (the node's trajectory) is kept right whatever is asked: cleared when the trajectory was
     reset before this frame, the frame's pose appended (so switching the path output on shows it all)."""
@@ -58,7 +58,10 @@ def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, path: B
             out["path"] = path.message(stamp)
         if tf:
             out["tf"] = transform_stamped(T, stamp, odom_frame, camera_frame)
-    if map_points and result.map_points is not None:
-        out["map_points"] = build_pointcloud2(result.map_points, result.map_colours,
-                                              header=Header(stamp=stamp, frame_id=odom_frame))
     return out
+
+
+def map_message(points, colours, stamp, odom_frame: str):
+    """The fused map (``FrameProcessor``'s map thread: (M, 3) float32 odometry-frame points, colours or None)
+    as an unorganized PointCloud2 in ``odom_frame``, stamped with the keyframe's image stamp."""
+    return build_pointcloud2(points, colours, header=Header(stamp=stamp, frame_id=odom_frame))

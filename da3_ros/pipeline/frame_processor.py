@@ -35,6 +35,7 @@ from ..tracking.tracker import FrameResult, TrackerConfig, WindowTracker
 from ..tracking.window_alignment import AlignmentConfig
 from .network_input import NetworkInputMapping
 from .point_cloud import OrganizedCloudBuilder
+from .map_fusion import MapFusionWorker, MapUpdateCallback
 from .voxel_map import VoxelMap
 
 METRIC_CANONICAL_FOCAL = 300.0
@@ -160,14 +161,15 @@ class ProcessedFrame:
     rejected: bool = False
     reinitialised: bool = False
     reset: bool = False                     # the trajectory was reset before this frame
-    map_points: Optional[np.ndarray] = None  # (M, 3) float32 odometry frame (keyframes only)
-    map_colours: Optional[np.ndarray] = None
     events: list = field(default_factory=list)
     stage_seconds: dict = field(default_factory=dict)
 
 
 class FrameProcessor:
-    def __init__(self, backend: InferenceBackend, config: ProcessorConfig):
+    def __init__(self, backend: InferenceBackend, config: ProcessorConfig,
+                 on_map_update: Optional[MapUpdateCallback] = None):
+        """``on_map_update(stamp_ns, points, colours)``: called on the map-fusion thread after each fused
+        keyframe (odometry frame, read-only views valid during the call), with ``publish_map_points``."""
         if config.window_size and config.window_size != backend.views:
             raise ValueError(f"window_size {config.window_size} does not match the model's window of "
                              f"{backend.views} views; re-export the model with --views {config.window_size} "
@@ -180,7 +182,9 @@ class FrameProcessor:
         self.tracking = backend.views >= 2 and self.capabilities.predicts_poses
         self.cloud = OrganizedCloudBuilder(config.point_stride, config.min_depth, config.max_depth,
                                            config.confidence_threshold)
-        self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
+        # the fused map grows on a thread of its own: a keyframe costs the inference worker one hand-over
+        self.map = (MapFusionWorker(VoxelMap(config.map_voxel_size, config.map_max_points), on_map_update)
+                    if config.publish_map_points else None)
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
                         if self.tracking else None)
         self._mapping: Optional[NetworkInputMapping] = None
@@ -218,8 +222,13 @@ class FrameProcessor:
             info["camera_resolution"] = f"{self._mapping.camera_width}x{self._mapping.camera_height}"
             info["cropped_fraction"] = round(self._mapping.cropped_fraction, 4)
         if self.map is not None:
-            info["map_points"] = len(self.map)
+            info.update(self.map.stats())
         return info
+
+    def close(self) -> None:
+        """Finish fusing the queued keyframes and stop the map thread. Idempotent."""
+        if self.map is not None:
+            self.map.close()
 
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
         if self.tracker is not None:
@@ -285,9 +294,8 @@ class FrameProcessor:
             stages["cloud"] = time.perf_counter() - t
         if self.map is not None and result.keyframe and T_odom_cam is not None:
             t = time.perf_counter()
-            self.map.add_keyframe(frame_id, result.points, result.point_colours, T_odom_points=T_odom_cam)
-            result.map_points, result.map_colours = self.map.points()
-            stages["map"] = time.perf_counter() - t
+            self.map.submit(frame_id, stamp_ns, result.points, result.point_colours, T_odom_cam)
+            stages["map"] = time.perf_counter() - t   # the hand-over; fusing is timed on the map thread
         return result
 
     # ------------------------------------------------------------------------------------------
