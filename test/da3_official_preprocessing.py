@@ -105,8 +105,8 @@ def resize_image(image: np.ndarray, plan: ResizePlan) -> np.ndarray:
             img = _cv_resize(img, plan.network_hw, plan.network_hw[0] > plan.boundary_hw[0]
                              or plan.network_hw[1] > plan.boundary_hw[1])
     else:
-        t, l = plan.crop_tl
-        img = img[t:t + plan.network_hw[0], l:l + plan.network_hw[1]]
+        top, left = plan.crop_tl
+        img = img[top:top + plan.network_hw[0], left:left + plan.network_hw[1]]
     return np.ascontiguousarray(img)
 
 

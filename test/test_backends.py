@@ -84,9 +84,9 @@ def test_torch_backend_window_defaults_and_capabilities_from_the_config():
     from da3_ros.backends.torch_backend import DEFAULT_HEIGHT, DEFAULT_REF_VIEW, DEFAULT_VIEWS, DEFAULT_WIDTH
 
     multi = TorchBackend(model=reduced_model("multi_view"))
-    assert (multi.views, multi.height, multi.width, multi.ref_view) == (DEFAULT_VIEWS, DEFAULT_HEIGHT, DEFAULT_WIDTH,
-                                                                         DEFAULT_REF_VIEW) == (4, 280, 504,
-                                                                                               "saddle_balanced")
+    window = (multi.views, multi.height, multi.width, multi.ref_view)
+    assert window == (DEFAULT_VIEWS, DEFAULT_HEIGHT, DEFAULT_WIDTH, DEFAULT_REF_VIEW)
+    assert window == (4, 280, 504, "saddle_balanced")
     assert multi.capabilities.predicts_poses and not multi.capabilities.metric_depth
     mono = TorchBackend(model=reduced_model("mono"), height=H, width=W)
     assert (mono.views, mono.height, mono.width) == (1, H, W)   # one view: a mono model sees no other

@@ -149,5 +149,6 @@ def test_tensorrt_refuses_an_int8_graph(exported, tmp_path):
 
 def test_unknown_onnx_precision_refused(exported, tmp_path):
     model, _, _ = exported
-    with pytest.raises(ValueError, match=r"ONNX precision must be one of \('fp32', 'fp16', 'int8_dynamic'\), got 'bf16'"):
+    expected = r"ONNX precision must be one of \('fp32', 'fp16', 'int8_dynamic'\), got 'bf16'"
+    with pytest.raises(ValueError, match=expected):
         export_model_to_onnx(model, tmp_path / "x.onnx", views=N, height=H, width=W, verbose=False, precision="bf16")

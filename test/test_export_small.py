@@ -159,7 +159,8 @@ def test_mismatched_configuration_refused(small):
         create_backend("onnxruntime", model_file_path=str(onnx_path), variant="da3-small", views=4,
                        height=504, width=504)
     msg = str(info.value)
-    assert "views: model has 2, configuration wants 4" in msg and "height: model has 280, configuration wants 504" in msg
+    assert "views: model has 2, configuration wants 4" in msg
+    assert "height: model has 280, configuration wants 504" in msg
     assert "rebuild it: da3-export onnx --checkpoint <da3-small> --views 4 --height 504 --width 504" in msg
 
 

@@ -70,7 +70,9 @@ def test_processes_a_sequence_with_poses_points_and_flags(backend, sequence):
     assert len(poses) >= 1 and keyframes >= 1
     np.testing.assert_allclose(poses[0], np.eye(4), atol=1e-9)      # first frame defines odom
     assert proc.describe()["intrinsics_source"] == "camera_info"
-    assert len(proc.map) > 0
+    assert proc.map.flush(10.0) and len(proc.map.map) > 0
+    assert proc.describe()["map_keyframes_fused"] == keyframes
+    proc.close()
 
 
 def test_stream_events_reset_and_recover(backend, sequence):

@@ -23,10 +23,12 @@ def world(tmp_path_factory):
     return seq, frames, spec
 
 
-def _processor(spec, **kw):
+def _processor(spec, maps=None, **kw):
+    """``maps``: a list that receives every map update (points) of the map thread."""
     config = ProcessorConfig(point_stride=4, min_depth=0.01, max_depth=100.0, publish_map_points=True,
                              map_voxel_size=0.02, **kw)
-    return FrameProcessor(OracleBackend(str(spec)), config)
+    on_map = None if maps is None else (lambda stamp_ns, points, colours: maps.append(np.array(points)))
+    return FrameProcessor(OracleBackend(str(spec)), config, on_map_update=on_map)
 
 
 def _feed(proc, seq, frames, indices):
@@ -42,9 +44,11 @@ def _feed(proc, seq, frames, indices):
 
 def test_scale_from_odometry_makes_depth_and_map_metric(world):
     seq, frames, spec = world
-    proc = _processor(spec, scale_source="odometry")
+    maps = []
+    proc = _processor(spec, maps, scale_source="odometry")
     assert proc.scale_expected and proc.depth_unit == DEPTH_UNIT_SCALE_UNKNOWN
     results = _feed(proc, seq, frames, range(FRAMES))
+    proc.close()   # the map thread fuses the queued keyframes
     assert results[0].metres_per_unit is None and results[-1].metres_per_unit is not None
     assert proc.depth_unit == DEPTH_UNIT_METRES and all(r.tracking_status.state == "tracking" for r in results)
     last = results[-1]
@@ -56,7 +60,7 @@ def test_scale_from_odometry_makes_depth_and_map_metric(world):
     # the base's start, i.e. within ~8 m of the odometry origin; in odometry units (~0.5 m per unit) they would not
     info = proc.describe()
     assert "m per odometry unit" in info["metric_scale"] and info["tracking_state"] == "tracking"
-    maps = [r.map_points for r in results if r.map_points is not None]
+    assert maps
     extent = np.nanmax(np.linalg.norm(maps[-1], axis=1))
     assert 2.0 < extent < 9.0, extent
 

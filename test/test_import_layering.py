@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import pytest
 
@@ -85,7 +85,7 @@ def imported_modules(source: str, module: str, is_package: bool) -> List[Tuple[s
 
 
 def subpackage(name: str) -> Optional[str]:
-    """"da3_ros.backends.factory" -> "backends"; "da3_ros" (or a name defined in its __init__, such as
+    """``da3_ros.backends.factory`` -> "backends"; "da3_ros" (or a name defined in its __init__, such as
     ``__version__``) -> ROOT; outside da3_ros -> None."""
     parts = name.split(".")
     if parts[0] != ROOT:

@@ -7,20 +7,19 @@ from std_msgs.msg import Header
 
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import rotation_from_axis_angle
-from da3_ros.node.output_messages import ODOMETRY_OUTPUTS, camera_frame_messages, odometry_messages
+from da3_ros.node.output_messages import ODOMETRY_OUTPUTS, camera_frame_messages, map_message, odometry_messages
 from da3_ros.pipeline.frame_processor import ProcessedFrame
 from da3_ros.node.pose_outputs import PoseOutputs
 from da3_ros.ros_io import image_to_numpy, pointcloud2_xyz_rgb, transform_to_matrix
 
 
-def _frame(T=None, reset=False, map_points=None):
+def _frame(T=None, reset=False):
     rng = np.random.default_rng(0)
     depth = (1.0 + rng.random((6, 8))).astype(np.float32)
     points = rng.random((3, 4, 3)).astype(np.float32)
     return ProcessedFrame(depth=depth, confidence=np.ones_like(depth), camera_intrinsics=PinholeCamera(
         8, 6, np.array([[5.0, 0, 3.5], [0, 5.0, 2.5], [0, 0, 1]])), T_odom_cam=T, points=points,
-        point_colours=np.zeros((3, 4, 3), np.uint8), reset=reset, map_points=map_points,
-        map_colours=None if map_points is None else np.zeros(map_points.shape, np.uint8))
+        point_colours=np.zeros((3, 4, 3), np.uint8), reset=reset)
 
 
 def test_camera_frame_messages_only_the_asked_ones():
@@ -41,14 +40,14 @@ def test_odometry_messages_keep_the_path_when_nothing_is_built():
     T[:3, 3] = (1.0, 2.0, 3.0)
     # a bare camera (base_frame empty, no scale source): the pose outputs of the camera, as before issue 13
     path = PoseOutputs(dict(odom_frame="odom", base_frame="", path_max_length=10), lambda: None, scale_expected=False)
-    off = dict(pose=False, odometry_msg=False, path_msg=False, tf=False, map_points=False)
+    off = dict(pose=False, odometry_msg=False, path_msg=False, tf=False)
     for _ in range(3):
         assert odometry_messages(_frame(T), stamp, "odom", "cam", path, **off) == {}
     assert len(path) == 3   # poses kept while nobody subscribes: switching the path on shows all of them
     assert odometry_messages(_frame(None), stamp, "odom", "cam", path, **off) == {} and len(path) == 3
 
     cloud = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], np.float32)
-    out = odometry_messages(_frame(T, map_points=cloud), stamp, "odom", "cam", path)
+    out = odometry_messages(_frame(T), stamp, "odom", "cam", path)
     assert set(out) == set(ODOMETRY_OUTPUTS)
     assert len(out["path"].poses) == 4 and out["path"].poses[-1].pose == out["pose"].pose
     assert out["pose"].header.frame_id == "odom" and out["pose"].header.stamp == stamp
@@ -56,8 +55,9 @@ def test_odometry_messages_keep_the_path_when_nothing_is_built():
     assert (out["tf"].header.frame_id, out["tf"].child_frame_id) == ("odom", "cam")
     np.testing.assert_allclose(transform_to_matrix(out["tf"].transform), T, atol=1e-12)
     assert out["odometry"].pose.pose.position.z == 3.0
-    assert out["map_points"].header.frame_id == "odom"
-    np.testing.assert_array_equal(pointcloud2_xyz_rgb(out["map_points"])[0].reshape(-1, 3), cloud)
+    map_msg = map_message(cloud, np.zeros(cloud.shape, np.uint8), stamp, "odom")
+    assert map_msg.header.frame_id == "odom" and map_msg.header.stamp == stamp
+    np.testing.assert_array_equal(pointcloud2_xyz_rgb(map_msg)[0].reshape(-1, 3), cloud)
 
     # a reset before this frame restarts the path even when the path is not built
     only_tf = odometry_messages(_frame(T, reset=True), stamp, "odom", "cam", path,

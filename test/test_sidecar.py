@@ -143,7 +143,8 @@ def test_ahead_of_time_engine_checks_compute_capability_list():
     with pytest.raises(EngineMismatchError, match=r"engine built for \['SM86', 'SM89'\], running on '12.0'"):
         validate_engine_runtime(sc, engine_path="a.engine", tensorrt_version="1.7.1.116",
                                 tensorrt_module="tensorrt_rtx", gpu_name="RTX 5090", compute_capability="12.0")
-    with pytest.raises(EngineMismatchError, match=r"tensorrt_module: engine built with 'tensorrt_rtx', running 'tensorrt'"):
+    expected = r"tensorrt_module: engine built with 'tensorrt_rtx', running 'tensorrt'"
+    with pytest.raises(EngineMismatchError, match=expected):
         validate_engine_runtime(sc, engine_path="a.engine", tensorrt_version="1.7.1.116",
                                 tensorrt_module="tensorrt", gpu_name="x", compute_capability="8.6")
 
@@ -173,8 +174,8 @@ def test_capabilities_recorded_and_old_sidecars_still_load(tmp_path):
     path = write_sidecar(sc, tmp_path / "model.onnx")
     assert json.loads(path.read_text())["capabilities"] == sc.model_capabilities.to_dict()
     # a metric mono export recorded as such is read back as such (not from the variant name)
-    metric = make_sidecar(variant="anything", outputs=[TensorSpec("depth", "float32", [1, 1, 280, 504]),
-                                                        TensorSpec("sky", "float32", [1, 1, 280, 504])],
+    metric_outputs = [TensorSpec("depth", "float32", [1, 1, 280, 504]), TensorSpec("sky", "float32", [1, 1, 280, 504])]
+    metric = make_sidecar(variant="anything", outputs=metric_outputs,
                           capabilities=ModelCapabilities(False, True, True, False).to_dict())
     write_sidecar(metric, tmp_path / "metric.onnx")
     assert read_sidecar(tmp_path / "metric.onnx").model_capabilities == ModelCapabilities(False, True, True, False)

@@ -85,6 +85,7 @@ def test_garbage_windows_are_rejected_then_tracker_reinitialises_without_jump(sm
         assert not res.rejected
     last_pose, last_scale = res.T_odom_cam.copy(), res.scale
     assert tracker.last_scale == last_scale
+
     def confident_median(r):  # median depth over pixels with at least half the median confidence
         return float(np.median(r.depth[r.confidence >= 0.5 * np.median(r.confidence)]))
 

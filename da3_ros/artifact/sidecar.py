@@ -295,4 +295,3 @@ def validate_engine_runtime(
             f"this machine: da3-export engine --onnx FILE.onnx --precision {sidecar.precision} --output "
             f"{engine_path} (or set force_engine_update: true)"
         )
-

@@ -3,8 +3,8 @@
 ``model_file_path`` is a checkpoint (HF-layout directory, ``.safetensors``/``.pth`` file or HF repo
 id). The uint8 images are normalised on the backend's device by the exported graph's own function
 (da3_ros.model.normalization.normalize_uint8_images: cast, NHWC->NCHW, /255, ImageNet mean/std).
-fp16/bf16 run the backbone under autocast while the heads stay fp32 (``DA3Model.set_precision``). The model can also be passed in directly (``model=``),
-e.g. for tests and the check command.
+fp16/bf16 run the backbone under autocast while the heads stay fp32 (``DA3Model.set_precision``).
+The model can also be passed in directly (``model=``), e.g. for tests and the check command.
 
 A checkpoint has no fixed window: ``views``/``height``/``width``/``ref_view`` left at None (the node's
 0 / "") take the defaults below: N = ``DEFAULT_VIEWS`` for any-view models and 1 for mono/metric

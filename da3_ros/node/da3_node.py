@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
@@ -57,7 +58,7 @@ from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
-from .output_messages import camera_frame_messages, odometry_messages
+from .output_messages import camera_frame_messages, map_message, odometry_messages
 from .pose_outputs import PoseOutputs
 from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
@@ -181,7 +182,8 @@ class Da3Node(LifecycleNode):
             if problems:
                 raise ValueError("; ".join(problems))
             self._backend = create_backend_from_parameters(settings.__getitem__)
-            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(settings.__getitem__))
+            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(settings.__getitem__),
+                                             on_map_update=self._publish_map)
         except Exception as exc:   # BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError, ...
             self._configure_error = f"{type(exc).__name__}: {exc}"
             self.accounting.on_event("configure_failures", self._configure_error, error=True)
@@ -246,8 +248,7 @@ class Da3Node(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        if self._backend is not None:
-            self._backend.close()
+        self._close_pipeline()
         if self._poses is not None:
             self._poses.destroy()
         self._backend = self._processor = self._poses = None
@@ -256,9 +257,14 @@ class Da3Node(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
+        self._close_pipeline()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _close_pipeline(self) -> None:
+        if self._processor is not None:
+            self._processor.close()     # fuses the queued keyframes, stops the map thread
         if self._backend is not None:
             self._backend.close()
-        return TransitionCallbackReturn.SUCCESS
 
     def _stop_worker(self):
         self._running.clear()
@@ -364,6 +370,14 @@ class Da3Node(LifecycleNode):
         stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
         self.accounting.on_processed(stages)
 
+    def _publish_map(self, stamp_ns: int, points, colours) -> None:
+        """Map-thread callback after each fused keyframe: publish ``map_points`` if anyone subscribes."""
+        pub, settings = self._pubs.get("map_points"), self._settings
+        if pub is None or settings is None or pub.get_subscription_count() == 0:
+            return
+        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        pub.publish(map_message(points, colours, stamp, settings["odom_frame"]))
+
     def _wanted_outputs(self, settings: Mapping[str, Any]) -> dict:
         """Output name -> build it this frame: switched on (publish_*) and subscribed to (TF: whenever
         publish_tf, a /tf listener is not counted). Messages nobody receives are not built."""
@@ -377,8 +391,7 @@ class Da3Node(LifecycleNode):
                 "confidence": settings["publish_confidence"] and subscribed("confidence"),
                 "points": settings["publish_points"] and subscribed("points"),
                 "pose": pose and subscribed("pose"), "odometry": pose and subscribed("odometry"),
-                "path": pose and subscribed("path"), "tf": bool(settings["publish_tf"]),
-                "map_points": subscribed("map_points")}
+                "path": pose and subscribed("path"), "tf": bool(settings["publish_tf"])}
 
     def _publish(self, result, header: Header, camera_frame: str, settings: Mapping[str, Any]) -> None:
         """Publish the messages ``output_messages`` builds for the wanted outputs (the node builds none)."""
@@ -388,8 +401,7 @@ class Da3Node(LifecycleNode):
                                          confidence=wanted["confidence"], points=wanted["points"])
         messages.update(odometry_messages(result, header.stamp, settings["odom_frame"], camera_frame, self._poses,
                                           pose=wanted["pose"], odometry_msg=wanted["odometry"],
-                                          path_msg=wanted["path"], tf=wanted["tf"],
-                                          map_points=wanted["map_points"]))
+                                          path_msg=wanted["path"], tf=wanted["tf"]))
         tf = messages.pop("tf", None)
         pubs = self._pubs
         for name, message in messages.items():

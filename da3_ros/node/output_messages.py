@@ -3,7 +3,8 @@ measured is what is published). The node only publishes what these return; it as
 that are switched on and have a subscriber, so nothing else is built.
 
 - ``camera_frame_messages``: depth, depth/camera_info, confidence, points (camera optical frame).
-- ``odometry_messages``: pose, odometry, path, the TF edge (``PoseOutputs``) and the fused map (odometry frame).
+- ``odometry_messages``: pose, odometry, path and the TF edge of the body (``PoseOutputs``).
+- ``map_message``: the fused map (odometry frame), built on the map thread when it changes.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..ros_io import build_pointcloud2, intrinsics_to_camera_info, numpy_to_imag
 from .pose_outputs import PoseOutputs
 
 CAMERA_FRAME_OUTPUTS = ("depth", "depth_info", "confidence", "points")
-ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf", "map_points")
+ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf")
 
 
 def camera_frame_messages(result, header: Header, *, depth: bool = True, confidence: bool = True,
@@ -35,18 +36,20 @@ def camera_frame_messages(result, header: Header, *, depth: bool = True, confide
 
 
 def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, poses: PoseOutputs, *, pose: bool = True,
-                      odometry_msg: bool = True, path_msg: bool = True, tf: bool = True,
-                      map_points: bool = True) -> dict:
-    """{'pose', 'odometry', 'path', 'tf', 'map_points'} messages (those asked for and available): the pose
-    outputs of the body (``base_frame``, or ``camera_frame`` without one) built by ``poses`` (a
+                      odometry_msg: bool = True, path_msg: bool = True, tf: bool = True) -> dict:
+    """{'pose', 'odometry', 'path', 'tf'} messages (those asked for and available): the pose outputs of the
+    body (``base_frame``, or ``camera_frame`` without one) built by ``poses`` (a
     :class:`~da3_ros.node.pose_outputs.PoseOutputs`: REP 105 edge, twist, covariances, the lost / scale
-    unknown convention), and the fused map (``result.map_points``, odometry frame), all stamped ``stamp``.
+    unknown convention), all stamped ``stamp``.
 
     ``poses`` keeps the trajectory right whatever is asked: it restarts when the trajectory was reset before
     this frame and takes the frame's pose (so switching the path output on shows it all)."""
-    out = poses.messages(result, stamp, camera_frame, odom_frame, pose=pose, odometry_msg=odometry_msg,
-                         path_msg=path_msg, tf=tf)
-    if map_points and result.map_points is not None:
-        out["map_points"] = build_pointcloud2(result.map_points, result.map_colours,
-                                              header=Header(stamp=stamp, frame_id=odom_frame))
-    return out
+    return poses.messages(result, stamp, camera_frame, odom_frame, pose=pose, odometry_msg=odometry_msg,
+                          path_msg=path_msg, tf=tf)
+
+
+def map_message(points, colours, stamp, odom_frame: str):
+    """The fused map (``FrameProcessor``'s map thread: (M, 3) float32 odometry-frame points, metres once the
+    metric scale is known; colours or None)
+    as an unorganized PointCloud2 in ``odom_frame``, stamped with the keyframe's image stamp."""
+    return build_pointcloud2(points, colours, header=Header(stamp=stamp, frame_id=odom_frame))

@@ -47,6 +47,7 @@ from ..tracking.window_alignment import AlignmentConfig
 from .network_input import NetworkInputMapping
 from .point_cloud import OrganizedCloudBuilder
 from .robot_odometry import RobotOdometry, RobotOdometryConfig
+from .map_fusion import MapFusionWorker, MapUpdateCallback
 from .voxel_map import VoxelMap
 
 METRIC_CANONICAL_FOCAL = 300.0
@@ -179,8 +180,6 @@ class ProcessedFrame:
     rejected: bool = False
     reinitialised: bool = False
     reset: bool = False                     # the trajectory was reset before this frame
-    map_points: Optional[np.ndarray] = None  # (M, 3) float32 odometry frame (keyframes only; metres when scaled)
-    map_colours: Optional[np.ndarray] = None
     events: list = field(default_factory=list)
     stage_seconds: dict = field(default_factory=dict)
     # robot odometry (None without it): metres per odometry unit when known (depth / points / map are then
@@ -195,7 +194,10 @@ class ProcessedFrame:
 
 
 class FrameProcessor:
-    def __init__(self, backend: InferenceBackend, config: ProcessorConfig):
+    def __init__(self, backend: InferenceBackend, config: ProcessorConfig,
+                 on_map_update: Optional[MapUpdateCallback] = None):
+        """``on_map_update(stamp_ns, points, colours)``: called on the map-fusion thread after each fused
+        keyframe (odometry frame, read-only views valid during the call), with ``publish_map_points``."""
         if config.window_size and config.window_size != backend.views:
             raise ValueError(f"window_size {config.window_size} does not match the model's window of "
                              f"{backend.views} views; re-export the model with --views {config.window_size} "
@@ -208,7 +210,10 @@ class FrameProcessor:
         self.tracking = backend.views >= 2 and self.capabilities.predicts_poses
         self.cloud = OrganizedCloudBuilder(config.point_stride, config.min_depth, config.max_depth,
                                            config.confidence_threshold)
-        self.map = VoxelMap(config.map_voxel_size, config.map_max_points) if config.publish_map_points else None
+        # the fused map grows on a thread of its own: a keyframe costs the inference worker one hand-over
+        self._on_map_update = on_map_update
+        self.map = (MapFusionWorker(VoxelMap(config.map_voxel_size, config.map_max_points), self._map_updated)
+                    if config.publish_map_points else None)
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
                         if self.tracking else None)
         robot_config = RobotOdometryConfig(scale_source=str(config.scale_source).strip().lower(),
@@ -268,7 +273,7 @@ class FrameProcessor:
             info["camera_resolution"] = f"{self._mapping.camera_width}x{self._mapping.camera_height}"
             info["cropped_fraction"] = round(self._mapping.cropped_fraction, 4)
         if self.map is not None:
-            info["map_points"] = len(self.map)
+            info.update(self.map.stats())
         status = self.tracking_status
         if status is not None:
             info.update(tracking_state=status.state, tracking_reason=status.reason,
@@ -287,6 +292,18 @@ class FrameProcessor:
                 if self.robot.last_pose_residual is not None:
                     info["pose_residual_m"] = round(self.robot.last_pose_residual, 6)
         return info
+
+    def _map_updated(self, stamp_ns: int, points: np.ndarray, colours: Optional[np.ndarray]) -> None:
+        """Map thread: the fused map (odometry units) in metres once the metric scale is known, to the caller."""
+        if self._on_map_update is None:
+            return
+        s = self.robot.metres_per_unit if self.robot is not None else None
+        self._on_map_update(stamp_ns, points if s is None else points * np.float32(s), colours)
+
+    def close(self) -> None:
+        """Finish fusing the queued keyframes and stop the map thread. Idempotent."""
+        if self.map is not None:
+            self.map.close()
 
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
         """``keep_odom_frame=False``: a new trajectory (odometry frame, unit, scale, map, tracking state)."""
@@ -390,13 +407,11 @@ class FrameProcessor:
             stages["cloud"] = time.perf_counter() - t
         if self.map is not None and result.keyframe and T_odom_cam is not None:
             t = time.perf_counter()
-            # the map is kept in odometry units (a refined scale rescales it consistently), output at the scale
+            # the map is kept in odometry units (a refined scale rescales it consistently); the map thread's
+            # output is scaled to metres on the way out (_map_updated)
             points_units = result.points if s is None else result.points * np.float32(1.0 / s)
-            self.map.add_keyframe(frame_id, points_units, result.point_colours, T_odom_points=T_odom_cam)
-            result.map_points, result.map_colours = self.map.points()
-            if s is not None:
-                result.map_points = result.map_points * np.float32(s)
-            stages["map"] = time.perf_counter() - t
+            self.map.submit(frame_id, stamp_ns, points_units, result.point_colours, T_odom_cam)
+            stages["map"] = time.perf_counter() - t   # the hand-over; fusing is timed on the map thread
         return result
 
     # ------------------------------------------------------------------------------------------

@@ -53,6 +53,15 @@ def slop_to_ns(slop_s: float) -> int:
     return int(round(slop * 1e9))
 
 
+def check_sync_arguments(num_cameras: int, queue_size: int) -> Tuple[int, int]:
+    """The camera count and per-camera queue size of a rig synchroniser, checked (integers >= 1)."""
+    if int(num_cameras) != num_cameras or num_cameras < 1:
+        raise ValueError(f"num_cameras must be an integer >= 1, got {num_cameras!r}")
+    if int(queue_size) != queue_size or queue_size < 1:
+        raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
+    return int(num_cameras), int(queue_size)
+
+
 @dataclass(frozen=True)
 class RigGroup:
     """One complete group: ``stamps_ns[c]`` and ``payloads[c]`` of camera ``c`` (index order)."""
@@ -124,13 +133,8 @@ class RigSynchronizer:
     def __init__(self, num_cameras: int, slop_s: float = 0.02, queue_size: int = 10,
                  callback: Optional[Callable[[RigGroup], None]] = None,
                  drop_callback: Optional[Callable[[DroppedItem], None]] = None):
-        if int(num_cameras) != num_cameras or num_cameras < 1:
-            raise ValueError(f"num_cameras must be an integer >= 1, got {num_cameras!r}")
-        if int(queue_size) != queue_size or queue_size < 1:
-            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
-        self.num_cameras = int(num_cameras)
+        self.num_cameras, self.queue_size = check_sync_arguments(num_cameras, queue_size)
         self.slop_ns = slop_to_ns(slop_s)
-        self.queue_size = int(queue_size)
         self.callback = callback
         self.drop_callback = drop_callback
         self._lock = threading.Lock()

@@ -28,7 +28,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..pipeline.rig_sync import DROP_REASONS, DroppedItem, RigGroup, RigSynchronizer, RigSyncStats, slop_to_ns
+from ..pipeline.rig_sync import (DROP_REASONS, DroppedItem, RigGroup, RigSynchronizer, RigSyncStats,
+                                 check_sync_arguments, slop_to_ns)
+from .optional_packages import importable
 
 __all__ = ["IMPLEMENTATIONS", "MessageFiltersRigSynchronizer", "create_rig_synchronizer",
            "message_filters_available"]
@@ -38,11 +40,7 @@ IMPLEMENTATIONS = ("auto", "message_filters", "builtin")
 
 def message_filters_available() -> Tuple[bool, str]:
     """``(True, "")`` when ``import message_filters`` works, else ``(False, reason)``."""
-    try:
-        import message_filters  # noqa: F401
-    except Exception as exc:  # ImportError, or a broken install failing at import time
-        return False, f"message_filters is not importable ({type(exc).__name__}: {exc})"
-    return True, ""
+    return importable("message_filters")
 
 
 class _Header:
@@ -75,13 +73,8 @@ class MessageFiltersRigSynchronizer:
         import message_filters
         from rclpy.time import Time
 
-        if int(num_cameras) != num_cameras or num_cameras < 1:
-            raise ValueError(f"num_cameras must be an integer >= 1, got {num_cameras!r}")
-        if int(queue_size) != queue_size or queue_size < 1:
-            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
-        self.num_cameras = int(num_cameras)
+        self.num_cameras, self.queue_size = check_sync_arguments(num_cameras, queue_size)
         self.slop_ns = slop_to_ns(slop_s)
-        self.queue_size = int(queue_size)
         self.callback = callback
         self.drop_callback = drop_callback
         self._Time = Time

@@ -33,6 +33,7 @@ from tf2_msgs.msg import TFMessage
 from ..geometry.transform_buffer import (ConnectivityError, ExtrapolationError, ReparentEvent, TransformBuffer,
                                          TransformLookupError, UnknownFrameError, format_stamp)
 from .errors import MessageConversionError
+from .optional_packages import importable
 from .pose_messages import stamp_to_ns, transform_to_matrix
 from .tf_publisher import TF_QOS
 
@@ -71,11 +72,7 @@ class TransformLookup(Protocol):
 
 def tf2_ros_available() -> Tuple[bool, str]:
     """``(True, "")`` when ``import tf2_ros`` works, else ``(False, reason)``."""
-    try:
-        import tf2_ros  # noqa: F401
-    except Exception as exc:  # ImportError, or a broken install failing at import time
-        return False, f"tf2_ros is not importable ({type(exc).__name__}: {exc})"
-    return True, ""
+    return importable("tf2_ros")
 
 
 class TfListener:

@@ -80,7 +80,8 @@ class TrackerConfig:
 
     def __post_init__(self):
         if self.window_size < 2:
-            raise ValueError(f"window_size must be >= 2 (the new frame + at least one keyframe), got {self.window_size}")
+            raise ValueError("window_size must be >= 2 (the new frame + at least one keyframe), "
+                             f"got {self.window_size}")
         if not 0 < self.startup_keyframe_factor <= 1:
             raise ValueError(f"startup_keyframe_factor must be in (0, 1], got {self.startup_keyframe_factor}")
         if self.max_consecutive_rejections < 1:
@@ -408,7 +409,8 @@ class WindowTracker:
         dt = float(np.linalg.norm(pose[:3, 3] - last_pose[:3, 3])) / last_med
         dr = float(np.degrees(rotation_angle(last_pose[:3, :3].T @ pose[:3, :3])))
         if dt > self.config.max_step_translation_ratio * frames:
-            return f"pose_jump_translation ({dt:.3f} x median depth > {self.config.max_step_translation_ratio * frames:.3f})"
+            limit = self.config.max_step_translation_ratio * frames
+            return f"pose_jump_translation ({dt:.3f} x median depth > {limit:.3f})"
         if dr > self.config.max_step_rotation_deg * frames:
             return f"pose_jump_rotation ({dr:.1f} deg > {self.config.max_step_rotation_deg * frames:.1f})"
         return ""
