@@ -171,8 +171,9 @@ def test_odometry_scale_tf_tree_and_metric_outputs(ros_node, process_launcher, t
     assert cov_first[0, 0] == 1e6 and 0 < cov_last[0, 0] < 0.01 and 0 < cov_last[5, 5] < 0.01
     assert abs(odoms[-1].twist.twist.linear.x - 0.3) < 0.05     # 0.3 m/s forward, body frame
     # depth in metres (the last frame against the rendered truth, confident pixels)
-    depth = run.received[f"{NS}/depth"][-1]
-    conf = next(c for c in run.received[f"{NS}/confidence"] if c.header.stamp == depth.header.stamp)
+    confs = {stamp_to_ns(c.header.stamp): c for c in run.received[f"{NS}/confidence"]}
+    depth = [d for d in run.received[f"{NS}/depth"] if stamp_to_ns(d.header.stamp) in confs][-1]
+    conf = confs[stamp_to_ns(depth.header.stamp)]
     d, c = image_to_numpy(depth), image_to_numpy(conf)
     gt = ROBOT.sequence(W, H).render(int(round(_t(depth) * 10)))[1]
     good = np.isfinite(d) & (c >= 0.5 * np.nanmedian(c))
@@ -192,15 +193,18 @@ def test_pose_conditioned_windows_give_metric_depth(ros_node, process_launcher, 
         k = int(round(_t(msg) * 10))
         if k < 10:
             continue   # the scale from conditioned windows needs a few of them
-        d, c = image_to_numpy(msg), confs[stamp_to_ns(msg.header.stamp)]
+        c = confs.get(stamp_to_ns(msg.header.stamp))
+        if c is None:
+            continue   # a confidence message lost between processes (KEEP_LAST 5 publisher, starved CPU)
+        d = image_to_numpy(msg)
         gt = seq.render(k)[1]
         good = np.isfinite(d) & (c >= 0.5 * np.nanmedian(c))
         absrel.append(float(np.mean(np.abs(d[good] - gt[good]) / gt[good])))
-    assert len(absrel) >= 15, run.log()
+    assert len(absrel) >= 15, (len(absrel), run.log())
     print(f"pose_source tf: depth AbsRel median {np.median(absrel):.4f} max {max(absrel):.4f} over {len(absrel)} "
           f"frames; {values['windows_conditioned']} windows conditioned")
     # oracle depth noise (1 % + 2 % warp + blobs) and the 2 % wheel-odometry bias of the given poses
-    assert np.median(absrel) <= 0.05 and max(absrel) <= 0.06, absrel
+    assert np.median(absrel) <= 0.05 and max(absrel) <= 0.06, (absrel, values)
 
 
 def test_reset_and_lost_state(ros_node, process_launcher, tmp_path):
