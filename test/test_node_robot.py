@@ -284,3 +284,16 @@ def test_missing_camera_mount_drops_frames_with_the_reason(ros_node, process_lau
     assert int(values["dropped_failed"]) == 4 and int(values["tf_mount_missing"]) == 4, values
     assert "no transform base_link -> camera_optical" in values["last_error"], values["last_error"]
     assert status.level == DiagnosticStatus.WARN and not run.received[f"{NS}/odometry"]
+
+
+def test_ekf_mode_publishes_odometry_and_no_tf(ros_node, process_launcher, tmp_path):
+    # an EKF (here: the world's odometry, published as odom -> base_link) owns the edge; the node reads it for
+    # the scale and only publishes nav_msgs/Odometry
+    run = RobotRun(ros_node, process_launcher, tmp_path, frames=24, world_args=("--odometry-frame", "odom"),
+                   scale_source="odometry", odometry_frame="odom", publish_tf=False)
+    run.finish()
+    seen = [(t.child_frame_id, stamp_to_ns(t.header.stamp)) for m in run.received["/tf"] for t in m.transforms]
+    assert len(seen) == len(set(seen)) and {c for c, _ in seen} == {"base_link"}   # the world's samples only
+    odoms = run.received[f"{NS}/odometry"]
+    assert len(odoms) >= 20 and odoms[-1].child_frame_id == "base_link"
+    assert 0 < np.reshape(odoms[-1].pose.covariance, (6, 6))[0, 0] < 0.01   # scale known: positions fusable

@@ -93,5 +93,6 @@ def test_published_edge_follows_the_guess_frame_convention():
     assert plain.published_edge("camera_optical", T_odom_base, None)[:2] == ("odom", "base_link")
     cam = RobotFrames(RobotFrameSettings.from_settings(_values(base_frame="", scale_source="none")), buf)
     assert cam.published_edge("camera_optical", T_odom_base, None)[:2] == ("odom", "camera_optical")
-    off = RobotFrames(RobotFrameSettings.from_settings(_values(publish_tf=False)), buf)
-    assert off.published_edge("camera_optical", T_odom_base, T_wheel) is None
+    # publish_tf: false (e.g. an EKF owns odom -> base_link) is the caller's switch: the edge is still defined
+    ekf = RobotFrames(RobotFrameSettings.from_settings(_values(publish_tf=False, odometry_frame="odom")), buf)
+    assert ekf.published_edge("camera_optical", T_odom_base, T_wheel)[:2] == ("odom", "base_link")

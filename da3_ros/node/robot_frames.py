@@ -164,11 +164,9 @@ class RobotFrames:
     def published_edge(self, camera_frame: str, T_odom_body: np.ndarray,
                        T_odometry_base: Optional[np.ndarray]) -> Optional[Tuple[str, str, np.ndarray]]:
         """(parent, child, T_parent_child) to broadcast for a frame whose body pose is ``T_odom_body``
-        (base, or camera without base_frame); None when nothing can be published (``publish_tf`` false, or
-        the correction edge needs a robot odometry pose this frame lacks)."""
+        (base, or camera without base_frame); None when the correction edge needs a robot odometry pose this
+        frame lacks. Whether to broadcast at all is the caller's (``publish_tf`` may change at runtime)."""
         s = self.settings
-        if not s.publish_tf:
-            return None
         if not s.base_frame:
             return s.odom_frame, camera_frame, np.asarray(T_odom_body, np.float64)
         if s.uses_odometry and s.odometry_frame != s.odom_frame:
