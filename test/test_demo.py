@@ -87,9 +87,10 @@ def test_oracle_demo_meets_the_tracker_thresholds(tmp_path):
     assert report["metric_scale"]["state"] == "known" and report["metric_scale"]["depth_unit"] == "m", report
     assert tr["body_frame"] == "base_link" and tr["unit"] == "m" and tr["alignment"].startswith("SE(3)"), tr
     # the wheel odometry reports +2 % of the true steps (WheelOdometryConfig.scale_error), so the metres
-    # the node publishes are 2 % long: truth m per published m 1/1.02 = 0.980; +-0.015 is the wheel noise
-    # and the oracle's pose noise over 40 frames (measured 0.980)
-    assert abs(tr["sim3_scale_m_per_odom_unit"] - 1 / 1.02) < 0.015, tr
+    # the node publishes are 2 % long: truth m per published m 1/1.02 = 0.980; +-0.02 covers the wheel noise,
+    # the oracle's pose noise and which frame pairs the estimator kept when frames are dropped (measured 0.980
+    # on these 40 frames; 1.002 over the whole 100-frame tour, whose turns the estimator also sees)
+    assert abs(tr["sim3_scale_m_per_odom_unit"] - 1 / 1.02) < 0.02, tr
     # metric ATE: that 2 % scale error is not fitted away (about 1 % of this 3.4 m path at most, since the
     # positions lie within half the path of their centroid) + the oracle's noise (Sim(3) ATE <= 2 % above);
     # measured 0.65 %

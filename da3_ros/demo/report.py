@@ -71,8 +71,9 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray | None) -> Non
 
 
 def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, title: str,
-                    estimate_label: str = "estimate") -> None:
-    """Trajectory plot (PNG) in the plane of the two axes along which the trajectory spreads most."""
+                    estimate_label: str = "estimate", unit: str = "") -> None:
+    """Trajectory plot (PNG) in the plane of the two axes along which the trajectory spreads most; ``unit``
+    of the plotted coordinates (shown with the span)."""
     size, margin = 640, 50
     canvas = np.full((size, size, 3), 255, np.uint8)
     series = [(estimate, (200, 60, 20), estimate_label)]
@@ -97,7 +98,8 @@ def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, 
             cv2.circle(canvas, tuple(int(v) for v in to_px(pts[:1])[0]), 5, colour, -1)
         cv2.putText(canvas, name, (margin, 24 + 20 * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 2, cv2.LINE_AA)
     cv2.putText(canvas, title, (margin, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"axes {'xyz'[axes[0]]} (right) / {'xyz'[axes[1]]} (up), span {span:.2f}", (margin, size - 16),
+    axes_text = f"axes {'xyz'[axes[0]]} (right) / {'xyz'[axes[1]]} (up), span {span:.2f}{' ' + unit if unit else ''}"
+    cv2.putText(canvas, axes_text, (margin, size - 16),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), canvas)
 
@@ -202,7 +204,7 @@ def trajectory_report(recording: Recording, *, ns: str, frames_by_stamp: dict, d
         plot_est, label = est, f"estimate (not aligned, {unit})"
         title += f": {len(est)} poses, not aligned"
     plot_trajectory(plot_path, plot_est, all_truth if all_truth is not None and len(all_truth) else None, title,
-                    estimate_label=label)
+                    estimate_label=label, unit="m" if aligned else "")
     return trajectory
 
 
