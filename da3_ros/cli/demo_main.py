@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="an already exported .onnx (with its sidecar); skips the export")
     p.add_argument("--oracle", action="store_true", help="replace the network by the ground-truth window "
                    "oracle (synthetic input only; never the default)")
+    p.add_argument("--camera-path", default="robot_tour",
+                   help="synthetic input: robot_tour (default: the robot, with its TF and wheel odometry) or a "
+                        "camera-only path of da3_ros.synthetic (e.g. room_tour)")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--frames", type=int, default=100, help="frames to publish (default 100)")
     p.add_argument("--stride", type=int, default=0, help="use every n-th input frame (default 3 synthetic, 1 else)")
@@ -43,7 +46,7 @@ def main(argv=None) -> int:
                        checkpoint=args.checkpoint, model=args.model, oracle=args.oracle, frames=args.frames,
                        stride=args.stride, rate_hz=args.rate, views=args.views, network_height=args.network_height,
                        network_width=args.network_width, cache_dir=Path(args.cache_dir), num_threads=args.threads,
-                       quiet=args.quiet)
+                       camera_path=args.camera_path, quiet=args.quiet)
     try:
         report = run_demo(opts)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:

@@ -1,5 +1,6 @@
-"""The demo's DDS side: a player that publishes camera frames (+ camera_info) and a recorder that
-subscribes to every output of da3_node (serialized bytes, for the MCAP bag and the report)."""
+"""The demo's DDS side: a player that publishes camera frames (+ camera_info; for a robot input also the
+camera mount on /tf_static and the wheel odometry on /tf) and a recorder that subscribes to every output of
+da3_node (serialized bytes, for the MCAP bag and the report)."""
 from __future__ import annotations
 
 import time
@@ -19,8 +20,8 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from ..geometry.camera import PinholeCamera
-from ..ros_io import intrinsics_to_camera_info, numpy_to_image
-from ..ros_io.tf_publisher import TF_QOS
+from ..ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped
+from ..ros_io.tf_publisher import TF_QOS, TfBroadcaster
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -29,6 +30,10 @@ def output_topics(ns: str) -> dict:
     return {f"{ns}/depth": Image, f"{ns}/depth/camera_info": CameraInfo, f"{ns}/confidence": Image,
             f"{ns}/points": PointCloud2, f"{ns}/pose": PoseStamped, f"{ns}/odometry": Odometry,
             f"{ns}/path": Path, f"{ns}/map_points": PointCloud2, "/tf": TFMessage, "/diagnostics": DiagnosticArray}
+
+
+def ros_time(stamp_ns: int) -> Time:
+    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def type_name(msg_type) -> str:
@@ -69,6 +74,7 @@ class PlayerRecorder:
         self.recording = Recording()
         self.image_pub = self.node.create_publisher(Image, f"{ns}/image", RELIABLE)
         self.info_pub = self.node.create_publisher(CameraInfo, f"{ns}/camera_info", RELIABLE)
+        self.tf = TfBroadcaster(self.node)
         self.last_diagnostics: dict = {}
         for topic, msg_type in output_topics(ns).items():
             qos = TF_QOS if topic == "/tf" else RELIABLE
@@ -102,8 +108,24 @@ class PlayerRecorder:
     def node_ready(self) -> bool:
         return self.image_pub.get_subscription_count() > 0
 
+    def publish_static_tf(self, static_transforms, stamp_ns: int) -> None:
+        """Latch the camera mount ((parent, child, T_parent_child) edges) on /tf_static (TRANSIENT_LOCAL)."""
+        transforms = [transform_stamped(T, ros_time(stamp_ns), parent, child) for parent, child, T in static_transforms]
+        self.tf.send_static(transforms)
+        self.recording.messages.append(Recorded("/tf_static", TFMessage,
+                                                serialize_message(TFMessage(transforms=transforms)), time.time_ns()))
+
+    def publish_odometry(self, samples, stamp0_ns: int, parent: str, child: str) -> None:
+        """Wheel odometry samples ((stamp_s, T_parent_child), stamp = ``stamp0_ns`` + stamp_s) on /tf, in
+        messages of at most 50 transforms (TF_QOS is KEEP_LAST 100). The recorder gets them back through its
+        own /tf subscription."""
+        transforms = [transform_stamped(T, ros_time(stamp0_ns + int(round(t * 1e9))), parent, child)
+                      for t, T in samples]
+        for k in range(0, len(transforms), 50):
+            self.tf.send(transforms[k:k + 50])
+
     def publish(self, rgb, K, stamp_ns: int, frame_id: str) -> None:
-        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        stamp = ros_time(stamp_ns)
         header = Header(stamp=stamp, frame_id=frame_id)
         now = time.time_ns()
         if K is not None:

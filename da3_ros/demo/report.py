@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..ros_io import image_to_numpy, pointcloud2_xyz_rgb
-from ..tracking.metrics import ate_sim3, depth_metrics, path_length
+from ..tracking.metrics import ate_fraction_of_path, ate_se3, ate_sim3, depth_metrics, path_length
 from .player_recorder import Recording, type_name
 
 
@@ -70,11 +70,13 @@ def write_ply(path: Path, points: np.ndarray, colours: np.ndarray | None) -> Non
         f.write(rec.tobytes())
 
 
-def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, title: str) -> None:
-    """Trajectory plot (PNG) in the plane of the two axes along which the trajectory spreads most."""
+def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, title: str,
+                    estimate_label: str = "estimate", unit: str = "") -> None:
+    """Trajectory plot (PNG) in the plane of the two axes along which the trajectory spreads most; ``unit``
+    of the plotted coordinates (shown with the span)."""
     size, margin = 640, 50
     canvas = np.full((size, size, 3), 255, np.uint8)
-    series = [(estimate, (200, 60, 20), "estimate")]
+    series = [(estimate, (200, 60, 20), estimate_label)]
     if truth is not None:
         series.insert(0, (truth, (30, 160, 30), "ground truth"))
     stacked = np.concatenate([s[0] for s in series if len(s[0])]) if any(len(s[0]) for s in series) \
@@ -96,13 +98,114 @@ def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, 
             cv2.circle(canvas, tuple(int(v) for v in to_px(pts[:1])[0]), 5, colour, -1)
         cv2.putText(canvas, name, (margin, 24 + 20 * (k + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 2, cv2.LINE_AA)
     cv2.putText(canvas, title, (margin, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, f"axes {'xyz'[axes[0]]} (right) / {'xyz'[axes[1]]} (up), span {span:.2f}", (margin, size - 16),
+    axes_text = f"axes {'xyz'[axes[0]]} (right) / {'xyz'[axes[1]]} (up), span {span:.2f}{' ' + unit if unit else ''}"
+    cv2.putText(canvas, axes_text, (margin, size - 16),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     cv2.imwrite(str(path), canvas)
 
 
 def _stamp_ns(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def scale_state(diagnostics: dict) -> dict:
+    """The node's metric scale from its last /diagnostics (``metric_scale_m_per_unit``: a number once known,
+    "unknown" while a scale source has no estimate, absent without a scale source)."""
+    value = diagnostics.get("metric_scale_m_per_unit")
+    out = {"depth_unit": diagnostics.get("depth_unit")}
+    if value is None:
+        return {"state": "not configured", **out}
+    try:
+        m_per_unit = float(value)
+    except ValueError:
+        return {"state": "unknown", "summary": diagnostics.get("metric_scale"), **out}
+    try:
+        rel = float(diagnostics.get("metric_scale_relative_uncertainty"))
+    except (TypeError, ValueError):
+        rel = None
+    return {"state": "known", "m_per_unit": m_per_unit, "relative_uncertainty": rel,
+            "summary": diagnostics.get("metric_scale"), **out}
+
+
+def _estimate(recording: Recording, ns: str, metric: bool):
+    """(stamps_ns, positions (n, 3), source): with a known metric scale the node's last ``path`` (its whole
+    trajectory re-expressed at the final scale, metres); otherwise its ``odometry`` messages (published also
+    while the scale is unknown, odometry units), or ``pose`` messages when there are none."""
+    if metric:
+        paths = recording.of(f"{ns}/path")
+        if paths:
+            msg = paths[-1].message()
+            if len(msg.poses) >= 2:
+                return ([_stamp_ns(p.header) for p in msg.poses],
+                        [[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in msg.poses], "path")
+    for topic in ("odometry", "pose"):
+        msgs = [m.message() for m in recording.of(f"{ns}/{topic}")]
+        if msgs:
+            poses = [m.pose.pose if topic == "odometry" else m.pose for m in msgs]
+            return ([_stamp_ns(m.header) for m in msgs], [[p.position.x, p.position.y, p.position.z] for p in poses],
+                    topic)
+    return [], [], "none"
+
+
+def _truth_position(frame, robot: bool):
+    if frame is None:
+        return None
+    T = frame.T_odom_base if robot else frame.T_world_cam
+    return None if T is None else np.asarray(T)[:3, 3]
+
+
+def trajectory_report(recording: Recording, *, ns: str, frames_by_stamp: dict, demo_input, scale: dict,
+                      plot_path: Path) -> dict:
+    """The estimate against the ground truth (base_link for a robot input, the camera otherwise) and the plot.
+
+    Metric scale known: the trajectory in metres, aligned by SE(3) only (no scale fit: a scale error counts);
+    otherwise Sim(3) alignment of the trajectory in odometry units. The Sim(3) fields (``ate_rmse_m``,
+    ``ate_percent_of_path``, ``sim3_scale_m_per_odom_unit``) are reported in both cases."""
+    robot = demo_input.robot is not None
+    metric = scale["state"] == "known"
+    stamps, est, source = _estimate(recording, ns, metric)
+    est = np.asarray(est, np.float64).reshape(-1, 3)
+    unit = "m" if source == "path" else "odometry units"
+    body = demo_input.robot.base_frame if robot else "camera"
+    length = path_length(est) if len(est) > 1 else 0.0
+    trajectory = {"poses": len(est), "source": source, "body_frame": body, "unit": unit,
+                  "path_length_odom_units": length / scale["m_per_unit"] if unit == "m" else length,
+                  "scale": scale}
+    truth = [_truth_position(frames_by_stamp.get(st), robot) for st in stamps]
+    all_truth = [_truth_position(f, robot) for _, f in sorted(frames_by_stamp.items())]
+    all_truth = np.asarray([t for t in all_truth if t is not None]).reshape(-1, 3) if demo_input.has_ground_truth \
+        else None
+    moving = len(est) > 1 and length > 1e-9
+    if len(est) > 1 and not moving:
+        trajectory["note"] = "the estimated trajectory does not move (no ATE: a Sim(3) fit is undefined)"
+    aligned = moving and demo_input.has_ground_truth and len(est) >= 3 and all(t is not None for t in truth)
+    title = f"{body} trajectory"
+    if aligned:
+        truth_arr = np.asarray(truth)
+        ate = ate_sim3(est, truth_arr)
+        gt_len = path_length(truth_arr)
+        trajectory.update({"ate_rmse_m": ate.rmse, "ate_max_m": ate.max_error, "gt_path_length_m": gt_len,
+                           "ate_percent_of_path": 100.0 * ate.rmse / gt_len if gt_len > 0 else float("nan"),
+                           "sim3_scale_m_per_odom_unit": ate.scale})
+        if unit == "m":
+            se3 = ate_se3(est, truth_arr)
+            trajectory.update({"alignment": "SE(3) (metric scale known: no scale fit)",
+                               "metric_ate_rmse_m": se3.rmse, "metric_ate_max_m": se3.max_error,
+                               "metric_ate_percent_of_path": 100.0 * ate_fraction_of_path(est, truth_arr)
+                               if gt_len > 0 else float("nan")})
+            plot_est, label = se3.aligned, "estimate (m, SE(3)-aligned)"
+            title += f" in metres, SE(3)-aligned: ATE {se3.rmse:.3f} m"
+        else:
+            trajectory["alignment"] = (f"Sim(3) (metric scale {scale['state']}: odometry units, scale fitted)")
+            plot_est, label = ate.aligned, "estimate (Sim(3)-aligned)"
+            title += f", scale {scale['state']}: Sim(3)-aligned, ATE {ate.rmse:.3f} m"
+    else:
+        trajectory["alignment"] = "none (too few moving poses with ground truth)"
+        plot_est, label = est, f"estimate (not aligned, {unit})"
+        title += f": {len(est)} poses, not aligned"
+    plot_trajectory(plot_path, plot_est, all_truth if all_truth is not None and len(all_truth) else None, title,
+                    estimate_label=label, unit="m" if aligned else "")
+    return trajectory
 
 
 def build_report(out: Path, recording: Recording, *, ns: str, frames_by_stamp: dict, demo_input, meta: dict,
@@ -148,30 +251,9 @@ def build_report(out: Path, recording: Recording, *, ns: str, frames_by_stamp: d
     delta1 = [r["delta1"] for r in depth_rows if "delta1" in r]
 
     # --- trajectory
-    est, truth = [], []
-    for msg in pose_msgs:
-        p = msg.pose.position
-        est.append([p.x, p.y, p.z])
-        frame = frames_by_stamp.get(_stamp_ns(msg.header))
-        truth.append(frame.T_world_cam[:3, 3] if frame is not None and frame.T_world_cam is not None else None)
-    est = np.asarray(est, np.float64).reshape(-1, 3)
-    trajectory = {"poses": len(est), "path_length_odom_units": path_length(est) if len(est) > 1 else 0.0}
-    truth_arr = None
-    moving = len(est) > 1 and trajectory["path_length_odom_units"] > 1e-9
-    if len(est) > 1 and not moving:
-        trajectory["note"] = "the estimated trajectory does not move (no ATE: a Sim(3) fit is undefined)"
-    if moving and demo_input.has_ground_truth and len(est) >= 3 and all(t is not None for t in truth):
-        truth_arr = np.asarray(truth)
-        ate = ate_sim3(est, truth_arr)
-        gt_len = path_length(truth_arr)
-        trajectory.update({"ate_rmse_m": ate.rmse, "ate_max_m": ate.max_error, "gt_path_length_m": gt_len,
-                           "ate_percent_of_path": 100.0 * ate.rmse / gt_len if gt_len > 0 else float("nan"),
-                           "sim3_scale_m_per_odom_unit": ate.scale})
-        plot_est = ate.aligned
-    else:
-        plot_est = est
-    plot_trajectory(out / "trajectory.png", plot_est, truth_arr,
-                    "trajectory (estimate Sim(3)-aligned to ground truth)" if truth_arr is not None else "trajectory")
+    scale = scale_state(diagnostics)
+    trajectory = trajectory_report(recording, ns=ns, frames_by_stamp=frames_by_stamp, demo_input=demo_input,
+                                   scale=scale, plot_path=out / "trajectory.png")
 
     # --- fused cloud
     maps = recording.of(f"{ns}/map_points")
@@ -212,6 +294,7 @@ def build_report(out: Path, recording: Recording, *, ns: str, frames_by_stamp: d
                           "abs_rel_mean": float(np.mean(abs_rel)) if abs_rel else None,
                           "delta1_mean": float(np.mean(delta1)) if delta1 else None,
                           "protocol": "per-frame median scaling, all pixels with finite prediction and truth"},
+        "metric_scale": scale,
         "trajectory": trajectory,
         "fused_cloud_points": int(finite.sum()),
         "bag": {"path": "bag", "format": "rosbag2 MCAP", "messages": bag_messages},
@@ -228,6 +311,16 @@ def _fmt(v, nd=3):
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
+
+
+def _scale_line(scale: dict) -> str:
+    state = scale.get("state", "not configured")
+    if state == "known":
+        return f"known, {_fmt(scale.get('m_per_unit'), 4)} m per odometry unit ({scale.get('summary')})"
+    if state == "unknown":
+        return (f"UNKNOWN at the end of the run ({scale.get('summary')}): no metric trajectory, the plot and ATE "
+                "are in odometry units after a Sim(3) fit")
+    return "not configured (camera only: odometry units)"
 
 
 def render_markdown(r: dict) -> str:
@@ -252,8 +345,13 @@ def render_markdown(r: dict) -> str:
     lines += ["", "## Quality", "",
               f"- depth (frames with ground truth: {dq['frames_evaluated']}): AbsRel {_fmt(dq['abs_rel_mean'])}, "
               f"delta1 {_fmt(dq['delta1_mean'])} ({dq['protocol']})",
-              f"- trajectory: {tr['poses']} poses, path {_fmt(tr['path_length_odom_units'])} odometry units"
-              + (f" ({tr['note']})" if "note" in tr else "")]
+              f"- trajectory of {tr.get('body_frame')} ({tr.get('source')} messages): {tr['poses']} poses, path "
+              f"{_fmt(tr['path_length_odom_units'])} odometry units" + (f" ({tr['note']})" if "note" in tr else ""),
+              f"- metric scale: {_scale_line(tr.get('scale', {}))}",
+              f"- alignment to the ground truth: {tr.get('alignment')}"]
+    if "metric_ate_rmse_m" in tr:
+        lines.append(f"- metric ATE (metres, SE(3) alignment only): {_fmt(tr['metric_ate_rmse_m'], 4)} m RMSE "
+                     f"({_fmt(tr['metric_ate_percent_of_path'], 2)} % of the {_fmt(tr['gt_path_length_m'], 2)} m path)")
     if "ate_rmse_m" in tr:
         lines.append(f"- ATE after Sim(3) alignment: {_fmt(tr['ate_rmse_m'], 4)} m RMSE "
                      f"({_fmt(tr['ate_percent_of_path'], 2)} % of the {_fmt(tr['gt_path_length_m'], 2)} m path)")

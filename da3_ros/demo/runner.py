@@ -47,6 +47,7 @@ class DemoOptions:
     num_threads: int = 2
     synthetic_width: int = 320
     synthetic_height: int = 240
+    camera_path: str = "robot_tour"       # synthetic input: the robot (with TF) or a camera path, e.g. room_tour
     quiet: bool = False
 
 
@@ -69,7 +70,7 @@ def load_input(opts: DemoOptions) -> DemoInput:
         return bag_input(opts.bag, opts.frames, stride)
     bar = tqdm(total=opts.frames, desc="rendering synthetic scene", disable=opts.quiet, leave=False)
     data = synthetic_input(opts.frames, stride, width=opts.synthetic_width, height=opts.synthetic_height,
-                           progress=lambda: bar.update(1))
+                           camera_path=opts.camera_path, progress=lambda: bar.update(1))
     bar.close()
     return data
 
@@ -86,8 +87,11 @@ def prepare_model(opts: DemoOptions, demo_input: DemoInput, out: Path) -> tuple[
     if opts.oracle:
         from ..backends.oracle_backend import write_oracle_spec
 
+        robot = demo_input.robot
         spec = write_oracle_spec(out / "oracle_spec.json", {f.index: f.rgb for f in demo_input.frames},
-                                 width=w, height=h, views=opts.views)
+                                 camera_path="robot_tour" if robot is not None else opts.camera_path,
+                                 width=w, height=h, views=opts.views,
+                                 robot_fps=robot.fps if robot is not None else None)
         params = dict(backend="oracle", model_file_path=str(spec))   # the window comes from the spec
         return params, {"model": "oracle (ground truth + noise)", "backend": "oracle", "views": opts.views,
                         "network": f"{h}x{w}", "ref_view": "first"}, [ORACLE_BANNER]
@@ -162,6 +166,14 @@ def _node_command(params_file: Path) -> list:
     return [exe, "--ros-args", "--params-file", str(params_file), "-r", f"__ns:={NS}"]
 
 
+def robot_parameters(robot) -> dict:
+    """The node's robot integration for the synthetic robot (README "On your robot"): poses of base_link,
+    metric scale from the wheel odometry, and the node publishes odom -> wheel_odom (so base_link keeps its
+    one parent, the wheel odometry's wheel_odom -> base_link)."""
+    return dict(base_frame=robot.base_frame, odometry_frame=robot.odometry_frame, odom_frame="odom",
+                scale_source="odometry", publish_tf=True)
+
+
 def write_params(out: Path, overrides: dict, opts: DemoOptions) -> Path:
     config = Path(__file__).resolve().parents[2] / "config" / "da3.yaml"
     if config.exists():
@@ -191,6 +203,11 @@ def run_demo(opts: DemoOptions) -> dict:
     model_prep_s = time.perf_counter() - t_model
     for banner in banners:
         _say(opts, "!" * 20 + " " + banner)
+    robot = demo_input.robot
+    if robot is not None:
+        overrides.update(robot_parameters(robot))
+        meta["robot"] = {**robot_parameters(robot), "camera_frame": robot.camera_frame,
+                         "static_tf": [f"{parent} -> {child}" for parent, child, _ in robot.static_transforms]}
     params_file = write_params(out, overrides, opts)
     log = open(out / "node.log", "wb")
     node = subprocess.Popen(_node_command(params_file), stdout=log, stderr=subprocess.STDOUT,
@@ -205,11 +222,19 @@ def run_demo(opts: DemoOptions) -> dict:
         pr.spin_for(0.5)
         t0_ns = time.time_ns()
         t0 = time.monotonic()
-        frame_id = "camera_optical_frame"
+        frame_id = robot.camera_frame if robot is not None else "camera_optical_frame"
+        if robot is not None:   # stamps: t0 + the robot's stamp time (3 image periods per frame at stride 3)
+            t0_ns -= int(round(demo_input.frames[0].stamp_s * 1e9))
+            pr.publish_static_tf(robot.static_transforms, t0_ns)
+            pr.spin_for(0.2)
         for k, frame in enumerate(tqdm(demo_input.frames, desc="publishing", disable=opts.quiet)):
             due = t0 + k / opts.rate_hz
             pr.spin_for(max(0.0, due - time.monotonic()))
-            stamp_ns = t0_ns + int(k * 1e9 / opts.rate_hz)
+            if robot is not None:   # the odometry up to just past this stamp goes out before the image
+                stamp_ns = t0_ns + int(round(frame.stamp_s * 1e9))
+                pr.publish_odometry(frame.odometry, t0_ns, robot.odometry_frame, robot.base_frame)
+            else:
+                stamp_ns = t0_ns + int(k * 1e9 / opts.rate_hz)
             frames_by_stamp[stamp_ns] = frame
             pr.publish(frame.rgb, frame.K, stamp_ns, frame_id)
             published += 1

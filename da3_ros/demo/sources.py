@@ -1,10 +1,11 @@
-"""Camera sequences the demo player can publish: the synthetic room (default, with ground truth),
-a video file, a folder of images, or a rosbag2 (MCAP/sqlite3) with an image topic."""
+"""Camera sequences the demo player can publish: the synthetic robot in the room (default, with ground
+truth, its camera mount and wheel odometry for /tf), the old synthetic ``room_tour`` camera, a video file,
+a folder of images, or a rosbag2 (MCAP/sqlite3) with an image topic."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -17,6 +18,21 @@ class DemoFrame:
     K: Optional[np.ndarray] = None    # camera_info intrinsics (None: publish no camera_info)
     T_world_cam: Optional[np.ndarray] = None
     depth: Optional[np.ndarray] = None  # ground-truth metric depth
+    stamp_s: Optional[float] = None   # robot input: image stamp, seconds from the sequence start
+    T_odom_base: Optional[np.ndarray] = None   # robot input: ground-truth base_link pose in the room's odom
+    # robot input: wheel odometry samples (stamp_s, T_odomwheel_base) to publish on /tf before this image
+    odometry: List[Tuple[float, np.ndarray]] = field(default_factory=list)
+
+
+@dataclass
+class RobotTf:
+    """What the player publishes on TF for a robot input (frame names of ``synthetic.robot``)."""
+
+    static_transforms: list          # (parent, child, T_parent_child): base_link -> camera_link -> optical
+    odometry_frame: str              # parent of the wheel odometry edge (wheel_odom)
+    base_frame: str                  # base_link
+    camera_frame: str                # the images' frame_id (the optical frame)
+    fps: float                       # the robot camera's image rate (the oracle spec needs it)
 
 
 @dataclass
@@ -25,10 +41,20 @@ class DemoInput:
     frames: list
     has_ground_truth: bool
     description: str
+    robot: Optional[RobotTf] = None   # set: the player publishes /tf_static + wheel odometry, stamps = stamp_s
+
+
+#: how far (s of stamp time) the wheel odometry published with an image reaches past its stamp: one
+#: image period of the robot's 10 Hz camera, so a lookup at the image stamp never needs a later sample
+ODOMETRY_LEAD_S = 0.1
 
 
 def synthetic_input(frames: int = 100, stride: int = 3, width: int = 320, height: int = 240,
-                    camera_path: str = "room_tour", seed: int = 0, progress=None) -> DemoInput:
+                    camera_path: str = "robot_tour", seed: int = 0, progress=None) -> DemoInput:
+    """``robot_tour`` (default): the camera of ``SyntheticRobot`` (ground truth T_odom_base, mount, 50 Hz
+    wheel odometry); any other name: that camera path of ``SyntheticSequence`` (camera only)."""
+    if camera_path == "robot_tour":
+        return robot_input(frames, stride, width, height, seed, progress)
     from ..synthetic.sequence import SyntheticSequence
 
     seq = SyntheticSequence(camera_path, width=width, height=height, seed=seed)
@@ -42,6 +68,39 @@ def synthetic_input(frames: int = 100, stride: int = 3, width: int = 320, height
     return DemoInput("synthetic", out, True,
                      f"synthetic room '{camera_path}' {width}x{height}, frames {indices[0]}..{indices[-1]} "
                      f"(every {stride}), ground truth depth and poses")
+
+
+def robot_input(frames: int = 100, stride: int = 3, width: int = 320, height: int = 240, seed: int = 0,
+                progress=None) -> DemoInput:
+    """The synthetic robot's camera (``SyntheticRobot().sequence``) with per-frame stamps, ground-truth
+    base poses and the wheel odometry samples up to ``ODOMETRY_LEAD_S`` past each image stamp."""
+    from ..synthetic.robot import BASE_FRAME, CAMERA_OPTICAL_FRAME, WHEEL_ODOM_FRAME, SyntheticRobot
+
+    robot = SyntheticRobot()
+    seq = robot.sequence(width, height, seed=seed)
+    stamps = robot.camera_stamps
+    wheel = robot.wheel_odometry
+    T_wheel = wheel.T_odomwheel_base
+    indices = list(range(0, len(seq), max(1, stride)))[:frames]
+    T_truth = robot.T_odom_base(stamps[indices])
+    out, next_sample = [], 0
+    for k, i in enumerate(indices):
+        rgb, depth = seq.render(i)
+        t = float(stamps[i])
+        samples = []
+        while next_sample < len(wheel) and wheel.stamps[next_sample] <= t + ODOMETRY_LEAD_S + 1e-9:
+            samples.append((float(wheel.stamps[next_sample]), T_wheel[next_sample]))
+            next_sample += 1
+        out.append(DemoFrame(i, rgb, seq.K.copy(), seq.T_world_cam[i].copy(), depth, stamp_s=t,
+                             T_odom_base=T_truth[k], odometry=samples))
+        if progress:
+            progress()
+    tf = RobotTf(robot.static_transforms, WHEEL_ODOM_FRAME, BASE_FRAME, CAMERA_OPTICAL_FRAME, robot.fps)
+    return DemoInput("synthetic", out, True,
+                     f"synthetic robot 'robot_tour' {width}x{height}, frames {indices[0]}..{indices[-1]} "
+                     f"(every {stride}, {stamps[indices[0]]:.1f}..{stamps[indices[-1]]:.1f} s), ground truth depth "
+                     f"and base poses; /tf_static {BASE_FRAME} -> camera_link -> {CAMERA_OPTICAL_FRAME}, wheel "
+                     f"odometry {WHEEL_ODOM_FRAME} -> {BASE_FRAME} at {wheel.config.rate_hz:.0f} Hz", robot=tf)
 
 
 def video_input(path: str, frames: int = 100, stride: int = 1) -> DemoInput:
