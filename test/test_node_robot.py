@@ -108,6 +108,11 @@ class RobotRun:
     def finish(self) -> None:
         self.wait_world("DONE")
         self.ros.spin_for(1.0)   # the last outputs and a diagnostics period
+        # on a starved CPU a diagnostics message can come late (period 0.25 s): wait for one, with the logs
+        try:
+            self.ros.spin_until(lambda: _diag(self.received)[0] is not None, 20.0, "/diagnostics of da3_node")
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.log()}") from exc
         assert self.node.poll() is None, self.log()
 
     @property
