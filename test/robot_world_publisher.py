@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pause-at", type=int, default=-1,
                     help="before this frame print PAUSED and wait for --resume-file")
     ap.add_argument("--resume-file", default="")
+    ap.add_argument("--start-file", default="",
+                    help="wait until this file exists before the first frame (the test lets its subscriptions match)")
     args = ap.parse_args(argv)
 
     robot = SyntheticRobot(fps=args.fps)
@@ -132,6 +134,10 @@ def main(argv=None) -> int:
         while image_pub.get_subscription_count() < 1 and time.monotonic() < end:
             spin(0.05)
         spin(0.3)
+        if args.start_file:
+            print("WAITING FOR START", flush=True)
+            while not Path(args.start_file).exists():
+                spin(0.05)
         print("PUBLISHING", flush=True)
         K = seq.K
         for i in indices:

@@ -85,7 +85,8 @@ class RobotRun:
         self.world = launcher.start_python(
             [str(HERE / "robot_world_publisher.py"), "--spec", str(spec), "--frames", str(frames), "--width", str(W),
              "--height", str(H), "--namespace", NS, "--pace-topic", f"{NS}/depth/camera_info",
-             "--pace-timeout-s", "5", "--resume-file", str(self.resume), *world_args], name="world")
+             "--pace-timeout-s", "5", "--resume-file", str(self.resume), "--start-file", str(tmp_path / "start"),
+             *world_args], name="world")
         end = time.monotonic() + 60
         while not spec.exists() and time.monotonic() < end:
             time.sleep(0.05)
@@ -95,6 +96,15 @@ class RobotRun:
                       odometry_frame="wheel_odom", min_depth=0.01, max_depth=100.0, confidence_threshold=1.0)
         values.update(params)
         self.node = launcher.start(node_command(write_params(tmp_path, **values), NS), name="da3_node")
+        # the node builds an output only for a matched subscriber: let it see this test's subscriptions
+        # (depth and odometry discovered both ways) before the world sends its first frame
+
+        def matched():
+            assert self.node.poll() is None, self.log()
+            return all(ros.node.count_publishers(f"{NS}/{t}") > 0 for t in ("depth", "confidence", "odometry"))
+        ros.spin_until(matched, 60.0, "the node's output publishers")
+        ros.spin_for(0.5)
+        (tmp_path / "start").write_text("go")
 
     def log(self) -> str:
         return f"--- node:\n{self.launcher.log(self.node)[-6000:]}\n--- world:\n{self.launcher.log(self.world)[-3000:]}"
