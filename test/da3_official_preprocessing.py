@@ -164,3 +164,16 @@ def intrinsics_to_camera(intrinsics, plan: ResizePlan) -> np.ndarray:
             boundary = net.resized(bw, bh)
         return boundary.resized(w, h).to_da3_intrinsics()
     return _per_view(intrinsics, back)
+
+
+def da3_network_intrinsics(camera: PinholeCamera, mapping) -> np.ndarray:
+    """DA3's own rule for a user camera through the network mapping (DA3_MODEL_SPEC.md section 8 step 6):
+    the corner-convention K scaled by pure multiplication, then shifted by the crop offset. An independent
+    reference for ``NetworkInputMapping.camera_to_network`` (which goes through the pixel-centre model)."""
+    rw, rh = mapping.resized_size
+    x0, y0 = mapping.crop_offset
+    K = camera.to_da3_intrinsics()
+    K[0] *= rw / camera.width
+    K[1] *= rh / camera.height
+    K[:2, 2] -= (x0, y0)
+    return K

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from da3_official_preprocessing import da3_network_intrinsics
 
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
@@ -49,12 +50,7 @@ def test_cloud_from_network_K_equals_camera_info_through_a_cropping_mapping():
     # the pipeline's path (from_da3_intrinsics -> network_to_camera) builds camera_info's cloud
     m = NetworkInputMapping(640, 480, 154, 112)
     info = PinholeCamera.from_focal(640, 480, 525.0, 526.0, 319.5, 239.5)
-    rw, rh = m.resized_size
-    x0, y0 = m.crop_offset
-    K_da3 = info.to_da3_intrinsics()
-    K_da3[0] *= rw / 640
-    K_da3[1] *= rh / 480
-    K_da3[:2, 2] -= (x0, y0)
+    K_da3 = da3_network_intrinsics(info, m)
     model_camera = m.network_to_camera(PinholeCamera.from_da3_intrinsics(K_da3.astype(np.float32), 154, 112))
     depth = (1.0 + np.random.default_rng(3).random((480, 640)) * 9.0).astype(np.float32)
     builder = OrganizedCloudBuilder(stride=1)

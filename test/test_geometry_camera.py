@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from da3_official_preprocessing import da3_network_intrinsics
 
 from da3_ros.geometry.camera import InvalidCameraError, PinholeCamera
 from da3_ros.model.metric import canonical_to_metric_depth  # noqa: F401  (import check)
@@ -105,14 +106,8 @@ def test_mapping_matches_the_official_corner_convention():
     # origin, DA3_MODEL_SPEC.md §8 step 6); converting there and back must equal resized().cropped()
     m = NetworkInputMapping(640, 480, 504, 280)
     cam = PinholeCamera.from_focal(640, 480, 500.0, 510.0, 320.0, 240.0)
-    rw, rh = m.resized_size
-    x0, y0 = m.crop_offset
-    K_da3 = cam.to_da3_intrinsics()
-    K_da3[0] *= rw / 640
-    K_da3[1] *= rh / 480
-    K_da3[0, 2] -= x0
-    K_da3[1, 2] -= y0
-    np.testing.assert_allclose(m.camera_to_network(cam).to_da3_intrinsics(), K_da3, atol=1e-12)
+    np.testing.assert_allclose(m.camera_to_network(cam).to_da3_intrinsics(), da3_network_intrinsics(cam, m),
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("K,message", [

@@ -40,7 +40,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["DROP_REASONS", "RigGroup", "RigSyncStats", "DroppedItem", "RigSynchronizer", "slop_to_ns"]
+__all__ = ["DROP_REASONS", "RigGroup", "RigSyncStats", "DroppedItem", "RigSyncSettings", "RigSynchronizer",
+           "slop_to_ns"]
 
 DROP_REASONS = ("superseded", "no_partner", "queue_overflow", "late", "flushed")
 
@@ -53,13 +54,21 @@ def slop_to_ns(slop_s: float) -> int:
     return int(round(slop * 1e9))
 
 
-def check_sync_arguments(num_cameras: int, queue_size: int) -> Tuple[int, int]:
-    """The camera count and per-camera queue size of a rig synchroniser, checked (integers >= 1)."""
-    if int(num_cameras) != num_cameras or num_cameras < 1:
-        raise ValueError(f"num_cameras must be an integer >= 1, got {num_cameras!r}")
-    if int(queue_size) != queue_size or queue_size < 1:
-        raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
-    return int(num_cameras), int(queue_size)
+class RigSyncSettings:
+    """What every rig synchroniser is configured with (built-in and message_filters alike), checked."""
+
+    def __init__(self, num_cameras: int, slop_s: float, queue_size: int,
+                 callback: Optional[Callable[["RigGroup"], None]],
+                 drop_callback: Optional[Callable[["DroppedItem"], None]]):
+        if int(num_cameras) != num_cameras or num_cameras < 1:
+            raise ValueError(f"num_cameras must be an integer >= 1, got {num_cameras!r}")
+        if int(queue_size) != queue_size or queue_size < 1:
+            raise ValueError(f"queue_size must be an integer >= 1, got {queue_size!r}")
+        self.num_cameras = int(num_cameras)
+        self.queue_size = int(queue_size)
+        self.slop_ns = slop_to_ns(slop_s)
+        self.callback = callback
+        self.drop_callback = drop_callback
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ class _Item:
         self.payload = payload
 
 
-class RigSynchronizer:
+class RigSynchronizer(RigSyncSettings):
     """Approximate-time synchroniser for ``num_cameras`` cameras (see the module doc for the policy).
 
     Args:
@@ -133,10 +142,7 @@ class RigSynchronizer:
     def __init__(self, num_cameras: int, slop_s: float = 0.02, queue_size: int = 10,
                  callback: Optional[Callable[[RigGroup], None]] = None,
                  drop_callback: Optional[Callable[[DroppedItem], None]] = None):
-        self.num_cameras, self.queue_size = check_sync_arguments(num_cameras, queue_size)
-        self.slop_ns = slop_to_ns(slop_s)
-        self.callback = callback
-        self.drop_callback = drop_callback
+        super().__init__(num_cameras, slop_s, queue_size, callback, drop_callback)
         self._lock = threading.Lock()
         self._stamps: List[List[int]] = [[] for _ in range(self.num_cameras)]  # sorted, parallel to _items
         self._items: List[List[_Item]] = [[] for _ in range(self.num_cameras)]

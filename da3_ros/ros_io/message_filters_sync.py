@@ -28,8 +28,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ..pipeline.rig_sync import (DROP_REASONS, DroppedItem, RigGroup, RigSynchronizer, RigSyncStats,
-                                 check_sync_arguments, slop_to_ns)
+from ..pipeline.rig_sync import (DROP_REASONS, DroppedItem, RigGroup, RigSynchronizer, RigSyncSettings,
+                                 RigSyncStats)
 from .optional_packages import importable
 
 __all__ = ["IMPLEMENTATIONS", "MessageFiltersRigSynchronizer", "create_rig_synchronizer",
@@ -62,7 +62,7 @@ class _StampedItem:
         self.header = _Header(stamp)
 
 
-class MessageFiltersRigSynchronizer:
+class MessageFiltersRigSynchronizer(RigSyncSettings):
     """``message_filters.ApproximateTimeSynchronizer`` behind the ``RigSynchronizer`` interface."""
 
     implementation = "message_filters"
@@ -73,10 +73,7 @@ class MessageFiltersRigSynchronizer:
         import message_filters
         from rclpy.time import Time
 
-        self.num_cameras, self.queue_size = check_sync_arguments(num_cameras, queue_size)
-        self.slop_ns = slop_to_ns(slop_s)
-        self.callback = callback
-        self.drop_callback = drop_callback
+        super().__init__(num_cameras, slop_s, queue_size, callback, drop_callback)
         self._Time = Time
         self._inputs = [message_filters.SimpleFilter() for _ in range(self.num_cameras)]
         self._sync = message_filters.ApproximateTimeSynchronizer(self._inputs, self.queue_size, self.slop_ns * 1e-9)
