@@ -226,7 +226,8 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
 
 @pytest.mark.parametrize("overrides,reason", [
     ({"window_size": 4}, "does not match"),
-    ({"scale_source": "rig"}, "scale_source: 'rig' is not implemented yet"),
+    ({"scale_source": "rig"}, "scale_source: rig needs a rig: set cameras"),
+    ({"cameras": ["left", "right"]}, "cameras need base_frame"),
     # the node would publish odom -> base_link, the edge it reads the robot odometry from
     ({"scale_source": "odometry", "base_frame": "base_link", "odometry_frame": "odom"}, "odometry_frame == odom_frame"),
     ({"pose_source": "tf", "base_frame": "base_link", "odometry_frame": "wheel_odom"}, "needs a pose-conditioned"),

@@ -67,9 +67,8 @@ def test_interface_contract_parameters_exist():
                                        "publish_depth", "publish_confidence", "publish_points", "publish_pose",
                                        "publish_tf"}
     assert not_implemented_settings(DEFAULTS) == []
-    assert not_implemented_settings(dict(DEFAULTS, scale_source="rig", cameras=["left"])) == [
-        "scale_source: 'rig' is not implemented yet (leave it at 'none')",
-        "cameras: ['left'] is not implemented yet (leave it at [])"]
+    # the rig (issue 14) is implemented: its rules are configuration checks now
+    assert not_implemented_settings(dict(DEFAULTS, scale_source="rig", cameras=["left", "right"])) == []
     # implemented robot integration (issue 13): no longer refused as such
     assert not_implemented_settings(dict(DEFAULTS, scale_source="odometry", pose_source="tf",
                                          base_frame="base_link")) == []

@@ -53,6 +53,10 @@ from std_srvs.srv import Trigger
 
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
+from ..pipeline.rig_accounting import RigFrameAccounting
+from ..pipeline.rig_processor import RigCameraInput, RigFrameProcessor
+from ..pipeline.rig_sync import RigGroup
+from ..ros_io.message_filters_sync import create_rig_synchronizer
 from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
@@ -60,6 +64,7 @@ from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
 from .output_messages import camera_frame_messages, map_message, odometry_messages
 from .pose_outputs import PoseOutputs
+from .rig_cameras import CAMERA_OUTPUTS, RigCameras
 from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
@@ -117,6 +122,11 @@ class Da3Node(LifecycleNode):
         self._poses: Optional[PoseOutputs] = None
         self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
         self._camera_info = None          # latest valid PinholeCamera
+        self._rig = RigCameras(())        # the configured rig (cameras parameter); inactive = one camera
+        self._rig_pubs: list = []         # per rig camera: {output name: publisher}
+        self._rig_camera_info: list = []  # per rig camera: latest valid PinholeCamera
+        self._rig_sync = None
+        self._rig_accounting: Optional[RigFrameAccounting] = None
         self._last_accept_time = -1.0
         self._diag_timer = None
         self._configure_error = ""
@@ -182,8 +192,13 @@ class Da3Node(LifecycleNode):
             if problems:
                 raise ValueError("; ".join(problems))
             self._backend = create_backend_from_parameters(settings.__getitem__)
-            self._processor = FrameProcessor(self._backend, ProcessorConfig.from_parameters(settings.__getitem__),
-                                             on_map_update=self._publish_map)
+            rig = RigCameras.from_settings(settings)
+            config = ProcessorConfig.from_parameters(settings.__getitem__)
+            if rig.active:
+                self._processor = RigFrameProcessor(self._backend, config, len(rig), on_map_update=self._publish_map)
+            else:
+                self._processor = FrameProcessor(self._backend, config, on_map_update=self._publish_map)
+            self._rig = rig
         except Exception as exc:   # BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError, ...
             self._configure_error = f"{type(exc).__name__}: {exc}"
             self.accounting.on_event("configure_failures", self._configure_error, error=True)
@@ -193,18 +208,27 @@ class Da3Node(LifecycleNode):
         self._settings = self._applied_settings = settings
         self._configure_error = ""
         desc = self._backend.describe()
+        if self._rig.active:
+            self.get_logger().info(f"camera rig {list(self._rig.names)}: window of {len(self._rig)} cameras x "
+                                   f"{self._processor.snapshots} snapshots, sync slop {settings['sync_slop_s']} s")
         self.get_logger().info(
             f"backend {desc.get('backend')} ready: variant {desc.get('variant')}, window N={desc.get('views')} "
             f"at {desc.get('height')}x{desc.get('width')}, ref_view {desc.get('ref_view')}; depth unit "
             f"'{self._processor.depth_unit}'")
         # every publisher exists from configure on: the runtime publish_* switches only gate publishing
-        pubs = {"depth": self.create_lifecycle_publisher(Image, "depth", OUTPUT_QOS),
-                "depth_info": self.create_lifecycle_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS),
-                "confidence": self.create_lifecycle_publisher(Image, "confidence", OUTPUT_QOS),
-                "points": self.create_lifecycle_publisher(PointCloud2, "points", OUTPUT_QOS),
+        kinds = {"depth": Image, "depth_info": CameraInfo, "confidence": Image, "points": PointCloud2}
+        if self._rig.active:   # per camera in its namespace; pose / odometry / path / map once for the rig
+            pubs = {}
+            self._rig_pubs = [{name: self.create_lifecycle_publisher(kinds[name], self._rig.topic(c, suffix),
+                                                                     OUTPUT_QOS)
+                               for name, suffix in CAMERA_OUTPUTS.items()} for c in range(len(self._rig))]
+        else:
+            pubs = {name: self.create_lifecycle_publisher(kinds[name], suffix, OUTPUT_QOS)
+                    for name, suffix in CAMERA_OUTPUTS.items()}
+        pubs.update({
                 "pose": self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS),
                 "odometry": self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS),
-                "path": self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)}
+                "path": self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)})
         if settings["publish_map_points"]:
             pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
         self._pubs = pubs
@@ -223,31 +247,52 @@ class Da3Node(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         qos = qos_profile(self.p("qos_reliability"), int(self.p("qos_depth")))
         transport = str(self.p("image_transport")).strip().lower()
-        if transport == "compressed":
-            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos))
-        elif transport == "raw":
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, qos))
-        else:
+        if transport not in ("raw", "compressed"):
             self.get_logger().error(f"image_transport must be raw or compressed, got '{transport}'")
             return TransitionCallbackReturn.FAILURE
-        if self.p("use_camera_info"):
+        if self._rig.active:
+            self._activate_rig(qos, transport)
+        elif transport == "compressed":
+            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos))
+        else:
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, qos))
+        if self.p("use_camera_info") and not self._rig.active:
             self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
         self._running.set()
         self._worker = threading.Thread(target=self._work, name="da3_inference", daemon=True)
         self._worker.start()
         return super().on_activate(state)
 
+    def _activate_rig(self, qos, transport: str) -> None:
+        """Per camera: image (+ camera_info) subscriptions feeding one approximate-time synchroniser."""
+        rig = self._rig
+        self._rig_camera_info = [None] * len(rig)
+        self._rig_accounting = RigFrameAccounting([rig.label(c) for c in range(len(rig))])
+        self._rig_sync = create_rig_synchronizer(len(rig), slop_s=float(self.p("sync_slop_s")),
+                                                 queue_size=int(self.p("sync_queue_size")),
+                                                 callback=self._on_rig_group)
+        kind, suffix = (CompressedImage, "image/compressed") if transport == "compressed" else (Image, "image")
+        for c in range(len(rig)):
+            self._subs.append(self.create_subscription(kind, rig.topic(c, suffix),
+                                                       lambda msg, c=c: self._on_rig_image(c, msg), qos))
+            if self.p("use_camera_info"):
+                self._subs.append(self.create_subscription(CameraInfo, rig.topic(c, "camera_info"),
+                                                           lambda msg, c=c: self._on_rig_camera_info(c, msg), qos))
+
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        if self._rig_sync is not None:
+            self._rig_sync.flush()   # frames still waiting for partners: dropped as "flushed" (accounting balances)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in self._pubs.values():
+        for pub in [*self._pubs.values(), *(p for pubs in self._rig_pubs for p in pubs.values())]:
             self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
+        self._pubs, self._rig_pubs = {}, []
+        self._rig_sync = None
         self._close_pipeline()
         if self._poses is not None:
             self._poses.destroy()
@@ -270,7 +315,7 @@ class Da3Node(LifecycleNode):
         self._running.clear()
         replaced = self._mailbox.close()
         if replaced is not None:
-            self.accounting.on_dropped("busy")
+            self._dropped(replaced, "busy")
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
@@ -285,8 +330,46 @@ class Da3Node(LifecycleNode):
             self.accounting.on_dropped("rate")
             return
         self._last_accept_time = now
-        if self._mailbox.put((msg, now)) is not None:
-            self.accounting.on_dropped("busy")
+        replaced = self._mailbox.put((msg, now))
+        if replaced is not None:
+            self._dropped(replaced, "busy")
+
+    def _dropped(self, item, reason: str, error: str = "") -> None:
+        """Count a mailbox item (an image, or a rig group: for every camera) as dropped."""
+        self.accounting.on_dropped(reason, error)
+        if isinstance(item[0], RigGroup) and self._rig_accounting is not None:
+            self._rig_accounting.on_outcome(reason)
+
+    def _on_rig_image(self, camera: int, msg) -> None:
+        """A rig camera's frame: offered to the synchroniser (complete groups go to ``_on_rig_group``)."""
+        stamp = msg.header.stamp
+        try:
+            self._rig_sync.add(camera, stamp.sec * 1_000_000_000 + stamp.nanosec, msg)
+        except ValueError as exc:   # counted by nobody else: a bad stamp never enters the synchroniser
+            self.accounting.on_event("bad_rig_stamp", f"{self._rig.names[camera]}: {exc}", error=True)
+            self.get_logger().warning(f"dropping {self._rig.names[camera]} image: {exc}", throttle_duration_sec=5.0)
+
+    def _on_rig_group(self, group: RigGroup) -> None:
+        """A complete rig snapshot (synchroniser callback, executor thread): into the mailbox, newest wins."""
+        self._rig_accounting.on_group()
+        self.accounting.on_received()
+        now = time.monotonic()
+        max_rate = float(self.p("max_rate_hz"))
+        if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
+            self._dropped((group,), "rate")
+            return
+        self._last_accept_time = now
+        replaced = self._mailbox.put((group, now))
+        if replaced is not None:
+            self._dropped(replaced, "busy")
+
+    def _on_rig_camera_info(self, camera: int, msg: CameraInfo) -> None:
+        try:
+            self._rig_camera_info[camera] = camera_info_to_intrinsics(msg)
+        except MessageConversionError as exc:
+            name = self._rig.names[camera]
+            self.accounting.on_event("bad_camera_info", f"{name}/camera_info: {exc}", error=True)
+            self.get_logger().warning(f"ignoring {name}/camera_info: {exc}", throttle_duration_sec=5.0)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
@@ -303,12 +386,15 @@ class Da3Node(LifecycleNode):
                 continue
             msg, received_at = item
             try:
-                self._process(msg, received_at)
+                if isinstance(msg, RigGroup):
+                    self._process_rig(msg, received_at)
+                else:
+                    self._process(msg, received_at)
             except MessageConversionError as exc:
-                self.accounting.on_dropped("bad_input", f"image: {exc}")
+                self._dropped(item, "bad_input", f"image: {exc}")
                 self.get_logger().warning(f"dropping image: {exc}", throttle_duration_sec=5.0)
             except Exception as exc:  # keep running whatever one frame does
-                self.accounting.on_dropped("failed", f"{type(exc).__name__}: {exc}")
+                self._dropped(item, "failed", f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _on_reset(self, request, response):
@@ -370,6 +456,55 @@ class Da3Node(LifecycleNode):
         stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
         self.accounting.on_processed(stages)
 
+    def _process_rig(self, group: RigGroup, received_at: float) -> None:
+        """One rig snapshot: decode every camera, read the mounts and the odometry from TF, run the rig window,
+        publish every camera's outputs (own stamp, own frame) and the rig pose (reference camera's stamp)."""
+        settings = self._settings
+        rig, poses = self._rig, self._poses
+        t0 = time.perf_counter()
+        msgs = group.payloads
+        rgbs = [compressed_to_rgb(m) if isinstance(m, CompressedImage) else image_to_rgb(m) for m in msgs]
+        decode_s = time.perf_counter() - t0
+        frames = [rig.frame(c, m.header.frame_id) for c, m in enumerate(msgs)]
+        stamps_ns = list(group.stamps_ns)
+        try:   # TF reads may wait: outside the frame lock
+            T_base_cam0, T_odometry_base = poses.inputs(frames[0], stamps_ns[0])
+            mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in frames[1:]]
+        except RobotFrameError as exc:
+            self.accounting.on_event("tf_mount_missing", str(exc), error=True)
+            self._dropped((group,), "failed", str(exc))
+            self.get_logger().error(f"dropping rig snapshot: {exc}", throttle_duration_sec=5.0)
+            return
+        if T_odometry_base is None and poses.frame_settings.uses_odometry:
+            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
+            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
+        for warning in poses.take_tf_warnings():
+            self.accounting.on_event("tf_reparented", warning)
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        use_info = settings["use_camera_info"]
+        inputs = [RigCameraInput(rgb, stamp, self._rig_camera_info[c] if use_info else None, mounts[c])
+                  for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
+        with self._frame_lock:
+            if settings is not self._applied_settings:
+                self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
+                self._applied_settings = settings
+            result = self._processor.process_rig(inputs, T_odometry_base=T_odometry_base)
+            for event in result.events:
+                self.accounting.on_event(event.name, event.message)
+                self.get_logger().warning(event.message, throttle_duration_sec=5.0)
+            t1 = time.perf_counter()
+            wanted = self._wanted_outputs(settings)
+            for c, (frame, msg) in enumerate(zip(frames, msgs)):
+                self._publish_camera(result.cameras[c], Header(stamp=msg.header.stamp, frame_id=frame),
+                                     self._rig_pubs[c], settings)
+            self._publish_poses(result.reference, msgs[0].header.stamp, frames[0], settings, wanted)
+        self._rig_accounting.on_outcome("processed")
+        stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
+                  "latency_receive_to_publish": time.monotonic() - received_at}
+        now_ns = self.get_clock().now().nanoseconds
+        stages["latency_stamp_to_publish"] = max(0.0, (now_ns - max(stamps_ns)) * 1e-9)
+        self.accounting.on_processed(stages)
+
     def _publish_map(self, stamp_ns: int, points, colours) -> None:
         """Map-thread callback after each fused keyframe: publish ``map_points`` if anyone subscribes."""
         pub, settings = self._pubs.get("map_points"), self._settings
@@ -378,34 +513,46 @@ class Da3Node(LifecycleNode):
         stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
         pub.publish(map_message(points, colours, stamp, settings["odom_frame"]))
 
-    def _wanted_outputs(self, settings: Mapping[str, Any]) -> dict:
+    def _wanted_outputs(self, settings: Mapping[str, Any], pubs: Optional[dict] = None) -> dict:
         """Output name -> build it this frame: switched on (publish_*) and subscribed to (TF: whenever
-        publish_tf, a /tf listener is not counted). Messages nobody receives are not built."""
-        pubs = self._pubs
+        publish_tf, a /tf listener is not counted). Messages nobody receives are not built. ``pubs``: a rig
+        camera's publishers for its camera outputs (default: the node's)."""
+        pubs = self._pubs if pubs is None else pubs
 
         def subscribed(name: str) -> bool:
             return name in pubs and pubs[name].get_subscription_count() > 0
+
+        def pose_subscribed(name: str) -> bool:
+            return name in self._pubs and self._pubs[name].get_subscription_count() > 0
 
         depth, pose = settings["publish_depth"], settings["publish_pose"]
         return {"depth": depth and subscribed("depth"), "depth_info": depth and subscribed("depth_info"),
                 "confidence": settings["publish_confidence"] and subscribed("confidence"),
                 "points": settings["publish_points"] and subscribed("points"),
-                "pose": pose and subscribed("pose"), "odometry": pose and subscribed("odometry"),
-                "path": pose and subscribed("path"), "tf": bool(settings["publish_tf"])}
+                "pose": pose and pose_subscribed("pose"), "odometry": pose and pose_subscribed("odometry"),
+                "path": pose and pose_subscribed("path"), "tf": bool(settings["publish_tf"])}
 
     def _publish(self, result, header: Header, camera_frame: str, settings: Mapping[str, Any]) -> None:
         """Publish the messages ``output_messages`` builds for the wanted outputs (the node builds none)."""
-        wanted = self._wanted_outputs(settings)
-        messages = camera_frame_messages(result, Header(stamp=header.stamp, frame_id=camera_frame),
-                                         depth=wanted["depth"], depth_info=wanted["depth_info"],
+        self._publish_camera(result, Header(stamp=header.stamp, frame_id=camera_frame), self._pubs, settings)
+        self._publish_poses(result, header.stamp, camera_frame, settings, self._wanted_outputs(settings))
+
+    def _publish_camera(self, result, header: Header, pubs: dict, settings: Mapping[str, Any]) -> None:
+        """One camera's depth, depth/camera_info, confidence and points (its frame and stamp in ``header``)."""
+        wanted = self._wanted_outputs(settings, pubs)
+        messages = camera_frame_messages(result, header, depth=wanted["depth"], depth_info=wanted["depth_info"],
                                          confidence=wanted["confidence"], points=wanted["points"])
-        messages.update(odometry_messages(result, header.stamp, settings["odom_frame"], camera_frame, self._poses,
-                                          pose=wanted["pose"], odometry_msg=wanted["odometry"],
-                                          path_msg=wanted["path"], tf=wanted["tf"]))
-        tf = messages.pop("tf", None)
-        pubs = self._pubs
         for name, message in messages.items():
             pubs[name].publish(message)
+
+    def _publish_poses(self, result, stamp, camera_frame: str, settings: Mapping[str, Any], wanted: dict) -> None:
+        """pose, odometry, path and the TF edge of the body (``PoseOutputs``: the REP 105 conventions)."""
+        messages = odometry_messages(result, stamp, settings["odom_frame"], camera_frame, self._poses,
+                                     pose=wanted["pose"], odometry_msg=wanted["odometry"], path_msg=wanted["path"],
+                                     tf=wanted["tf"])
+        tf = messages.pop("tf", None)
+        for name, message in messages.items():
+            self._pubs[name].publish(message)
         if tf is not None:
             self._tf.send([tf])
 
@@ -431,6 +578,11 @@ class Da3Node(LifecycleNode):
         if self._processor is not None:
             values.update(self._processor.describe())
         values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
+        if self._rig_sync is not None and self._rig_accounting is not None:
+            values["rig_cameras"] = ", ".join(self._rig.names)
+            values["rig_sync"] = (f"{self._rig_sync.implementation}, slop {self.p('sync_slop_s')} s, queue "
+                                  f"{self.p('sync_queue_size')} per camera")
+            values.update(self._rig_accounting.snapshot(self._rig_sync.stats()))
         status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                status=[status]))

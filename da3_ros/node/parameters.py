@@ -154,8 +154,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("base_frame", "", "robot body frame (e.g. base_link); empty = the camera frame (odom_frame -> "
                   "camera frame). Set: T_base_camera is read from TF and pose/odometry/path/TF are of base_frame"),
     ParameterSpec("scale_source", _P.scale_source, "metric scale: none (odometry units unless the model is metric or "
-                  "pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (from a rig's "
-                  "extrinsics; not implemented yet)", choices=("none", "odometry", "rig")),
+                  "pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (every window's "
+                  "scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | rig_odometry "
+                  "(rig and odometry fused by inverse variance)", choices=("none", "odometry", "rig", "rig_odometry")),
     ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry (e.g. odom, wheel_odom) read by "
                   "scale_source: odometry and pose_source: tf; when it differs from odom_frame and publish_tf is "
                   "true, the node publishes odom_frame -> odometry_frame (rtabmap's guess_frame_id convention)"),
@@ -168,10 +169,14 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "(seconds)", minimum=0.0, maximum=600.0),
     ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
                   "from the last pose) instead of starting a new trajectory at the origin"),
-    ParameterSpec("cameras", [], "camera namespaces of a rig (<cam>/image, <cam>/camera_info; outputs under "
-                  "<cam>/); empty = single 'image' (not implemented yet: must stay empty)"),
-    ParameterSpec("sync_slop_s", 0.02, "approximate-time slop for grouping a rig's frames (seconds)",
-                  minimum=0.0, maximum=1.0),
+    ParameterSpec("cameras", [], "camera namespaces of a rig, e.g. [left, right] (subscribes <cam>/image or "
+                  "<cam>/image/compressed and <cam>/camera_info; publishes <cam>/depth, <cam>/depth/camera_info, "
+                  "<cam>/confidence, <cam>/points; needs base_frame and a model of N = cameras x (k + 1) views); "
+                  "empty = the single 'image' topic"),
+    ParameterSpec("sync_slop_s", 0.02, "approximate-time slop for grouping a rig's frames (seconds; a group's stamps "
+                  "lie within it)", minimum=0.0, maximum=1.0),
+    ParameterSpec("sync_queue_size", 10, "frames kept per rig camera while waiting for partners", minimum=1,
+                  maximum=1000),
     # --- node ----------------------------------------------------------------------------------
     ParameterSpec("diagnostics_period_s", 1.0, "period of /diagnostics (seconds)", minimum=0.01, maximum=3600.0),
     ParameterSpec("autostart", True, "configure and activate the lifecycle node at start-up"),
@@ -182,7 +187,7 @@ SPECS = {p.name: p for p in PARAMETERS}
 DEFAULTS = {p.name: p.default for p in PARAMETERS}
 RUNTIME_PARAMETERS = tuple(p.name for p in PARAMETERS if p.runtime)
 #: declared but not implemented: these values fail configure (name -> values; None = any non-default value)
-NOT_IMPLEMENTED = {"scale_source": ("rig",), "cameras": None}
+NOT_IMPLEMENTED: dict = {}
 
 
 #: accepted spellings besides the documented choices (the backend factory's aliases)
@@ -204,6 +209,10 @@ def check_settings(values: Mapping[str, Any]) -> list[str]:
         from .robot_frames import robot_frame_problems
 
         problems += robot_frame_problems(values)
+    if "cameras" in values:
+        from .rig_cameras import rig_problems
+
+        problems += rig_problems(values)
     return problems
 
 

@@ -68,7 +68,7 @@ class RobotFrameSettings:
     @property
     def uses_odometry(self) -> bool:
         """The node reads ``odometry_frame -> base_frame`` from TF."""
-        return self.scale_source == "odometry" or self.pose_source == "tf"
+        return self.scale_source in ("odometry", "rig_odometry") or self.pose_source == "tf"
 
 
 def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
@@ -88,7 +88,8 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     if s.camera_frame and s.camera_frame == s.odom_frame:
         problems.append(f"camera_frame and odom_frame are both {s.camera_frame!r}")
     if s.uses_odometry:
-        uses = (("scale_source: odometry", s.scale_source == "odometry"), ("pose_source: tf", s.pose_source == "tf"))
+        uses = ((f"scale_source: {s.scale_source}", s.scale_source in ("odometry", "rig_odometry")),
+                ("pose_source: tf", s.pose_source == "tf"))
         users = " and ".join(name for name, on in uses if on)
         if not s.base_frame:
             problems.append(f"{users} need base_frame (the robot odometry is the pose of the base: "

@@ -216,8 +216,7 @@ class FrameProcessor:
                     if config.publish_map_points else None)
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=backend.views))
                         if self.tracking else None)
-        robot_config = RobotOdometryConfig(scale_source=str(config.scale_source).strip().lower(),
-                                           pose_source=str(config.pose_source).strip().lower())
+        robot_config = self._robot_config(config)
         if robot_config.active and not self.tracking:
             raise ValueError("scale_source: odometry / pose_source: tf need a model that predicts camera poses with "
                              f"a window of >= 2 views (this one: {backend.views} view(s), predicts poses: "
@@ -233,10 +232,21 @@ class FrameProcessor:
         self.intrinsics_source = "none yet"
         self.resets = 0
 
+    @staticmethod
+    def _robot_config(config: "ProcessorConfig") -> RobotOdometryConfig:
+        """What ``RobotOdometry`` does for this configuration (the rig processor maps its scale sources)."""
+        return RobotOdometryConfig(scale_source=str(config.scale_source).strip().lower(),
+                                   pose_source=str(config.pose_source).strip().lower())
+
     @property
     def scale_expected(self) -> bool:
         """A metric scale source is configured (outputs become metres once it is known)."""
         return self.robot is not None and self.robot.config.scale_expected
+
+    @property
+    def metres_per_unit(self) -> Optional[float]:
+        """Metres per odometry unit once a configured scale source knows it, else None."""
+        return self.robot.metres_per_unit if self.robot is not None else None
 
     @property
     def tracking_status(self) -> Optional[TrackingStatus]:
@@ -246,7 +256,7 @@ class FrameProcessor:
     def depth_unit(self) -> str:
         """The unit of the published depth / points (true for the latest frame; shown on /diagnostics)."""
         if self.scale_expected:
-            return DEPTH_UNIT_METRES if self.robot.metres_per_unit is not None else DEPTH_UNIT_SCALE_UNKNOWN
+            return DEPTH_UNIT_METRES if self.metres_per_unit is not None else DEPTH_UNIT_SCALE_UNKNOWN
         if self.tracking:
             return DEPTH_UNIT_ODOMETRY
         if self.capabilities.predicts_poses:
@@ -297,7 +307,7 @@ class FrameProcessor:
         """Map thread: the fused map (odometry units) in metres once the metric scale is known, to the caller."""
         if self._on_map_update is None:
             return
-        s = self.robot.metres_per_unit if self.robot is not None else None
+        s = self.metres_per_unit
         self._on_map_update(stamp_ns, points if s is None else points * np.float32(s), colours)
 
     def close(self) -> None:
@@ -416,7 +426,13 @@ class FrameProcessor:
 
     # ------------------------------------------------------------------------------------------
     def _check_stream(self, rgb: np.ndarray, stamp_ns: int, events: list) -> bool:
+        reset = self._check_time(stamp_ns, events)
         h, w = rgb.shape[:2]
+        self._mapping = self._check_resolution(self._mapping, w, h, events)
+        return reset
+
+    def _check_time(self, stamp_ns: int, events: list) -> bool:
+        """A stamp before the last one (a bag loop): reset trajectory and map (``reset_on_time_jump_back``)."""
         reset = False
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns and self.config.reset_on_time_jump_back:
             events.append(StreamEvent("time_jump_back", f"image stamp went back by "
@@ -425,28 +441,38 @@ class FrameProcessor:
             self.reset("time_jump_back", keep_odom_frame=False)
             reset = True
         self._last_stamp_ns = stamp_ns
-        if self._mapping is None or (self._mapping.camera_width, self._mapping.camera_height) != (w, h):
-            if self._mapping is not None:
-                events.append(StreamEvent("resolution_change", f"image size changed from "
-                                          f"{self._mapping.camera_width}x{self._mapping.camera_height} to {w}x{h}: "
-                                          "window reset (odometry frame kept)"))
-                self.reset("resolution_change", keep_odom_frame=True)
-            self._mapping = NetworkInputMapping(w, h, self.backend.width, self.backend.height)
         return reset
+
+    def _check_resolution(self, mapping: Optional[NetworkInputMapping], w: int, h: int, events: list,
+                          label: str = "image") -> NetworkInputMapping:
+        """The network input mapping for a w x h camera image; a size change resets the window (odometry
+        frame kept)."""
+        if mapping is not None and (mapping.camera_width, mapping.camera_height) == (w, h):
+            return mapping
+        if mapping is not None:
+            events.append(StreamEvent("resolution_change", f"{label} size changed from "
+                                      f"{mapping.camera_width}x{mapping.camera_height} to {w}x{h}: "
+                                      "window reset (odometry frame kept)"))
+            self.reset("resolution_change", keep_odom_frame=True)
+        return NetworkInputMapping(w, h, self.backend.width, self.backend.height)
 
     def _network_intrinsics(self, camera: Optional[PinholeCamera], rgb, events) -> Optional[np.ndarray]:
         """camera_info's K in network-input pixels (pixel-centre convention), or None (use the model's)."""
+        K, self.intrinsics_source = self._camera_intrinsics(camera, rgb, self._mapping, events)
+        return K
+
+    @staticmethod
+    def _camera_intrinsics(camera: Optional[PinholeCamera], rgb, mapping: NetworkInputMapping, events,
+                           label: str = "camera_info") -> tuple[Optional[np.ndarray], str]:
+        """(camera_info's K in network pixels or None, the intrinsics source said on /diagnostics)."""
         h, w = rgb.shape[:2]
         if camera is None:
-            self.intrinsics_source = "model (no camera_info)"
-            return None
+            return None, "model (no camera_info)"
         if (camera.width, camera.height) != (w, h):
-            events.append(StreamEvent("camera_info_size_mismatch", f"camera_info is {camera.width}x"
+            events.append(StreamEvent("camera_info_size_mismatch", f"{label} is {camera.width}x"
                                       f"{camera.height} but the image is {w}x{h}: using the model's intrinsics"))
-            self.intrinsics_source = "model (camera_info size mismatch)"
-            return None
-        self.intrinsics_source = "camera_info"
-        return self._mapping.camera_to_network(camera).K
+            return None, "model (camera_info size mismatch)"
+        return mapping.camera_to_network(camera).K, "camera_info"
 
     def _network_cameras(self, prediction, K_net: Optional[np.ndarray]) -> Optional[np.ndarray]:
         """(N, 3, 3) float32 the window's network cameras in the project's pixel-centre convention:

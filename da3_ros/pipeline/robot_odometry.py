@@ -135,8 +135,12 @@ class RobotOdometry:
         self._odometry = {k: v for k, v in self._odometry.items() if k in keep}
 
     # -- pose-conditioned windows -------------------------------------------------------------
-    def condition(self, frame_ids: Sequence[Hashable], K_net: Optional[np.ndarray]) -> WindowConditioning:
-        """The pose encoding and conditioning of the window ``frame_ids`` (oldest first, newest last)."""
+    def condition(self, frame_ids: Sequence[Hashable], K_net: Optional[np.ndarray],
+                  T_base_cam_views: Optional[np.ndarray] = None) -> WindowConditioning:
+        """The pose encoding and conditioning of the window ``frame_ids`` (oldest first, newest last; one id per
+        view). ``K_net``: (3, 3) or (N, 3, 3) network intrinsics (None: guessed). A rig window passes each view's
+        snapshot id and ``T_base_cam_views`` (N, 4, 4), the mount of each view's camera (default: this
+        camera's mount for every view), so view poses are ``T_odometry_base(snapshot) @ T_base_cam(camera)``."""
         if not self.pose_conditioned:
             return WindowConditioning(None, None, "model not pose-conditioned")
         h, w = self.network_hw
@@ -151,7 +155,9 @@ class RobotOdometry:
             reason = f"no TF pose for view(s) {missing}: identity poses fed, window not aligned to TF{note}"
             window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), False
         else:
-            T_world_cam = np.stack([T @ self._T_base_cam for T in poses])
+            mounts = ([self._T_base_cam] * len(poses) if T_base_cam_views is None
+                      else [np.asarray(T, np.float64) for T in T_base_cam_views])
+            T_world_cam = np.stack([T @ M for T, M in zip(poses, mounts)])
             window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True
             reason = note.lstrip("; ")
         encoding = window.pose_encoding[0].numpy().astype(np.float32)

@@ -32,6 +32,8 @@ class ConditionedScaleConfig:
     min_windows: int = 3
     max_relative_uncertainty: float = 0.05
     min_relative_uncertainty: float = 0.001
+    #: what a measurement is, for the reasons on /diagnostics (the rig processor: "rig windows")
+    measurement: str = "pose-conditioned windows"
 
     def __post_init__(self):
         if self.min_windows < 1 or self.max_windows < self.min_windows:
@@ -44,7 +46,7 @@ class ConditionedScaleEstimator:
     def __init__(self, config: Optional[ConditionedScaleConfig] = None):
         self.config = config if config is not None else ConditionedScaleConfig()
         self._log: Deque[float] = deque(maxlen=self.config.max_windows)
-        self._estimate = ScaleEstimate(reason="no pose-conditioned window yet")
+        self._estimate = ScaleEstimate(reason=f"no {self.config.measurement} yet")
         self.resets = 0
 
     @property
@@ -54,7 +56,7 @@ class ConditionedScaleEstimator:
     def reset(self, reason: str = "reset") -> None:
         self._log.clear()
         self.resets += 1
-        self._estimate = ScaleEstimate(reason=f"{reason}; no pose-conditioned window yet")
+        self._estimate = ScaleEstimate(reason=f"{reason}; no {self.config.measurement} yet")
 
     def add(self, window_scale: Optional[float], conditioned: bool, reinitialised: bool = False,
             note: str = "") -> ScaleEstimate:
@@ -71,16 +73,16 @@ class ConditionedScaleEstimator:
         cfg = self.config
         n = len(self._log)
         if n == 0:
-            return ScaleEstimate(reason=note or "no pose-conditioned window yet")
+            return ScaleEstimate(reason=note or f"no {cfg.measurement} yet")
         x = np.asarray(self._log)
         med = float(np.median(x))
         rel = max(1.4826 * float(np.median(np.abs(x - med))) / np.sqrt(n), cfg.min_relative_uncertainty)
         scale = float(np.exp(med))
         base = dict(provisional_scale=scale, n_pairs=n, n_frames=n, pairs_added=1, frame_used=True)
         if n < cfg.min_windows:
-            return ScaleEstimate(state=UNKNOWN, reason=f"{n} of {cfg.min_windows} pose-conditioned windows", **base)
+            return ScaleEstimate(state=UNKNOWN, reason=f"{n} of {cfg.min_windows} {cfg.measurement}", **base)
         if rel > cfg.max_relative_uncertainty:
             return ScaleEstimate(state=UNKNOWN, reason=f"uncertainty {100 * rel:.2g} % > "
                                                        f"{100 * cfg.max_relative_uncertainty:g} %", **base)
         return ScaleEstimate(state=KNOWN, scale=scale, uncertainty=scale * rel, relative_uncertainty=rel,
-                             reason=note or "from pose-conditioned windows", **base)
+                             reason=note or f"from {cfg.measurement}", **base)

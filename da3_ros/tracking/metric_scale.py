@@ -61,11 +61,11 @@ and image stamps are synchronised (the lookup is at the image stamp).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ScaleEstimatorConfig", "ScaleEstimate", "OdometryScaleEstimator"]
+__all__ = ["ScaleEstimatorConfig", "ScaleEstimate", "OdometryScaleEstimator", "fuse_scale_estimates"]
 
 UNKNOWN = "unknown"
 KNOWN = "known"
@@ -197,6 +197,29 @@ def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     c = float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def fuse_scale_estimates(estimates: Sequence[Optional["ScaleEstimate"]], labels: Sequence[str]) -> ScaleEstimate:
+    """One metric scale from independent estimates of the same metres-per-odometry-unit (e.g. a rig's and the
+    wheel odometry's): the inverse-variance weighted mean in log scale of the KNOWN ones (relative uncertainty
+    ``1 / sqrt(sum w)``, ``w = 1 / rel^2``); one known estimate is used alone; none known: unknown, with each
+    source's reason. ``labels`` name the sources in the reason (e.g. ``("rig", "odometry")``)."""
+    known = [(e, name) for e, name in zip(estimates, labels) if e is not None and e.known]
+    if not known:
+        reasons = "; ".join(f"{name}: {e.reason if e is not None else 'no estimate'}"
+                            for e, name in zip(estimates, labels))
+        return ScaleEstimate(reason=reasons)
+    if len(known) == 1:
+        return known[0][0]
+    w = np.array([1.0 / max(e.relative_uncertainty, 1e-9) ** 2 for e, _ in known])
+    log_s = float(np.sum(w * np.log([e.scale for e, _ in known])) / np.sum(w))
+    rel = float(1.0 / np.sqrt(np.sum(w)))
+    scale = float(np.exp(log_s))
+    parts = ", ".join(f"{name} {e.scale:.4g} +- {100 * e.relative_uncertainty:.2g} %" for e, name in known)
+    return ScaleEstimate(state=KNOWN, scale=scale, uncertainty=scale * rel, relative_uncertainty=rel,
+                         provisional_scale=scale, n_pairs=sum(e.n_pairs for e, _ in known),
+                         n_frames=max(e.n_frames for e, _ in known), frame_used=any(e.frame_used for e, _ in known),
+                         reason=f"inverse-variance fusion of {parts}")
 
 
 class OdometryScaleEstimator:
