@@ -1,9 +1,11 @@
-"""Synthetic rig world: presets, ground-truth poses of every camera, visibility and overlap, stamps."""
+"""Synthetic rig world: presets, ground-truth poses of every camera, visibility and overlap, stamps, the flat
+view sequence the window oracle serves, the world's JSON form and the base pose between path frames."""
 import numpy as np
 import pytest
 
 from da3_ros.geometry.transforms import invert_transform, rotation_angle_deg, transform_points
-from da3_ros.synthetic.rig import CameraRig, R_BASE_OPTICAL, RigCamera, RigSequence, optical_mount, ring, stereo_pair
+from da3_ros.synthetic.rig import (RIG_PRESETS, CameraRig, R_BASE_OPTICAL, RigCamera, RigSequence, RigWorld,
+                                   optical_mount, rig_preset, ring, stereo_pair)
 
 ROOM_DIAGONAL = float(np.sqrt(8.0 ** 2 + 6.0 ** 2 + 3.0 ** 2))  # default_room is 8 x 6 x 3 m
 
@@ -103,3 +105,77 @@ def test_stamps_jitter_and_half_rate():
     assert seq.frame(1, 4).stamp == pytest.approx(seq.stamp_ns(1, 4) * 1e-9)
     with pytest.raises(ValueError, match="rate_divisors"):
         RigSequence(stereo_pair(), rate_divisors=[1])
+
+
+def test_rig_presets_by_name():
+    stereo = rig_preset("stereo", baseline=0.2)
+    assert stereo.names == ["left", "right"]
+    np.testing.assert_allclose(stereo.T_base_cam, stereo_pair(0.2).T_base_cam, atol=0)
+    ring4 = rig_preset("ring", num_cameras=4)
+    assert ring4.names == ["cam0", "cam1", "cam2", "cam3"]
+    np.testing.assert_allclose(ring4.T_base_cam, ring(4).T_base_cam, atol=0)
+    assert rig_preset("ring").names == ["cam0", "cam1", "cam2"] and RIG_PRESETS == ("stereo", "ring")
+    with pytest.raises(ValueError, match="unknown rig preset 'trinocular'; known presets: stereo, ring"):
+        rig_preset("trinocular")
+    with pytest.raises(ValueError, match="baseline must be > 0"):
+        rig_preset("stereo", baseline=0.0)
+
+
+@pytest.mark.parametrize("preset", RIG_PRESETS)
+def test_view_sequence_flattens_cameras_and_rig_poses(preset):
+    seq = RigWorld(preset, path_scale=0.2).sequence(40, 30)
+    views = seq.views()
+    C = len(seq.rig)
+    assert len(views) == len(seq) * C and views.T_world_cam.shape == (len(seq) * C, 4, 4)
+    np.testing.assert_array_equal(views.K, seq.K[0])
+    for index, camera in ((0, 0), (3, C - 1), (len(seq) - 1, 1)):
+        v = seq.view_id(camera, index)
+        assert v == index * C + camera and views.camera_and_index(v) == (camera, index)
+        np.testing.assert_array_equal(views.T_world_cam[v], seq.T_world_cam[index, camera])
+        rgb, depth = views.render(v)
+        np.testing.assert_array_equal(rgb, seq.render(camera, index)[0])
+        np.testing.assert_array_equal(depth, seq.render(camera, index)[1])
+    with pytest.raises(IndexError, match="view id"):
+        views.render(len(views))
+    with pytest.raises(IndexError, match="camera index"):
+        seq.view_id(C, 0)
+
+
+def test_view_sequence_refuses_cameras_of_different_intrinsics():
+    rig = CameraRig((RigCamera("wide", optical_mount([0, 0.05, 0]), 90.0), RigCamera("tele", optical_mount([0, 0, 0]))))
+    with pytest.raises(ValueError, match="different intrinsics"):
+        RigSequence(rig, width=32, height=24).views()
+
+
+def test_rig_world_round_trip_and_identical_images():
+    world = RigWorld("ring", num_cameras=3, path_scale=0.2, seed=3)
+    data = world.to_dict()
+    assert data == {"preset": "ring", "baseline": 0.12, "num_cameras": 3, "path": "room_tour", "path_scale": 0.2,
+                    "seed": 3}
+    again = RigWorld.from_dict(data)
+    assert again == world and RigWorld.from_dict({"preset": "stereo"}) == RigWorld()
+    a, b = world.sequence(40, 30), again.sequence(40, 30, stamp_jitter_s=0.01, rate_divisors=[1, 2, 3])
+    np.testing.assert_array_equal(a.render(2, 5)[0], b.render(2, 5)[0])   # stamps and rates do not change images
+    with pytest.raises(ValueError, match=r"unknown rig world keys \['fps'\]"):
+        RigWorld.from_dict({"preset": "stereo", "fps": 10})
+    with pytest.raises(ValueError, match="unknown rig preset"):
+        RigWorld("mono")
+    with pytest.raises(ValueError, match="unknown camera path"):
+        RigWorld(path="nowhere")
+
+
+def test_base_pose_between_path_frames():
+    seq = RigWorld(path_scale=0.5).sequence(32, 24)
+    fps = seq.path.fps
+    # exact at path frames (the frame's own matrix, not a round trip through quaternions)
+    np.testing.assert_array_equal(seq.T_world_base_at(np.arange(len(seq)) / fps), seq.T_world_base)
+    i = 20
+    mid = seq.T_world_base_at((i + 0.5) / fps)
+    T0, T1 = seq.T_world_base[i], seq.T_world_base[i + 1]
+    np.testing.assert_allclose(mid[:3, 3], 0.5 * (T0[:3, 3] + T1[:3, 3]), atol=1e-12)
+    # the midpoint rotation is half way: equal angles to both neighbours
+    a0, a1 = rotation_angle_deg(T0[:3, :3].T @ mid[:3, :3]), rotation_angle_deg(mid[:3, :3].T @ T1[:3, :3])
+    assert a0 == pytest.approx(a1, abs=1e-9) and a0 > 0
+    assert seq.T_world_base_at([[0.0, 0.1]]).shape == (1, 2, 4, 4)
+    with pytest.raises(ValueError, match="path time"):
+        seq.T_world_base_at(len(seq) / fps)

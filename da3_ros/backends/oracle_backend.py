@@ -19,13 +19,28 @@ Robot worlds (``test/robot_world_publisher.py``) add: ``"robot": {"fps": 10.0}``
 newest frame is one of them is predicted as garbage: confident, wrong depth and poses, which the tracker
 must reject) and ``"pose_conditioned": true`` (the backend then requires a pose encoding, as a graph
 exported with ``--pose-conditioned`` does, and the oracle follows the given poses).
+
+Rig worlds (``test/rig_world_publisher.py``, issue 14) add ``"rig": {"preset": "stereo"|"ring", "baseline": 0.12,
+"num_cameras": 3, "path": "room_tour", "path_scale": 1.0, "seed": 0}`` (``da3_ros.synthetic.rig.RigWorld``: what
+rebuilds the identical rendered world; missing keys take its defaults, unknown ones are refused). ``frames`` then
+maps every published image to its VIEW id ``index * C + camera`` (C cameras of the rig), and the oracle serves
+windows over ``RigSequence.views()``: a window may mix cameras and rig poses, its "world" is the camera frame of
+its reference view, and the relative pose of two cameras at one rig pose is the rig's extrinsics (plus the
+oracle's pose noise) in the window's scale. Every camera of the rig needs the same intrinsics (both presets
+do); ``path`` (top level) is then only a label.
+
+``"noise": {"translation_noise": 0.0005, ...}`` (any spec) overrides fields of ``OracleNoise``; an unknown
+field name is a ValueError when the spec is written and when it is read. ``OracleBackend.last_window`` is the
+ground truth of the latest prediction (``OracleWindow``: window ``scale`` per metre, ``T_world_ref``,
+``frame_ids`` = frame or view ids) for tests.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -34,6 +49,7 @@ from da3_ros.artifact.errors import EngineMismatchError
 from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.geometry.camera import PinholeCamera
+from da3_ros.synthetic.rig import RigWorld
 from da3_ros.synthetic.sequence import SyntheticSequence
 from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
 
@@ -48,20 +64,50 @@ def _digest(image: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest()
 
 
+def oracle_noise(overrides: Optional[Mapping[str, Any]] = None) -> OracleNoise:
+    """``OracleNoise()`` with ``overrides`` ({field name: value}) applied; an unknown name is a ValueError."""
+    if overrides is None:
+        return OracleNoise()
+    if not isinstance(overrides, Mapping):
+        raise ValueError(f"oracle noise overrides must be a mapping, got {type(overrides).__name__}")
+    defaults = OracleNoise()
+    known = [f.name for f in fields(OracleNoise)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ValueError(f"unknown oracle noise field(s) {unknown}; OracleNoise has: {', '.join(known)}")
+    values = {}
+    for name, value in overrides.items():
+        default = getattr(defaults, name)
+        try:
+            values[name] = tuple(float(v) for v in value) if isinstance(default, tuple) else type(default)(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"oracle noise field {name!r}: bad value {value!r} ({exc})") from None
+    return replace(defaults, **values)
+
+
 def write_oracle_spec(path: Path, frames: dict[int, np.ndarray], *, camera_path: str = "room_tour",
                       width: int = 320, height: int = 240, views: Optional[int] = None, seed: int = 0,
                       noise_seed: int = 0, robot_fps: Optional[float] = None, garbage_frames=(),
-                      pose_conditioned: bool = False) -> Path:
-    """``frames``: {frame index: rendered RGB} of every frame the player will publish; ``views``: the
-    window N the spec fixes (None: any N the configuration asks for, 4 by default). Robot worlds:
-    ``robot_fps`` (the camera of ``SyntheticRobot(fps=robot_fps)``; ``camera_path`` is then only a label),
-    ``garbage_frames`` and ``pose_conditioned`` (module docstring)."""
+                      pose_conditioned: bool = False, rig: Optional[dict] = None,
+                      noise: Optional[dict] = None) -> Path:
+    """``frames``: {frame index (rig: view id): rendered RGB} of every image the player will publish;
+    ``views``: the window N the spec fixes (None: any N the configuration asks for, 4 by default). Robot
+    worlds: ``robot_fps`` (the camera of ``SyntheticRobot(fps=robot_fps)``; ``camera_path`` is then only a
+    label), ``garbage_frames`` and ``pose_conditioned``; rig worlds: ``rig`` (``RigWorld`` fields); any spec:
+    ``noise`` (``OracleNoise`` overrides); see the module docstring."""
     path = Path(path)
+    if robot_fps is not None and rig is not None:
+        raise ValueError("an oracle spec is a robot world or a rig world, not both")
     table = {_digest(rgb): int(i) for i, rgb in frames.items()}
     spec = {"path": camera_path, "width": width, "height": height, "views": views, "seed": seed,
             "noise_seed": noise_seed, "frames": table}
     if robot_fps is not None:
         spec["robot"] = {"fps": float(robot_fps)}
+    if rig is not None:
+        spec["rig"] = RigWorld.from_dict(rig).to_dict()   # validated, defaults filled in
+    if noise:
+        oracle_noise(noise)   # validate now rather than when the node starts
+        spec["noise"] = dict(noise)
     if garbage_frames:
         spec["garbage_frames"] = sorted(int(i) for i in garbage_frames)
     if pose_conditioned:
@@ -97,16 +143,25 @@ class OracleBackend(InferenceBackend):
                          variant="oracle", ref_view=str(ref_view), capabilities=ORACLE_CAPABILITIES,
                          pose_conditioned=bool(spec.get("pose_conditioned", False)))
         height, width = self.height, self.width
-        robot = spec.get("robot")
+        noise = oracle_noise(spec.get("noise"))
+        robot, rig = spec.get("robot"), spec.get("rig")
+        self.rig_sequence = None
+        if robot is not None and rig is not None:
+            raise ValueError(f"oracle spec {spec_path} has both 'robot' and 'rig'")
         if robot is not None:
             from da3_ros.synthetic.robot import SyntheticRobot
 
             robot_world = SyntheticRobot(fps=float(robot.get("fps", 10.0)))
             self.sequence = robot_world.sequence(width, height, seed=int(spec["seed"]))
+        elif rig is not None:
+            # the rig's views (index * C + camera) as one sequence; refuses cameras of different intrinsics
+            self.rig_sequence = RigWorld.from_dict(rig).sequence(width, height)
+            self.sequence = self.rig_sequence.views()
         else:
             self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]))
         self._garbage = frozenset(int(i) for i in spec.get("garbage_frames", ()))
-        self.oracle = WindowOracle(self.sequence, OracleNoise(), seed=int(spec.get("noise_seed", 0)))
+        self.oracle = WindowOracle(self.sequence, noise, seed=int(spec.get("noise_seed", 0)))
+        self.last_window = None
         self._index = {str(k): int(v) for k, v in spec["frames"].items()}
 
     def frame_index(self, image: np.ndarray) -> int:
@@ -120,6 +175,7 @@ class OracleBackend(InferenceBackend):
         ids = [self.frame_index(im) for im in images]
         window = self.oracle.predict(ids, ref_view=self.ref_view if self.ref_view != "saddle_balanced" else "first",
                                      garbage=True if ids[-1] in self._garbage else None, pose_encoding=pose_encoding)
+        self.last_window = window
         # a backend returns intrinsics as the model does (DA3 pixel-corner convention); the oracle's are
         # pixel-centre ones (the synthetic renderer's), the pipeline converts them back
         h, w = window.depth.shape[1:]

@@ -10,8 +10,9 @@
   camera_link -> camera_optical mount, the camera's ground-truth path and a simulated wheel odometry.
 - ``window_oracle``: per-window "model predictions" made from the ground truth (random window
   scale, depth/pose noise, low-confidence regions, occasional garbage windows).
-- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring``) moving along a path,
-  every camera rendered with ground truth and its own stamps (``RigSequence``).
+- ``rig``: a multi-camera rig (``CameraRig``, presets ``stereo_pair`` / ``ring`` / ``rig_preset``) moving along
+  a path, every camera rendered with ground truth and its own stamps (``RigSequence``; ``RigWorld`` rebuilds
+  one exactly; ``RigViewSequence`` flattens it into views for the window oracle).
 
 World frame of the scene: x, y horizontal, z up, metres. Cameras use OpenCV optical axes.
 """
@@ -22,9 +23,11 @@ from .room_scene import AxisAlignedBox, RoomScene, default_room
 from .sequence import SyntheticFrame, SyntheticSequence
 from .window_oracle import OracleNoise, OracleWindow, WindowOracle
 from .robot import SyntheticRobot, WheelOdometry, WheelOdometryConfig
-from .rig import CameraRig, RigCamera, RigSequence, optical_mount, ring, stereo_pair
+from .rig import (CameraRig, RigCamera, RigSequence, RigViewSequence, RigWorld, optical_mount, rig_preset, ring,
+                  stereo_pair)
 
 __all__ = ["PATH_NAMES", "CameraPath", "camera_path", "Renderer", "pinhole_intrinsics", "AxisAlignedBox",
            "RoomScene", "default_room", "SyntheticFrame", "SyntheticSequence", "OracleNoise", "OracleWindow",
            "WindowOracle", "SyntheticRobot", "WheelOdometry", "WheelOdometryConfig",
-           "CameraRig", "RigCamera", "RigSequence", "optical_mount", "ring", "stereo_pair"]
+           "CameraRig", "RigCamera", "RigSequence", "RigViewSequence", "RigWorld", "optical_mount", "rig_preset",
+           "ring", "stereo_pair"]

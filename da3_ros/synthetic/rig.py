@@ -16,25 +16,42 @@ Presets:
   from the base origin, with a 150 deg horizontal FOV so that neighbours overlap by 30 deg
   (pinhole; at 320x240 the vertical FOV is then ~140 deg).
 
+``rig_preset(name)`` builds a preset by name (``RIG_PRESETS``: ``"stereo"``, ``"ring"``); ``RigWorld`` is
+everything that rebuilds the identical rendered world (preset and its size, path, path scale, seed) as a
+JSON-able record (the oracle spec's ``"rig"`` entry, the rig world publisher's arguments).
+
 Stamps: camera ``c`` renders path frames ``0, d, 2d, ...`` (``rate_divisors[c] = d``; 2 = half rate) at
 stamp ``t_frame + jitter`` with a seeded uniform jitter in ``[-stamp_jitter_s, +stamp_jitter_s]``. The
 image is rendered at the frame's nominal pose: jitter models trigger/stamp noise only.
+``RigSequence.T_world_base_at(t)`` is the base pose at any path time (interpolated between path frames:
+linear translation, quaternion slerp), e.g. for a ground-truth odometry stream.
+
+Views: ``RigSequence.views()`` (``RigViewSequence``) flattens the rig into one sequence of views, view id
+``v = index * C + camera`` (C cameras), with ``T_world_cam`` (F * C, 4, 4), one ``K`` and ``render(v)``:
+the interface ``WindowOracle`` serves windows from, so a window may mix cameras and rig poses.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from da3_ros.geometry.transforms import invert_transform, rotation_from_axis_angle
+from da3_ros.geometry.transforms import (
+    invert_transform,
+    quaternion_xyzw_to_rotation,
+    rotation_from_axis_angle,
+    rotation_to_quaternion_xyzw,
+    slerp_quaternion_xyzw,
+)
 
 from .camera_paths import CameraPath, camera_path
 from .renderer import Renderer, pinhole_intrinsics
 from .room_scene import RoomScene, default_room
 from .sequence import SyntheticFrame
 
-__all__ = ["R_BASE_OPTICAL", "RigCamera", "CameraRig", "RigSequence", "stereo_pair", "ring", "optical_mount"]
+__all__ = ["R_BASE_OPTICAL", "RIG_PRESETS", "RigCamera", "CameraRig", "RigSequence", "RigViewSequence", "RigWorld",
+           "stereo_pair", "ring", "rig_preset", "optical_mount"]
 
 # columns: optical x (right), y (down), z (forward) expressed in REP 103 base axes
 R_BASE_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -117,6 +134,19 @@ def ring(num_cameras: int = 3, radius: float = 0.10, hfov_deg: float = 150.0) ->
     return CameraRig(tuple(cams))
 
 
+RIG_PRESETS = ("stereo", "ring")
+
+
+def rig_preset(name: str, baseline: float = 0.12, num_cameras: int = 3) -> CameraRig:
+    """The preset rig ``name``: ``"stereo"`` = ``stereo_pair(baseline)`` (metres; ``num_cameras`` unused),
+    ``"ring"`` = ``ring(num_cameras)`` (``baseline`` unused)."""
+    if name == "stereo":
+        return stereo_pair(baseline)
+    if name == "ring":
+        return ring(num_cameras)
+    raise ValueError(f"unknown rig preset {name!r}; known presets: {', '.join(RIG_PRESETS)}")
+
+
 class RigSequence:
     """A rig moving along a camera path through a synthetic room; every camera rendered lazily.
 
@@ -190,3 +220,122 @@ class RigSequence:
         the stream a synchroniser would receive from ideal transport."""
         items = [(c, self.stamp_ns(c, int(i)), int(i)) for c in range(len(self.rig)) for i in self.frame_indices(c)]
         return sorted(items, key=lambda x: (x[1], x[0]))
+
+    def T_world_base_at(self, t_s) -> np.ndarray:
+        """Base pose(s) ``T_world_base`` (..., 4, 4) at path time(s) ``t_s`` (seconds, frame ``i`` at
+        ``i / fps``, no jitter), within ``[0, (F - 1) / fps]``: exact at path frames, linear translation and
+        quaternion slerp in between."""
+        t = np.asarray(t_s, np.float64)
+        last = (len(self) - 1) / self.path.fps
+        if np.any(~np.isfinite(t)) or np.any(t < -1e-9) or np.any(t > last + 1e-9):
+            raise ValueError(f"path time must lie in [0, {last}] s, got {np.min(t)}..{np.max(t)}")
+        x = np.clip(t * self.path.fps, 0.0, len(self) - 1.0).reshape(-1)
+        out = np.empty((x.size, 4, 4))
+        for k, xi in enumerate(x):
+            i = min(int(np.floor(xi)), len(self) - 2)
+            a = xi - i
+            T0, T1 = self.T_world_base[i], self.T_world_base[i + 1]
+            if a == 0.0 or a == 1.0:
+                out[k] = T0 if a == 0.0 else T1
+                continue
+            out[k] = np.eye(4)
+            q = slerp_quaternion_xyzw(rotation_to_quaternion_xyzw(T0[:3, :3]),
+                                      rotation_to_quaternion_xyzw(T1[:3, :3]), a)
+            out[k, :3, :3] = quaternion_xyzw_to_rotation(q)
+            out[k, :3, 3] = (1.0 - a) * T0[:3, 3] + a * T1[:3, 3]
+        return out.reshape(t.shape + (4, 4))
+
+    def view_id(self, camera: int, index: int) -> int:
+        """Flat view id ``index * C + camera`` of ``camera`` at rig pose ``index`` (``RigViewSequence``)."""
+        if not 0 <= camera < len(self.rig):
+            raise IndexError(f"camera index {camera} out of range [0, {len(self.rig)})")
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame index {index} out of range [0, {len(self)})")
+        return int(index) * len(self.rig) + int(camera)
+
+    def views(self) -> "RigViewSequence":
+        """The rig as one flat sequence of views (``RigViewSequence``), e.g. for ``WindowOracle``."""
+        return RigViewSequence(self)
+
+
+class RigViewSequence:
+    """A ``RigSequence`` as a flat sequence of views: view ``v = index * C + camera`` (C cameras).
+
+    The interface of ``SyntheticSequence`` that ``WindowOracle`` uses: ``T_world_cam`` (F * C, 4, 4)
+    ground-truth camera-to-world poses in view order, one ``K`` (3, 3) and ``render(v) -> (rgb, depth)``.
+    Rigs whose cameras have different intrinsics are refused (the oracle serves windows of one ``K``).
+    """
+
+    def __init__(self, sequence: RigSequence):
+        K = np.asarray(sequence.K, np.float64)
+        if not np.allclose(K, K[0], rtol=0.0, atol=1e-9):
+            raise ValueError(f"the cameras of rig {sequence.rig.names} have different intrinsics; a view sequence "
+                             "needs one K for every camera")
+        self.sequence = sequence
+        self.cameras = len(sequence.rig)
+        self.K = K[0].copy()
+        self.width, self.height = sequence.width, sequence.height
+        self._T_world_cam = sequence.T_world_cam.reshape(-1, 4, 4)
+
+    def __len__(self) -> int:
+        return len(self.sequence) * self.cameras
+
+    @property
+    def T_world_cam(self) -> np.ndarray:
+        """(F * C, 4, 4) camera-to-world pose of every view, view ``v = index * C + camera``."""
+        return self._T_world_cam
+
+    def camera_and_index(self, view: int) -> Tuple[int, int]:
+        """``(camera, index)`` of view id ``view``."""
+        if not 0 <= int(view) < len(self):
+            raise IndexError(f"view id {view} out of range [0, {len(self)})")
+        index, camera = divmod(int(view), self.cameras)
+        return camera, index
+
+    def render(self, view: int) -> Tuple[np.ndarray, np.ndarray]:
+        """``(rgb (H, W, 3) uint8, depth (H, W) float32 metres)`` of view ``view``."""
+        return self.sequence.render(*self.camera_and_index(view))
+
+
+@dataclass(frozen=True)
+class RigWorld:
+    """What rebuilds one rendered rig world exactly: the preset (``RIG_PRESETS``) with its ``baseline``
+    (stereo, metres) / ``num_cameras`` (ring), the camera ``path`` and ``path_scale``, and the ``seed`` of
+    the room's textures and of the stamp jitter. ``to_dict`` / ``from_dict`` are its JSON form (the oracle
+    spec's ``"rig"``); stamps, jitter and rate divisors are per ``sequence`` call (they do not change an image).
+    """
+
+    preset: str = "stereo"
+    baseline: float = 0.12
+    num_cameras: int = 3
+    path: str = "room_tour"
+    path_scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        self.rig()                          # fail early on a bad preset / size
+        camera_path(self.path, self.path_scale)
+
+    def rig(self) -> CameraRig:
+        return rig_preset(self.preset, baseline=self.baseline, num_cameras=self.num_cameras)
+
+    def sequence(self, width: int, height: int, *, stamp_jitter_s: float = 0.0,
+                 rate_divisors: Optional[Sequence[int]] = None, cache: bool = True) -> RigSequence:
+        """The ``RigSequence`` of this world at ``width`` x ``height`` pixels."""
+        return RigSequence(self.rig(), path=self.path, width=width, height=height, seed=self.seed,
+                           path_scale=self.path_scale, stamp_jitter_s=stamp_jitter_s, rate_divisors=rate_divisors,
+                           cache=cache)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RigWorld":
+        """From the JSON form; missing keys take the defaults, unknown keys are a ValueError."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a rig world must be a mapping, got {type(data).__name__}")
+        types = {f.name: type(f.default) for f in fields(cls)}   # str, float or int
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise ValueError(f"unknown rig world keys {unknown}; known keys: {', '.join(types)}")
+        return cls(**{k: types[k](v) for k, v in data.items()})
