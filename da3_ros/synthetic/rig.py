@@ -254,7 +254,7 @@ class RigSequence:
         return int(index) * len(self.rig) + int(camera)
 
     def views(self) -> "RigViewSequence":
-        """The rig as one flat sequence of views (``RigViewSequence``), e.g. for ``WindowOracle``."""
+        """The rig as one flat ``RigViewSequence`` of its camera views, e.g. for ``WindowOracle``."""
         return RigViewSequence(self)
 
 
