@@ -234,7 +234,7 @@ class RigFrameProcessor(FrameProcessor):
         if conditioning is not None:
             prediction, conditioned, _ = robot.align(conditioning, prediction)
         cameras_net = self._rig_network_cameras(prediction, K_cams, len(ids))   # (N, 3, 3)
-        ref_views = [j * C for j in range(len(ids))]
+        ref_views = slice(0, None, C)   # the reference camera's view of every snapshot (a view, no copy)
         reference = replace(prediction, depth=prediction.depth[ref_views],
                             depth_conf=None if prediction.depth_conf is None else prediction.depth_conf[ref_views],
                             extrinsics=prediction.extrinsics[ref_views],
@@ -251,7 +251,8 @@ class RigFrameProcessor(FrameProcessor):
                                    reinitialised=frame_depth.reinitialised)
         median_depth = None
         if tracked:
-            valid = frame_depth.depth[np.isfinite(frame_depth.depth) & (frame_depth.depth > 0)]
+            sub = frame_depth.depth[::4, ::4]   # for the pose covariances: every 16th pixel is plenty
+            valid = sub[np.isfinite(sub) & (sub > 0)]
             median_depth = float(np.median(valid)) if valid.size else None
         scale_estimate = None
         if robot is not None:
@@ -322,7 +323,8 @@ class RigFrameProcessor(FrameProcessor):
         C = self.num_cameras
         first = sorted({i: j for j, i in reversed(list(enumerate(ids)))}.values())   # first view of each snapshot
         poses = np.stack([T_window_cam[j * C:(j + 1) * C] for j in first])        # (K, C, 4, 4)
-        d = current_depth[np.isfinite(current_depth) & (current_depth > 0)]
+        sub = current_depth[:, ::8, ::8]   # the scene depth only sets the noise model: every 64th pixel is plenty
+        d = sub[np.isfinite(sub) & (sub > 0)]
         scene_depth = float(np.median(d)) if d.size else float("nan")
         try:
             est = estimate_rig_scale(poses, np.stack(mounts), scene_depth, self.rig_scale_config)
