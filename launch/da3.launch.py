@@ -9,40 +9,103 @@
     ros2 launch da3_ros da3.launch.py engine_file_path:=/path/model.engine base_frame:=base_link \
         scale_source:=odometry odometry_frame:=wheel_odom
 
+Camera rigs (README "Camera rigs"): one node, the C cameras' frames of one instant in one cross-view window
+(N = C x (k + 1) views: export the model with ``--views N``), metric scale from the rig's extrinsics in TF.
+The node subscribes ``<cam>/image`` and ``<cam>/camera_info`` in its namespace; ``camera_topics`` remaps
+them to the drivers' image topics (camera_info beside each, image_transport's rule), cameras without an
+entry stay at ``/<namespace>/<cam>/image``. ``rviz:=true`` opens a config with every camera's cloud.
+
+    # stereo pair, N = 2 cameras x (current + 1 keyframe snapshot) = 4
+    ros2 launch da3_ros da3.launch.py model_file_path:=/path/da3s_n4.onnx backend:=onnxruntime \
+        cameras:="[left, right]" base_frame:=base_link scale_source:=rig \
+        camera_topics:="left:=/stereo/left/image_raw, right:=/stereo/right/image_raw" rviz:=true
+
+    # three-camera ring, N = 3 x 2 = 6, drivers publishing /da3/cam0/image ... directly
+    ros2 launch da3_ros da3.launch.py engine_file_path:=/path/da3s_n6.engine cameras:=cam0,cam1,cam2 \
+        base_frame:=base_link scale_source:=rig sync_slop_s:=0.01 rviz:=true
+
 Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
-backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), rviz.
+backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), cameras
+("[left, right]" or "left,right"), camera_topics ("CAM:=IMAGE_TOPIC, ..."), sync_slop_s (seconds), rviz,
+rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are camera_topics' names.
 The model alone is a complete configuration: config/da3.yaml leaves window_size, network_height,
 network_width at 0 and ref_view / variant at "" (= the model file's), so any exported window shape runs
 without further arguments. Non-empty launch arguments override the params file.
+``rviz_config`` empty: rviz/da3.rviz for one camera; for a rig (from ``cameras`` / ``camera_topics`` or
+the params file) a config written at launch by ``da3_ros.tools.rviz_config`` for exactly those cameras and
+this namespace (for [left, right] and [cam0, cam1, cam2] under /da3 it equals the installed
+rviz/da3_rig_stereo.rviz / rviz/da3_rig_ring3.rviz).
 Valid for launch_ros Jazzy and Kilted (LifecycleNode with explicit name and namespace; the node
 configures/activates itself, ``autostart`` parameter, so LifecycleNode's own autostart stays off).
 """
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+
+from da3_ros.tools.rig_launch import parameter_from_params_file, resolve_rig
+from da3_ros.tools.rviz_config import render as render_rig_rviz_config
 
 #: launch arguments that override the params file when non-empty
 STRING_OVERRIDES = ("engine_file_path", "model_file_path", "backend", "base_frame", "scale_source", "pose_source",
                     "odometry_frame")
+#: launch arguments that override the params file's number of the same name when non-empty
+FLOAT_OVERRIDES = ("sync_slop_s",)
 
 
-def _node(context):
+def _overrides(context):
+    """Non-empty launch arguments -> node parameters (typed); raises ValueError naming a bad value."""
     overrides = {}
     for name in STRING_OVERRIDES:
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    for name in FLOAT_OVERRIDES:
+        value = LaunchConfiguration(name).perform(context).strip()
+        if value:
+            try:
+                overrides[name] = float(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a number (seconds), got '{value}'") from None
     publish_tf = LaunchConfiguration("publish_tf").perform(context).strip().lower()
     if publish_tf:
         if publish_tf not in ("true", "false"):
             raise ValueError(f"publish_tf must be true or false, got '{publish_tf}'")
         overrides["publish_tf"] = publish_tf == "true"
-    return [LifecycleNode(
+    return overrides
+
+
+def _rviz_config(context, cameras, share):
+    """The RViz config file: rviz_config if set; for a rig one written for its cameras; else rviz/da3.rviz."""
+    explicit = LaunchConfiguration("rviz_config").perform(context).strip()
+    if explicit:
+        return explicit
+    if not cameras:
+        return os.path.join(share, "rviz", "da3.rviz")
+    params_file = LaunchConfiguration("params_file").perform(context)
+    odom_frame = parameter_from_params_file(params_file, "odom_frame") or "odom"
+    namespace = "/" + LaunchConfiguration("namespace").perform(context).strip("/")
+    handle, path = tempfile.mkstemp(prefix="da3_rig_", suffix=".rviz")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(render_rig_rviz_config(cameras, namespace, str(odom_frame)))
+    return path
+
+
+def _actions(context):
+    share = get_package_share_directory("da3_ros")
+    overrides = _overrides(context)
+    cameras, rig_remaps = resolve_rig(LaunchConfiguration("cameras").perform(context),
+                                      LaunchConfiguration("camera_topics").perform(context))
+    if cameras:
+        overrides["cameras"] = cameras
+    else:   # the params file's rig, if it has one (for the RViz config)
+        listed = parameter_from_params_file(LaunchConfiguration("params_file").perform(context), "cameras")
+        cameras = [str(c) for c in listed] if isinstance(listed, list) else []
+    actions = [LifecycleNode(
         package="da3_ros",
         executable="da3_node",
         name="da3_node",
@@ -51,8 +114,15 @@ def _node(context):
         parameters=[LaunchConfiguration("params_file"), overrides],
         remappings=[("image", LaunchConfiguration("image")),
                     ("image/compressed", [LaunchConfiguration("image"), "/compressed"]),
-                    ("camera_info", LaunchConfiguration("camera_info"))],
+                    ("camera_info", LaunchConfiguration("camera_info"))] + rig_remaps,
     )]
+    rviz = LaunchConfiguration("rviz").perform(context).strip().lower()
+    if rviz not in ("true", "false", "1", "0"):   # what IfCondition accepts
+        raise ValueError(f"rviz must be true or false, got '{rviz}'")
+    if rviz in ("true", "1"):
+        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
+                            arguments=["-d", _rviz_config(context, cameras, share)]))
+    return actions
 
 
 def generate_launch_description():
@@ -69,15 +139,24 @@ def generate_launch_description():
                               description="tensorrt | onnxruntime | torch (overrides params)"),
         DeclareLaunchArgument("base_frame", default_value="",
                               description="robot body frame, e.g. base_link (overrides params; empty: params file's)"),
-        DeclareLaunchArgument("scale_source", default_value="", description="none | odometry (overrides params)"),
+        DeclareLaunchArgument("scale_source", default_value="",
+                              description="none | odometry | rig | rig_odometry (overrides params)"),
         DeclareLaunchArgument("pose_source", default_value="", description="none | tf (overrides params)"),
         DeclareLaunchArgument("odometry_frame", default_value="",
                               description="frame of the robot's odometry, e.g. wheel_odom (overrides params)"),
         DeclareLaunchArgument("publish_tf", default_value="",
                               description="true | false: broadcast the odometry edge (overrides params)"),
-        DeclareLaunchArgument("rviz", default_value="false", description="start RViz with rviz/da3.rviz"),
-        OpaqueFunction(function=_node),
-        Node(package="rviz2", executable="rviz2", name="rviz2",
-             arguments=["-d", os.path.join(share, "rviz", "da3.rviz")],
-             condition=IfCondition(LaunchConfiguration("rviz"))),
+        DeclareLaunchArgument("cameras", default_value="",
+                              description='rig camera namespaces, "[left, right]" or "left,right" (empty: params '
+                                          "file's; none there = the single image topic)"),
+        DeclareLaunchArgument("camera_topics", default_value="",
+                              description='rig image topics, "left:=/stereo/left/image_raw, right:=..." (remaps '
+                                          "<cam>/image, <cam>/image/compressed and <cam>/camera_info beside it)"),
+        DeclareLaunchArgument("sync_slop_s", default_value="",
+                              description="rig frame grouping slop in seconds (overrides params; default 0.02)"),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="true: start RViz (rviz/da3.rviz, or a config of the rig's cameras)"),
+        DeclareLaunchArgument("rviz_config", default_value="",
+                              description="RViz config file for rviz:=true (empty: by camera count, see above)"),
+        OpaqueFunction(function=_actions),
     ])

@@ -3,8 +3,9 @@
 Intended layering (notes/architecture.md, "Package layering"); a package may import only packages of a
 LOWER layer (never one of its own layer, never one above):
 
-    0  geometry, artifact      camera model and transforms; the exported-model contract (sidecar, capabilities,
-                               errors, precisions, ref-view names, graph I/O names)
+    0  geometry, artifact,     camera model and transforms; the exported-model contract (sidecar, capabilities,
+       tools                   errors, precisions, ref-view names, graph I/O names); standalone launch / RViz
+                               config helpers (import nothing of da3_ros)
     1  model, synthetic,       the PyTorch DA3 network; the synthetic ground-truth world;
        tracking                keyframes / window alignment / scale
     2  export                  writes artefacts (ONNX, fp16/int8 rewrites, TensorRT engines) from a model
@@ -33,7 +34,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "da3_ros"
 ROOT = "da3_ros"
 
 LAYERS: Tuple[Tuple[str, ...], ...] = (
-    ("geometry", "artifact"),
+    ("geometry", "artifact", "tools"),
     ("model", "synthetic", "tracking"),
     ("export",),
     ("backends",),
@@ -44,7 +45,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("cli",),
 )
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
-ROS_FREE = ("artifact", "geometry", "model", "synthetic", "tracking", "export", "backends", "pipeline")
+ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "export", "backends", "pipeline")
 #: top-level modules that belong to ROS (a name ending in _msgs/_srvs/_interfaces is a message package)
 ROS_MODULES = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "rosidl_parser", "tf2_ros", "tf2_py",
                "message_filters", "cv_bridge", "builtin_interfaces", "rosbag2_py", "launch", "launch_ros",
