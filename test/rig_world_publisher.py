@@ -19,8 +19,8 @@ complete rig group (every camera published frame i) the world waits until ``--pa
 without a pace topic) it spins ~0.05 s.
 
 Before publishing, the process writes the oracle spec (``--spec``: the digests of every image it will publish
-as view ids ``index * C + camera``, the rig world, ``--views``, ``--translation-noise`` as an oracle noise
-override, ``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on every image topic
+as view ids ``index * C + camera``, the rig world, ``--views``, ``--translation-noise`` / ``--oracle-noise`` as
+oracle noise overrides, ``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on every image topic
 (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``, ``SENT i`` per path frame,
 ``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF alive afterwards until
 interrupted. ``test/rig_world.py`` rebuilds the identical world for the ground truth.
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stamp-jitter-s", type=float, default=0.0)
     ap.add_argument("--stamp-offset-s", type=float, default=1000.0)
     ap.add_argument("--translation-noise", type=float, default=None, help="oracle translation noise override")
+    ap.add_argument("--oracle-noise", default="", help="more OracleNoise overrides, e.g. depth_warp=0,low_conf_blobs=0")
     ap.add_argument("--pose-conditioned", action="store_true")
     ap.add_argument("--pace-topic", default="", help="node output (CameraInfo) to wait for per complete rig group")
     ap.add_argument("--pace-timeout-s", type=float, default=3.0)
@@ -90,7 +91,10 @@ def main(argv=None) -> int:
     seq = world.sequence(args.width, args.height, stamp_jitter_s=args.stamp_jitter_s, rate_divisors=divisors)
     plan = published_views(seq, args.first_frame, args.frames)
     images = {(c, i): seq.render(c, i)[0] for i, cameras in plan for c in cameras}
-    noise = None if args.translation_noise is None else {"translation_noise": args.translation_noise}
+    noise = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in args.oracle_noise.split(",") if p.strip())}
+    if args.translation_noise is not None:
+        noise["translation_noise"] = args.translation_noise
+    noise = noise or None
     write_oracle_spec(args.spec, {seq.view_id(c, i): rgb for (c, i), rgb in images.items()}, camera_path=args.path,
                       width=args.width, height=args.height, views=args.views, seed=args.seed, rig=world.to_dict(),
                       noise=noise, pose_conditioned=args.pose_conditioned)
