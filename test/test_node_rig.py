@@ -73,7 +73,8 @@ class RigRun:
         topics = [("/tf", TFMessage, TF_QOS), ("/tf_static", TFMessage, TF_STATIC_QOS),
                   (f"{NS}/odometry", Odometry, RELIABLE), (f"{NS}/map_points", PointCloud2, RELIABLE),
                   ("/diagnostics", DiagnosticArray, RELIABLE)]
-        topics += [(f"{NS}/{cam}/{name}", kind, RELIABLE) for cam in self.cameras for name, kind in CAMERA_TOPICS.items()]
+        topics += [(f"{NS}/{cam}/{name}", kind, RELIABLE) for cam in self.cameras
+                   for name, kind in CAMERA_TOPICS.items()]
         for topic, kind, qos in topics:
             self.received[topic] = ros.subscribe(topic, kind, qos)
         spec = tmp_path / "oracle.json"

@@ -133,8 +133,8 @@ def test_rig_and_wheel_odometry_are_fused(tmp_path):
     rig, odo = proc.rig_scale_fit.estimate, proc.robot.scale_estimate
     assert rig.known and odo.known
     lo, hi = sorted((rig.scale, odo.scale))
-    assert lo <= est.scale <= hi and est.relative_uncertainty < min(rig.relative_uncertainty,
-                                                                      odo.relative_uncertainty)
+    assert lo <= est.scale <= hi
+    assert est.relative_uncertainty < min(rig.relative_uncertainty, odo.relative_uncertainty)
 
 
 def test_pose_conditioned_rig_windows_follow_extrinsics_and_odometry(tmp_path):
