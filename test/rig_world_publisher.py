@@ -21,7 +21,8 @@ without a pace topic) it spins ~0.05 s.
 Before publishing, the process writes the oracle spec (``--spec``: the digests of every image it will publish
 as view ids ``index * C + camera``, the rig world, ``--views``, ``--translation-noise`` / ``--oracle-noise`` as
 oracle noise overrides, ``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on every
-image topic (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``, ``SENT i`` per path frame,
+image topic (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``, ``SENT i`` per path
+frame,
 ``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF alive afterwards until
 interrupted. ``test/rig_world.py`` rebuilds the identical world for the ground truth.
 """

@@ -286,3 +286,26 @@ def test_missing_mounts_drop_snapshots_with_the_reason(ros_node, process_launche
     assert int(d["rig_groups_processed"]) == 0 and int(d["left_dropped_failed"]) == 3 == int(d["right_dropped_failed"])
     assert "left_optical_frame" in d["last_error"] and "base_link" in d["last_error"], d["last_error"]
     assert d["rig_frames_balanced"] == "True" and not run.messages("left", "depth")
+
+
+def test_real_pose_conditioned_graph_conditions_rig_windows_on_tf(ros_node, process_launcher, tmp_path):
+    """A pose-conditioned export (random weights, N = 4) with pose_source: tf: each view is fed
+    T_wheel_odom_base(snapshot) @ T_base_cam(camera) from TF, the windows are conditioned once the rig has moved,
+    and both cameras' outputs come out (rig scale and wheel odometry fused: rig_odometry)."""
+    from da3_ros.export.onnx_export import export_model_to_onnx
+    from da3_ros.export.reduced_config import reduced_model
+
+    model = tmp_path / "reduced_pose_n4_112x154.onnx"
+    export_model_to_onnx(reduced_model("multi_view", seed=0), model, views=4, height=112, width=154,
+                         ref_view="first", pose_conditioned=True, verbose=False)
+    frames = 10
+    run = RigRun(ros_node, process_launcher, tmp_path, cameras=["left", "right"], frames=frames,
+                 world_args=["--rig", "stereo", "--odometry-tf"], backend="onnxruntime", model_file_path=str(model),
+                 pose_source="tf", odometry_frame="wheel_odom", scale_source="rig_odometry")
+    run.finish()
+    d = run.diagnostics
+    assert int(d["dropped_failed"]) == 0 and int(d["dropped_bad_input"]) == 0, d
+    assert d["backend_pose_conditioned"] == "True"
+    # the first windows repeat one snapshot (no baseline between snapshots) but the stereo pair already gives one
+    assert int(d["windows_conditioned"]) >= int(d["rig_groups_processed"]) - 2, d
+    _check_camera_outputs(run, build_rig_sequence("stereo", width=W, height=H), frames)
