@@ -22,8 +22,7 @@ Before publishing, the process writes the oracle spec (``--spec``: the digests o
 as view ids ``index * C + camera``, the rig world, ``--views``, ``--translation-noise`` / ``--oracle-noise`` as
 oracle noise overrides, ``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on every
 image topic (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``, ``SENT i`` per path
-frame,
-``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF alive afterwards until
+frame, ``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF alive afterwards until
 interrupted. ``test/rig_world.py`` rebuilds the identical world for the ground truth.
 """
 from __future__ import annotations
