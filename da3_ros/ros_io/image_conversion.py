@@ -30,9 +30,12 @@ def _buffer_bytes(data) -> memoryview:
     return memoryview(bytes(data))
 
 
+_ZERO_BYTE = array.array("B", [0])
+
+
 def new_uint8_buffer(nbytes: int) -> tuple[array.array, np.ndarray]:
     """A message ``uint8[]`` buffer and a writable numpy view of it (fill the view, no extra copy)."""
-    data = array.array("B", bytes(nbytes))
+    data = _ZERO_BYTE * int(nbytes)   # one zeroed allocation (array("B", bytes(n)) allocates and copies twice)
     return data, np.frombuffer(data, dtype=np.uint8)
 
 
