@@ -31,9 +31,9 @@ from node_fixtures import node_command, write_params
 from rig_world import build_rig_sequence
 from ros_harness import RELIABLE
 
-from da3_ros.geometry.transforms import invert_transform, quaternion_xyzw_to_rotation
+from da3_ros.geometry.transforms import invert_transform
 from da3_ros.pipeline.rig_sync import RigSynchronizer
-from da3_ros.ros_io import image_to_numpy, stamp_to_ns
+from da3_ros.ros_io import image_to_numpy, pose_to_matrix, stamp_to_ns
 from da3_ros.ros_io.tf_publisher import TF_QOS
 from da3_ros.tracking.metrics import ate_fraction_of_path
 
@@ -46,14 +46,6 @@ OFFSET_NS = 1000 * 10**9
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CAMERA_TOPICS = {"depth": Image, "depth/camera_info": CameraInfo, "confidence": Image, "points": PointCloud2}
-
-
-def _pose_matrix(pose) -> np.ndarray:
-    T = np.eye(4)
-    q = pose.orientation
-    T[:3, :3] = quaternion_xyzw_to_rotation(np.array([q.x, q.y, q.z, q.w]))
-    T[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
-    return T
 
 
 def _diag(received):
@@ -192,7 +184,7 @@ def test_stereo_rig_metric_scale_from_the_rig_alone(ros_node, process_launcher, 
     odo = [m for m in run.received[f"{NS}/odometry"] if m.pose.covariance[0] < 1e5]   # scale known
     assert len(odo) >= frames - 5 and {m.child_frame_id for m in odo} == {"base_link"}
     index = stamps["left"]
-    est = np.stack([_pose_matrix(m.pose.pose) for m in odo])
+    est = np.stack([pose_to_matrix(m.pose.pose) for m in odo])
     T0 = invert_transform(seq.T_world_base[0])
     gt = np.stack([T0 @ seq.T_world_base[index[stamp_to_ns(m.header.stamp)]] for m in odo])
     ate = ate_fraction_of_path(est, gt)

@@ -30,7 +30,7 @@ from node_fixtures import node_command, write_params
 from ros_harness import RELIABLE
 
 from da3_ros.geometry.transforms import invert_transform
-from da3_ros.ros_io import image_to_numpy, stamp_to_ns
+from da3_ros.ros_io import image_to_numpy, pose_to_matrix, stamp_to_ns
 from da3_ros.ros_io.tf_publisher import TF_QOS
 from da3_ros.synthetic.robot import SyntheticRobot
 from da3_ros.tracking.metrics import ate_fraction_of_path, ate_sim3
@@ -44,16 +44,6 @@ OFFSET_S = 1000.0
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ROBOT = SyntheticRobot()
-
-
-def _pose_matrix(pose) -> np.ndarray:
-    from da3_ros.geometry.transforms import quaternion_xyzw_to_rotation
-
-    T = np.eye(4)
-    q = pose.orientation
-    T[:3, :3] = quaternion_xyzw_to_rotation(np.array([q.x, q.y, q.z, q.w]))
-    T[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
-    return T
 
 
 def _t(msg) -> float:
@@ -169,7 +159,7 @@ def test_odometry_scale_tf_tree_and_metric_outputs(ros_node, process_launcher, t
     for k, limit in ((29, 0.03), (39, 0.03)):
         poses = paths[k].poses
         stamps = np.array([_t(p) for p in poses])
-        est = np.stack([_pose_matrix(p.pose) for p in poses])[:, :3, 3]
+        est = np.stack([pose_to_matrix(p.pose) for p in poses])[:, :3, 3]
         truth = _truth_relative(stamps)[:, :3, 3]
         scale = ate_sim3(est, truth).scale      # truth metres per published metre
         # the wheel odometry's +2 % bias passes into the scale (metric_scale docstring); 3 % is the target
@@ -244,7 +234,7 @@ def test_reset_and_lost_state(ros_node, process_launcher, tmp_path):
     assert after, run.log()
     first = after[0]
     assert round(_t(first) * 10) == 25
-    np.testing.assert_allclose(_pose_matrix(first.pose.pose), np.eye(4), atol=1e-6)   # a new trajectory
+    np.testing.assert_allclose(pose_to_matrix(first.pose.pose), np.eye(4), atol=1e-6)   # a new trajectory
     values, _ = run.diagnostics
     assert values["tracking_state"] == "tracking", values
 

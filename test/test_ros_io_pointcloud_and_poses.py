@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 
-from da3_ros.ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, odometry,
-                            pointcloud2_xyz_rgb, pose_stamped, read_pointcloud2, transform_stamped)
+from da3_ros.ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, matrix_to_pose, odometry,
+                            pointcloud2_xyz_rgb, pose_stamped, pose_to_matrix, read_pointcloud2, transform_stamped)
 from da3_ros.geometry.transforms import rotation_to_quaternion_xyzw
 
 
@@ -115,3 +115,20 @@ def test_bounded_path_keeps_the_newest_poses():
     msg = path.message(Time(sec=9))
     assert [p.pose.position.x for p in msg.poses] == [2.0, 3.0, 4.0]
     assert msg.header.frame_id == "odom"
+
+
+def test_pose_round_trip_and_rejections():
+    """pose_to_matrix inverts matrix_to_pose (float64 rounding only) and refuses what tf2 refuses."""
+    from da3_ros.geometry.transforms import rotation_from_axis_angle
+
+    T = np.eye(4)
+    T[:3, :3] = rotation_from_axis_angle([0.3, -1.1, 0.7])
+    T[:3, 3] = [1.5, -2.0, 0.25]
+    np.testing.assert_allclose(pose_to_matrix(matrix_to_pose(T)), T, atol=1e-14)
+    pose = matrix_to_pose(T)
+    pose.orientation.w = 3.0
+    with pytest.raises(MessageConversionError, match="pose rotation is not a unit quaternion"):
+        pose_to_matrix(pose)
+    pose.position.x = float("nan")
+    with pytest.raises(MessageConversionError, match="pose contains NaN"):
+        pose_to_matrix(pose)

@@ -416,6 +416,33 @@ class Da3Node(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
+    def _tf_inputs(self, camera_frames, stamp_ns: int, item, what: str):
+        """(mounts T_base_cam per camera frame, T_odometry_base at ``stamp_ns`` or None) from TF, or None when a
+        mount is missing (``item`` is then counted as failed). TF reads may wait: call outside the frame lock (a
+        ~/reset call must not wait for TF). The first frame is the body's reference camera (``PoseOutputs``)."""
+        poses = self._poses
+        try:
+            T_base_cam0, T_odometry_base = poses.inputs(camera_frames[0], stamp_ns)
+            mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in camera_frames[1:]]
+        except RobotFrameError as exc:
+            self.accounting.on_event("tf_mount_missing", str(exc), error=True)
+            self._dropped(item, "failed", str(exc))
+            self.get_logger().error(f"dropping {what}: {exc}", throttle_duration_sec=5.0)
+            return None
+        if T_odometry_base is None and poses.frame_settings.uses_odometry:
+            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
+            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
+        for warning in poses.take_tf_warnings():
+            self.accounting.on_event("tf_reparented", warning)
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        return mounts, T_odometry_base
+
+    def _apply_settings(self, settings) -> None:
+        """Hand changed runtime parameters to the processor (between frames, under the frame lock)."""
+        if settings is not self._applied_settings:
+            self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
+            self._applied_settings = settings
+
     def _process(self, msg, received_at: float) -> None:
         settings = self._settings   # one snapshot per frame (runtime parameter changes apply from here)
         t0 = time.perf_counter()
@@ -425,24 +452,12 @@ class Da3Node(LifecycleNode):
         stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
         camera = self._camera_info if settings["use_camera_info"] else None
         camera_frame = settings["camera_frame"] or msg.header.frame_id or "camera_optical_frame"
-        poses = self._poses
-        try:   # TF reads may wait: outside the frame lock (a ~/reset call must not wait for TF)
-            T_base_cam, T_odometry_base = poses.inputs(camera_frame, stamp_ns)
-        except RobotFrameError as exc:
-            self.accounting.on_event("tf_mount_missing", str(exc), error=True)
-            self.accounting.on_dropped("failed", str(exc))
-            self.get_logger().error(f"dropping image: {exc}", throttle_duration_sec=5.0)
+        inputs = self._tf_inputs([camera_frame], stamp_ns, (msg, received_at), "image")
+        if inputs is None:
             return
-        if T_odometry_base is None and poses.frame_settings.uses_odometry:
-            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
-            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
-        for warning in poses.take_tf_warnings():
-            self.accounting.on_event("tf_reparented", warning)
-            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        (T_base_cam,), T_odometry_base = inputs
         with self._frame_lock:
-            if settings is not self._applied_settings:
-                self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
-                self._applied_settings = settings
+            self._apply_settings(settings)
             result = self._processor.process(rgb, stamp_ns, camera, T_base_cam=T_base_cam,
                                              T_odometry_base=T_odometry_base)
             for event in result.events:
@@ -460,34 +475,22 @@ class Da3Node(LifecycleNode):
         """One rig snapshot: decode every camera, read the mounts and the odometry from TF, run the rig window,
         publish every camera's outputs (own stamp, own frame) and the rig pose (reference camera's stamp)."""
         settings = self._settings
-        rig, poses = self._rig, self._poses
+        rig = self._rig
         t0 = time.perf_counter()
         msgs = group.payloads
         rgbs = [compressed_to_rgb(m) if isinstance(m, CompressedImage) else image_to_rgb(m) for m in msgs]
         decode_s = time.perf_counter() - t0
         frames = [rig.frame(c, m.header.frame_id) for c, m in enumerate(msgs)]
         stamps_ns = list(group.stamps_ns)
-        try:   # TF reads may wait: outside the frame lock
-            T_base_cam0, T_odometry_base = poses.inputs(frames[0], stamps_ns[0])
-            mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in frames[1:]]
-        except RobotFrameError as exc:
-            self.accounting.on_event("tf_mount_missing", str(exc), error=True)
-            self._dropped((group,), "failed", str(exc))
-            self.get_logger().error(f"dropping rig snapshot: {exc}", throttle_duration_sec=5.0)
+        inputs = self._tf_inputs(frames, stamps_ns[0], (group, received_at), "rig snapshot")
+        if inputs is None:
             return
-        if T_odometry_base is None and poses.frame_settings.uses_odometry:
-            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
-            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
-        for warning in poses.take_tf_warnings():
-            self.accounting.on_event("tf_reparented", warning)
-            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        mounts, T_odometry_base = inputs
         use_info = settings["use_camera_info"]
         inputs = [RigCameraInput(rgb, stamp, self._rig_camera_info[c] if use_info else None, mounts[c])
                   for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
         with self._frame_lock:
-            if settings is not self._applied_settings:
-                self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
-                self._applied_settings = settings
+            self._apply_settings(settings)
             result = self._processor.process_rig(inputs, T_odometry_base=T_odometry_base)
             for event in result.events:
                 self.accounting.on_event(event.name, event.message)

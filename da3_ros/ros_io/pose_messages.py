@@ -64,13 +64,23 @@ def transform_to_matrix(transform: Transform) -> np.ndarray:
     any NaN/Inf) is rejected with ``MessageConversionError``.
     """
     t, r = transform.translation, transform.rotation
-    q = np.array([r.x, r.y, r.z, r.w], dtype=np.float64)
-    xyz = np.array([t.x, t.y, t.z], dtype=np.float64)
+    return _matrix(np.array([t.x, t.y, t.z], dtype=np.float64), np.array([r.x, r.y, r.z, r.w], dtype=np.float64),
+                   "transform")
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """geometry_msgs/Pose -> 4x4 float64 (the inverse of ``matrix_to_pose``; checked as ``transform_to_matrix``)."""
+    p, r = pose.position, pose.orientation
+    return _matrix(np.array([p.x, p.y, p.z], dtype=np.float64), np.array([r.x, r.y, r.z, r.w], dtype=np.float64),
+                   "pose")
+
+
+def _matrix(xyz: np.ndarray, q: np.ndarray, what: str) -> np.ndarray:
     if not (np.all(np.isfinite(q)) and np.all(np.isfinite(xyz))):
-        raise MessageConversionError(f"transform contains NaN/Inf (translation {xyz.tolist()}, rotation {q.tolist()})")
+        raise MessageConversionError(f"{what} contains NaN/Inf (translation {xyz.tolist()}, rotation {q.tolist()})")
     norm2 = float(q @ q)
     if abs(norm2 - 1.0) > 0.01:
-        raise MessageConversionError(f"transform rotation is not a unit quaternion (x, y, z, w) = {q.tolist()} "
+        raise MessageConversionError(f"{what} rotation is not a unit quaternion (x, y, z, w) = {q.tolist()} "
                                      f"(squared norm {norm2:.6g})")
     T = np.eye(4)
     T[:3, :3] = quaternion_xyzw_to_rotation(q)
