@@ -30,11 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import rclpy
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -44,14 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from da3_ros.backends.oracle_backend import write_oracle_spec  # noqa: E402
 from da3_ros.geometry.camera import PinholeCamera  # noqa: E402
 from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped  # noqa: E402
-from da3_ros.ros_io.tf_publisher import TfBroadcaster  # noqa: E402
 from ros_harness import RELIABLE  # noqa: E402  (this folder: the tests' RELIABLE profile)
+from world_process import OdometryStream, WorldProcess, stamp_msg  # noqa: E402
 from rig_world import (BASE_FRAME, WHEEL_ODOM_FRAME, T_wheel_base, odometry_stamps_ns, optical_frame,  # noqa: E402
                        parse_rate_divisors, published_views, rig_world)
-
-
-def _time(stamp_ns: int) -> Time:
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def main(argv=None) -> int:
@@ -100,86 +94,45 @@ def main(argv=None) -> int:
                       noise=noise, pose_conditioned=args.pose_conditioned)
     print("SPEC_WRITTEN", flush=True)
 
-    rclpy.init()
-    node = rclpy.create_node("da3_rig_world")
-    tf = TfBroadcaster(node)
+    world = WorldProcess("da3_rig_world", args.pace_topic)
     ns = args.namespace.rstrip("/")
     names = cams.names
-    image_pubs = [node.create_publisher(Image, f"{ns}/{name}/image", RELIABLE) for name in names]
-    info_pubs = [node.create_publisher(CameraInfo, f"{ns}/{name}/camera_info", RELIABLE) for name in names]
+    image_pubs = [world.node.create_publisher(Image, f"{ns}/{name}/image", RELIABLE) for name in names]
+    info_pubs = [world.node.create_publisher(CameraInfo, f"{ns}/{name}/camera_info", RELIABLE) for name in names]
     offset_ns = int(round(args.stamp_offset_s * 1e9))
     if not args.no_static_tf:
-        tf.send_static([transform_stamped(T, _time(offset_ns), BASE_FRAME, optical_frame(name))
-                        for name, T in zip(names, cams.T_base_cam)])
-    seen: set[tuple[int, int]] = set()
-    if args.pace_topic:
-        node.create_subscription(CameraInfo, args.pace_topic,
-                                 lambda m: seen.add((m.header.stamp.sec, m.header.stamp.nanosec)), RELIABLE)
+        world.tf.send_static([transform_stamped(T, stamp_msg(offset_ns), BASE_FRAME, optical_frame(name))
+                              for name, T in zip(names, cams.T_base_cam)])
     odom_stamps = odometry_stamps_ns(seq, args.first_frame, args.odom_lead_s)
-    odom_poses = T_wheel_base(seq, args.first_frame, odom_stamps) if args.odometry_tf else None
-    next_sample = 0
-
-    def spin(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.01)
-
-    def send_odometry_until(t_ns: int) -> None:
-        nonlocal next_sample
-        if odom_poses is None:
-            return
-        batch = []
-        while next_sample < len(odom_stamps) and odom_stamps[next_sample] <= t_ns:
-            stamp = _time(offset_ns + int(odom_stamps[next_sample]))
-            batch.append(transform_stamped(odom_poses[next_sample], stamp, args.odometry_frame, BASE_FRAME))
-            next_sample += 1
-        for k in range(0, len(batch), 50):
-            tf.send(batch[k:k + 50])
-
+    odometry = OdometryStream(world.tf, odom_stamps,
+                              T_wheel_base(seq, args.first_frame, odom_stamps) if args.odometry_tf else None,
+                              args.odometry_frame, BASE_FRAME, offset_ns)
     counts = {name: 0 for name in names}
     lead_ns = int(round(args.odom_lead_s * 1e9))
     try:
-        end = time.monotonic() + 60.0
-        while min(p.get_subscription_count() for p in image_pubs) < 1 and time.monotonic() < end:
-            spin(0.05)
-        spin(0.3)
-        if args.start_file:
-            print("WAITING FOR START", flush=True)
-            while not Path(args.start_file).exists():
-                spin(0.05)
-        print("PUBLISHING", flush=True)
+        world.wait_to_start(image_pubs, args.start_file)
         K = seq.K
         for i, cameras in plan:
-            send_odometry_until(max(seq.stamp_ns(c, i) for c in cameras) + lead_ns)
-            spin(0.01)
+            odometry.send_until(max(seq.stamp_ns(c, i) for c in cameras) + lead_ns)
+            world.spin(0.01)
             for c in cameras:
-                header = Header(stamp=_time(offset_ns + seq.stamp_ns(c, i)), frame_id=optical_frame(names[c]))
+                header = Header(stamp=stamp_msg(offset_ns + seq.stamp_ns(c, i)), frame_id=optical_frame(names[c]))
                 info_pubs[c].publish(intrinsics_to_camera_info(PinholeCamera(args.width, args.height, K[c]),
                                                                header=header))
                 image_pubs[c].publish(numpy_to_image(images[(c, i)], "rgb8", header=header))
                 counts[names[c]] += 1
             print(f"SENT {i}", flush=True)
             if args.pace_topic and len(cameras) == len(names):   # a complete rig group: the node answers it
-                stamp0 = _time(offset_ns + seq.stamp_ns(0, i))
-                key = (stamp0.sec, stamp0.nanosec)
-                deadline = time.monotonic() + args.pace_timeout_s
-                while key not in seen and time.monotonic() < deadline:
-                    spin(0.01)
+                world.wait_for_stamp(stamp_msg(offset_ns + seq.stamp_ns(0, i)), args.pace_timeout_s)
             else:
-                spin(0.05)
+                world.spin(0.05)
         print(f"COUNTS {json.dumps(counts)}", flush=True)
         print("DONE", flush=True)
-        last_ns = int(odom_stamps[max(next_sample - 1, 0)])
-        while True:   # keep TF alive (and growing slowly) for services / late lookups
-            last_ns += 20_000_000
-            send_odometry_until(last_ns)
-            spin(0.1)
+        world.keep_alive(odometry)   # TF alive (and growing slowly) for services / late lookups
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        world.close()
     return 0
 
 

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -39,15 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from da3_ros.backends.oracle_backend import write_oracle_spec  # noqa: E402
 from da3_ros.geometry.camera import PinholeCamera  # noqa: E402
 from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped  # noqa: E402
-from da3_ros.ros_io.tf_publisher import TfBroadcaster  # noqa: E402
 from ros_harness import RELIABLE  # noqa: E402  (this folder: the tests' RELIABLE profile)
+from world_process import OdometryStream, WorldProcess, stamp_msg  # noqa: E402
 from da3_ros.synthetic.robot import BASE_FRAME, CAMERA_OPTICAL_FRAME, WHEEL_ODOM_FRAME, SyntheticRobot  # noqa: E402
-
-RELIABLE_DEPTH = 20
-
-
-def _time(stamp_ns: int) -> Time:
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def _frames(text: str) -> list[int]:
@@ -93,85 +86,45 @@ def main(argv=None) -> int:
                       pose_conditioned=args.pose_conditioned)
     print("SPEC_WRITTEN", flush=True)
 
-    rclpy.init()
-    node = rclpy.create_node("da3_robot_world")
-
-    tf = TfBroadcaster(node)
+    world = WorldProcess("da3_robot_world", args.pace_topic)
     ns = args.namespace.rstrip("/")
-    image_pub = node.create_publisher(Image, f"{ns}/image", RELIABLE)
-    info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", RELIABLE)
+    image_pub = world.node.create_publisher(Image, f"{ns}/image", RELIABLE)
+    info_pub = world.node.create_publisher(CameraInfo, f"{ns}/camera_info", RELIABLE)
     offset_ns = int(round(args.stamp_offset_s * 1e9))
-    stamp0 = _time(offset_ns)
     if not args.no_static_tf:
-        tf.send_static([transform_stamped(T, stamp0, parent, child) for parent, child, T in robot.static_transforms])
-    seen: set[tuple[int, int]] = set()
-    if args.pace_topic:
-        node.create_subscription(CameraInfo, args.pace_topic,
-                                 lambda m: seen.add((m.header.stamp.sec, m.header.stamp.nanosec)), RELIABLE)
+        world.tf.send_static([transform_stamped(T, stamp_msg(offset_ns), parent, child)
+                              for parent, child, T in robot.static_transforms])
     wheel = robot.wheel_odometry
-    T_wheel = wheel.T_odomwheel_base
-    next_sample = 0
-
-    def spin(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.01)
-
-    def send_odometry_until(t_s: float) -> None:
-        nonlocal next_sample
-        if args.no_odometry_tf:
-            return
-        batch = []
-        while next_sample < len(wheel) and wheel.stamps[next_sample] <= t_s + 1e-9:
-            ns_ = offset_ns + int(round(wheel.stamps[next_sample] * 1e9))
-            batch.append(transform_stamped(T_wheel[next_sample], _time(ns_), args.odometry_frame, BASE_FRAME))
-            next_sample += 1
-        for k in range(0, len(batch), 50):
-            tf.send(batch[k:k + 50])
-
+    odometry = OdometryStream(world.tf, np.round(np.asarray(wheel.stamps) * 1e9).astype(np.int64),
+                              None if args.no_odometry_tf else wheel.T_odomwheel_base, args.odometry_frame, BASE_FRAME,
+                              offset_ns)
     try:
-        end = time.monotonic() + 60.0
-        while image_pub.get_subscription_count() < 1 and time.monotonic() < end:
-            spin(0.05)
-        spin(0.3)
-        if args.start_file:
-            print("WAITING FOR START", flush=True)
-            while not Path(args.start_file).exists():
-                spin(0.05)
-        print("PUBLISHING", flush=True)
+        world.wait_to_start([image_pub], args.start_file)
         K = seq.K
         for i in indices:
             if i == args.pause_at:
                 print("PAUSED", flush=True)
                 while not Path(args.resume_file).exists():
-                    spin(0.05)
+                    world.spin(0.05)
                 print("RESUMED", flush=True)
             t = float(robot.camera_stamps[i])
-            send_odometry_until(t + args.odom_lead_s)
+            odometry.send_until(int(round((t + args.odom_lead_s) * 1e9)))
             stamp_ns = offset_ns + int(round(t * 1e9))
-            header = Header(stamp=_time(stamp_ns), frame_id=CAMERA_OPTICAL_FRAME)
-            spin(0.01)
+            header = Header(stamp=stamp_msg(stamp_ns), frame_id=CAMERA_OPTICAL_FRAME)
+            world.spin(0.01)
             info_pub.publish(intrinsics_to_camera_info(PinholeCamera(args.width, args.height, K), header=header))
             image_pub.publish(numpy_to_image(frames[i], "rgb8", header=header))
             print(f"SENT {i}", flush=True)
-            key = (header.stamp.sec, header.stamp.nanosec)
-            deadline = time.monotonic() + args.pace_timeout_s
-            while args.pace_topic and key not in seen and time.monotonic() < deadline:
-                spin(0.01)
-            if not args.pace_topic:
-                spin(1.0 / args.fps)
+            if args.pace_topic:
+                world.wait_for_stamp(header.stamp, args.pace_timeout_s)
+            else:
+                world.spin(1.0 / args.fps)
         print("DONE", flush=True)
-        last_t = float(robot.camera_stamps[indices[-1]])
-        while True:   # keep TF alive (and growing slowly) for services / late lookups
-            last_t += 0.02
-            send_odometry_until(last_t)
-            spin(0.1)
+        world.keep_alive(odometry)   # TF alive (and growing slowly) for services / late lookups
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        world.close()
     return 0
 
 
