@@ -18,11 +18,14 @@ Metric scale (``scale_source``):
 
 * ``rig``: every window's scale from the rig's known extrinsics (``tracking.rig_scale.estimate_rig_scale`` on
   the predicted camera centres of the window's distinct snapshots against ``T_base_cam``, metres per window
-  unit). A *trusted* window (state ``ok``) publishes its depth and points with its own scale. Each accepted,
-  trusted window also measures metres per odometry unit (``rig scale / tracker scale``); their robust centre
-  (``ConditionedScaleEstimator`` over the last windows) scales poses, path and map. Windows whose rig
-  estimate is not trusted (``baseline_too_short``, ``inconsistent``, ``degenerate``) use that odometry-frame
-  scale for their depth and say why on /diagnostics.
+  unit). A *trusted* window (state ``ok``) publishes its depth and points with its own scale. Its uncertainty is
+  the larger of ``estimate_rig_scale``'s (from a noise model) and the scatter of the recent windows' measurements
+  (``ConditionedScaleEstimator.spread``, from 5 windows on): a network noisier than the model makes windows
+  ``scatter_too_large`` (above ``RigScaleConfig.max_rel_uncertainty``) instead of trusted. Each accepted window
+  that the noise model trusts (``ok`` or ``scatter_too_large``) measures metres per odometry unit (``rig scale /
+  tracker scale``); their robust centre (``ConditionedScaleEstimator`` over the last windows) scales poses, path
+  and map. Windows whose rig estimate is not trusted (``baseline_too_short``, ``scatter_too_large``,
+  ``inconsistent``, ``degenerate``) use that odometry-frame scale for their depth and say why on /diagnostics.
 * ``rig_odometry``: as ``rig``, and the odometry frame's metres per unit is the inverse-variance fusion (in
   log) of the rig estimate and the wheel-odometry estimate of ``scale_source: odometry`` (reference camera
   poses against ``odometry_frame -> base_frame``; ``tracking.metric_scale.fuse_scale_estimates``), each alone
@@ -119,7 +122,8 @@ class RigFrameProcessor(FrameProcessor):
         self.rig_scale_config = rig_scale if rig_scale is not None else RigScaleConfig()
         self.rig_scale_fit = ConditionedScaleEstimator(ConditionedScaleConfig(measurement="trusted rig windows"))
         self.last_rig_scale: Optional[RigScaleEstimate] = None
-        self.rig_windows = {"ok": 0, "baseline_too_short": 0, "inconsistent": 0, "degenerate": 0, "no_mount": 0}
+        self.rig_windows = {"ok": 0, "baseline_too_short": 0, "scatter_too_large": 0, "inconsistent": 0,
+                            "degenerate": 0, "no_mount": 0}
         self._mappings: List[Optional[NetworkInputMapping]] = [None] * self.num_cameras
         self._intrinsics_sources = ["none yet"] * self.num_cameras
         self._rig_images: Dict[int, np.ndarray] = {}
@@ -246,8 +250,11 @@ class RigFrameProcessor(FrameProcessor):
         last = (len(ids) - 1) * C
         rig_scale = self._window_rig_scale(ids, T_window_cam, prediction.depth[last:last + C], mounts)
         trusted = rig_scale is not None and rig_scale.trusted
+        # the odometry frame's scale takes every window the noise model trusts (its robust centre averages a noisy
+        # network's windows out), the depth only windows that are trusted against their recent scatter too
+        measured = rig_scale is not None and rig_scale.state in ("ok", "scatter_too_large")
         if self.rig_scale_source:
-            self.rig_scale_fit.add(window_scale / rig_scale.scale if trusted and tracked else None, conditioned=True,
+            self.rig_scale_fit.add(window_scale / rig_scale.scale if measured and tracked else None, conditioned=True,
                                    reinitialised=frame_depth.reinitialised)
         median_depth = None
         if tracked:
@@ -332,6 +339,14 @@ class RigFrameProcessor(FrameProcessor):
             self.rig_windows["degenerate"] += 1
             self.last_rig_scale = None
             return None
+        spread = self.rig_scale_fit.spread()
+        if est.state in ("ok", "baseline_too_short") and spread is not None and spread > est.relative_uncertainty:
+            # the windows scatter more than the noise model says (a noisier network): trust that scatter instead
+            noisy = spread > self.rig_scale_config.max_rel_uncertainty
+            est = replace(est, relative_uncertainty=spread, rel_sigma_windows=spread,
+                          state="scatter_too_large" if noisy else est.state)
+        elif spread is not None:
+            est = replace(est, rel_sigma_windows=spread)
         self.rig_windows[est.state] = self.rig_windows.get(est.state, 0) + 1
         self.last_rig_scale = est
         return est

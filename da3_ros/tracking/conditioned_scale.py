@@ -53,6 +53,15 @@ class ConditionedScaleEstimator:
     def estimate(self) -> ScaleEstimate:
         return self._estimate
 
+    def spread(self, min_measurements: int = 5) -> Optional[float]:
+        """Relative spread of ONE measurement (``1.4826 MAD`` of the log measurements; not divided by sqrt(n)),
+        None with fewer than ``min_measurements``: how far a single window's scale is from the others."""
+        n = len(self._log)
+        if n < max(int(min_measurements), 2):
+            return None
+        x = np.asarray(self._log)
+        return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
     def reset(self, reason: str = "reset") -> None:
         self._log.clear()
         self.resets += 1

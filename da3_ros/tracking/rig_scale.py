@@ -92,6 +92,8 @@ class RigScaleEstimate:
     baseline_over_depth: float
     rotation_residual_deg: float
     residual_rel: float
+    #: spread of recent windows' scale measurements (1-sigma fraction; NaN: not known), set by the rig processor
+    rel_sigma_windows: float = float("nan")
 
     @property
     def trusted(self) -> bool:
@@ -107,7 +109,9 @@ class RigScaleEstimate:
         return (f"rig scale {self.scale:.4g} m/unit +- {100 * self.relative_uncertainty:.2g} % ({self.method}, "
                 f"{self.snapshots} snapshots, {self.measurements} measurements): {self.state}; "
                 f"baseline/depth {self.baseline_over_depth:.3g}, "
-                f"rotation residual {self.rotation_residual_deg:.2g} deg")
+                f"rotation residual {self.rotation_residual_deg:.2g} deg"
+                + (f", recent windows scatter {100 * self.rel_sigma_windows:.2g} %"
+                   if np.isfinite(self.rel_sigma_windows) else ""))
 
 
 def _as_poses(T_window_cam, T_base_cam):
