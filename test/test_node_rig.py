@@ -301,3 +301,63 @@ def test_real_pose_conditioned_graph_conditions_rig_windows_on_tf(ros_node, proc
     # the first windows repeat one snapshot (no baseline between snapshots) but the stereo pair already gives one
     assert int(d["windows_conditioned"]) >= int(d["rig_groups_processed"]) - 2, d
     _check_camera_outputs(run, build_rig_sequence("stereo", width=W, height=H), frames)
+
+
+def test_bad_input_in_one_camera_drops_that_snapshot_only(ros_node, process_launcher, tmp_path):
+    """This test is the rig: snapshot 3's right image is truncated (declares 120 rows, carries 60) and one right
+    camera_info is NaN. The snapshot is dropped as bad input for both cameras, the camera_info ignored, every
+    other snapshot comes out, and the accounting balances."""
+    from da3_ros.backends.oracle_backend import write_oracle_spec
+    from da3_ros.geometry.camera import PinholeCamera
+    from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped
+    from da3_ros.ros_io.tf_publisher import TfBroadcaster
+    from std_msgs.msg import Header
+    from world_process import stamp_msg
+
+    seq = build_rig_sequence("stereo", width=W, height=H)
+    frames, names = 7, ("left", "right")
+    rendered = {i * 2 + c: seq.render(c, i)[0] for i in range(frames) for c in range(2)}
+    spec = write_oracle_spec(tmp_path / "oracle.json", rendered, width=W, height=H, views=4,
+                             rig={"preset": "stereo"})
+    depth = {cam: ros_node.subscribe(f"{NS}/{cam}/depth", Image) for cam in names}
+    ros_node.subscribe(f"{NS}/{names[0]}/depth/camera_info", CameraInfo)
+    diags = ros_node.subscribe("/diagnostics", DiagnosticArray)
+    tf = TfBroadcaster(ros_node.node)
+    tf.send_static([transform_stamped(T, stamp_msg(OFFSET_NS), "base_link", f"{cam}_optical_frame")
+                    for cam, T in zip(names, seq.rig.T_base_cam)])
+    images = {cam: ros_node.publisher(f"{NS}/{cam}/image", Image) for cam in names}
+    infos = {cam: ros_node.publisher(f"{NS}/{cam}/camera_info", CameraInfo) for cam in names}
+    params = write_params(tmp_path, backend="oracle", model_file_path=str(spec), num_threads=1,
+                          qos_reliability="reliable", qos_depth=10, diagnostics_period_s=0.25, base_frame="base_link",
+                          cameras=list(names), min_depth=0.01, max_depth=100.0)
+    node = process_launcher.start(node_command(params, NS), name="da3_node")
+    ros_node.spin_until(lambda: all(ros_node.node.count_publishers(f"{NS}/{cam}/depth") > 0 for cam in names)
+                        and all(p.get_subscription_count() > 0 for p in images.values()), 60.0, "the node")
+    ros_node.spin_for(0.5)
+    for i in range(frames):
+        for c, cam in enumerate(names):
+            header = Header(stamp=stamp_msg(OFFSET_NS + seq.stamp_ns(c, i)), frame_id=f"{cam}_optical_frame")
+            info = intrinsics_to_camera_info(PinholeCamera(W, H, seq.K[c]), header=header)
+            if cam == "right" and i == 1:
+                info.k[0] = float("nan")
+            infos[cam].publish(info)
+            msg = numpy_to_image(rendered[i * 2 + c], "rgb8", header=header)
+            if cam == "right" and i == 3:
+                msg = numpy_to_image(rendered[i * 2 + c][: H // 2], "rgb8", header=header)
+                msg.height = H   # declares every row, carries half of them
+            images[cam].publish(msg)
+        n = len(depth["left"])
+        ros_node.spin_until(lambda: len(depth["left"]) > n or node.poll() is not None or i == 3, 10.0, f"snapshot {i}")
+        ros_node.spin_for(0.3 if i == 3 else 0.05)
+    ros_node.spin_until(lambda: _diag({"/diagnostics": diags}) is not None
+                        and _diag({"/diagnostics": diags}).get("rig_groups_in_flight") == "0", 20.0, "diagnostics")
+    assert node.poll() is None, process_launcher.log(node)
+    ros_node.spin_for(0.6)
+    d = _diag({"/diagnostics": diags})
+    assert d["rig_groups_processed"] == str(frames - 1), d
+    assert d["left_dropped_bad_input"] == d["right_dropped_bad_input"] == "1", d
+    assert "image" in d["last_error"] and int(d["bad_camera_info"]) == 1, d
+    assert d["rig_frames_balanced"] == "True"
+    assert len(depth["left"]) == len(depth["right"]) == frames - 1
+    sent = {OFFSET_NS + seq.stamp_ns(1, i) for i in range(frames) if i != 3}
+    assert {stamp_to_ns(m.header.stamp) for m in depth["right"]} == sent
