@@ -53,3 +53,13 @@ def real_or_synthetic_frames(shared_dir: Path, count: int):
 
     seq = SyntheticSequence(width=320, height=240)
     return [seq.frame(i).rgb for i in range(count)], seq.K, "synthetic"
+
+
+def node_status(diagnostics: list, node_name: str = "da3_node"):
+    """(values {key: value}, DiagnosticStatus) of the newest /diagnostics status of ``node_name`` in ``diagnostics``
+    (DiagnosticArray messages), or (None, None)."""
+    for msg in reversed(diagnostics):
+        for status in msg.status:
+            if node_name in status.name:
+                return {kv.key: kv.value for kv in status.values}, status
+    return None, None

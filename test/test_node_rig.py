@@ -27,7 +27,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from tf2_msgs.msg import TFMessage
 
-from node_fixtures import node_command, write_params
+from node_fixtures import node_command, node_status, write_params
 from rig_world import build_rig_sequence
 from ros_harness import RELIABLE
 
@@ -49,11 +49,7 @@ CAMERA_TOPICS = {"depth": Image, "depth/camera_info": CameraInfo, "confidence": 
 
 
 def _diag(received):
-    for msg in reversed(received.get("/diagnostics", [])):
-        for status in msg.status:
-            if "da3_node" in status.name:
-                return {kv.key: kv.value for kv in status.values}
-    return None
+    return node_status(received.get("/diagnostics", []))[0]
 
 
 class RigRun:

@@ -26,7 +26,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from node_fixtures import node_command, write_params
+from node_fixtures import node_command, node_status, write_params
 from ros_harness import RELIABLE
 
 from da3_ros.geometry.transforms import invert_transform
@@ -52,11 +52,7 @@ def _t(msg) -> float:
 
 
 def _diag(received):
-    for msg in reversed(received.get("/diagnostics", [])):
-        for status in msg.status:
-            if "da3_node" in status.name:
-                return {kv.key: kv.value for kv in status.values}, status
-    return None, None
+    return node_status(received.get("/diagnostics", []))
 
 
 class RobotRun:

@@ -62,9 +62,9 @@ from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
-from .output_messages import camera_frame_messages, map_message, odometry_messages
+from .output_messages import CAMERA_FRAME_TOPICS, camera_frame_messages, map_message, odometry_messages
 from .pose_outputs import PoseOutputs
-from .rig_cameras import CAMERA_OUTPUTS, RigCameras
+from .rig_cameras import RigCameras
 from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
@@ -121,10 +121,9 @@ class Da3Node(LifecycleNode):
         self._tf: Optional[TfBroadcaster] = None
         self._poses: Optional[PoseOutputs] = None
         self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
-        self._camera_info = None          # latest valid PinholeCamera
+        self._camera_infos: list = [None]  # per camera (one without a rig): the latest valid PinholeCamera
         self._rig = RigCameras(())        # the configured rig (cameras parameter); inactive = one camera
         self._rig_pubs: list = []         # per rig camera: {output name: publisher}
-        self._rig_camera_info: list = []  # per rig camera: latest valid PinholeCamera
         self._rig_sync = None
         self._rig_accounting: Optional[RigFrameAccounting] = None
         self._last_accept_time = -1.0
@@ -221,10 +220,10 @@ class Da3Node(LifecycleNode):
             pubs = {}
             self._rig_pubs = [{name: self.create_lifecycle_publisher(kinds[name], self._rig.topic(c, suffix),
                                                                      OUTPUT_QOS)
-                               for name, suffix in CAMERA_OUTPUTS.items()} for c in range(len(self._rig))]
+                               for name, suffix in CAMERA_FRAME_TOPICS.items()} for c in range(len(self._rig))]
         else:
             pubs = {name: self.create_lifecycle_publisher(kinds[name], suffix, OUTPUT_QOS)
-                    for name, suffix in CAMERA_OUTPUTS.items()}
+                    for name, suffix in CAMERA_FRAME_TOPICS.items()}
         pubs.update({
                 "pose": self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS),
                 "odometry": self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS),
@@ -250,6 +249,8 @@ class Da3Node(LifecycleNode):
         if transport not in ("raw", "compressed"):
             self.get_logger().error(f"image_transport must be raw or compressed, got '{transport}'")
             return TransitionCallbackReturn.FAILURE
+        if len(self._camera_infos) != max(len(self._rig), 1):   # one per camera (kept across re-activation)
+            self._camera_infos = [None] * max(len(self._rig), 1)
         if self._rig.active:
             self._activate_rig(qos, transport)
         elif transport == "compressed":
@@ -266,7 +267,6 @@ class Da3Node(LifecycleNode):
     def _activate_rig(self, qos, transport: str) -> None:
         """Per camera: image (+ camera_info) subscriptions feeding one approximate-time synchroniser."""
         rig = self._rig
-        self._rig_camera_info = [None] * len(rig)
         self._rig_accounting = RigFrameAccounting([rig.label(c) for c in range(len(rig))])
         self._rig_sync = create_rig_synchronizer(len(rig), slop_s=float(self.p("sync_slop_s")),
                                                  queue_size=int(self.p("sync_queue_size")),
@@ -277,7 +277,7 @@ class Da3Node(LifecycleNode):
                                                        lambda msg, c=c: self._on_rig_image(c, msg), qos))
             if self.p("use_camera_info"):
                 self._subs.append(self.create_subscription(CameraInfo, rig.topic(c, "camera_info"),
-                                                           lambda msg, c=c: self._on_rig_camera_info(c, msg), qos))
+                                                           lambda msg, c=c: self._on_camera_info(msg, c), qos))
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
@@ -323,11 +323,16 @@ class Da3Node(LifecycleNode):
 
     # -- callbacks (never block) ---------------------------------------------------------------
     def _on_image(self, msg) -> None:
+        self._offer(msg)
+
+    def _offer(self, msg) -> None:
+        """An image or a rig group into the worker's mailbox: counted, rate limited (``max_rate_hz``, the current
+        snapshot), the newest wins (a replaced one is dropped "busy"). Never blocks."""
         self.accounting.on_received()
         now = time.monotonic()
-        max_rate = float(self.p("max_rate_hz"))   # runtime parameter: the current snapshot
+        max_rate = float(self.p("max_rate_hz"))
         if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
-            self.accounting.on_dropped("rate")
+            self._dropped((msg,), "rate")
             return
         self._last_accept_time = now
         replaced = self._mailbox.put((msg, now))
@@ -352,31 +357,16 @@ class Da3Node(LifecycleNode):
     def _on_rig_group(self, group: RigGroup) -> None:
         """A complete rig snapshot (synchroniser callback, executor thread): into the mailbox, newest wins."""
         self._rig_accounting.on_group()
-        self.accounting.on_received()
-        now = time.monotonic()
-        max_rate = float(self.p("max_rate_hz"))
-        if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
-            self._dropped((group,), "rate")
-            return
-        self._last_accept_time = now
-        replaced = self._mailbox.put((group, now))
-        if replaced is not None:
-            self._dropped(replaced, "busy")
+        self._offer(group)
 
-    def _on_rig_camera_info(self, camera: int, msg: CameraInfo) -> None:
+    def _on_camera_info(self, msg: CameraInfo, camera: int = 0) -> None:
+        """The latest valid camera_info of a camera (``camera``: rig index); a bad one is reported and ignored."""
         try:
-            self._rig_camera_info[camera] = camera_info_to_intrinsics(msg)
+            self._camera_infos[camera] = camera_info_to_intrinsics(msg)
         except MessageConversionError as exc:
-            name = self._rig.names[camera]
-            self.accounting.on_event("bad_camera_info", f"{name}/camera_info: {exc}", error=True)
-            self.get_logger().warning(f"ignoring {name}/camera_info: {exc}", throttle_duration_sec=5.0)
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        try:
-            self._camera_info = camera_info_to_intrinsics(msg)
-        except MessageConversionError as exc:
-            self.accounting.on_event("bad_camera_info", f"camera_info: {exc}", error=True)
-            self.get_logger().warning(f"ignoring camera_info: {exc}", throttle_duration_sec=5.0)
+            topic = self._rig.topic(camera, "camera_info") if self._rig.active else "camera_info"
+            self.accounting.on_event("bad_camera_info", f"{topic}: {exc}", error=True)
+            self.get_logger().warning(f"ignoring {topic}: {exc}", throttle_duration_sec=5.0)
 
     # -- worker --------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -450,7 +440,7 @@ class Da3Node(LifecycleNode):
         decode_s = time.perf_counter() - t0
         stamp = msg.header.stamp
         stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
-        camera = self._camera_info if settings["use_camera_info"] else None
+        camera = self._camera_infos[0] if settings["use_camera_info"] else None
         camera_frame = settings["camera_frame"] or msg.header.frame_id or "camera_optical_frame"
         inputs = self._tf_inputs([camera_frame], stamp_ns, (msg, received_at), "image")
         if inputs is None:
@@ -487,7 +477,7 @@ class Da3Node(LifecycleNode):
             return
         mounts, T_odometry_base = inputs
         use_info = settings["use_camera_info"]
-        inputs = [RigCameraInput(rgb, stamp, self._rig_camera_info[c] if use_info else None, mounts[c])
+        inputs = [RigCameraInput(rgb, stamp, self._camera_infos[c] if use_info else None, mounts[c])
                   for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
         with self._frame_lock:
             self._apply_settings(settings)

@@ -15,7 +15,10 @@ from std_msgs.msg import Header
 from ..ros_io import build_pointcloud2, intrinsics_to_camera_info, numpy_to_image
 from .pose_outputs import PoseOutputs
 
-CAMERA_FRAME_OUTPUTS = ("depth", "depth_info", "confidence", "points")
+#: the camera outputs: message name -> topic (one camera) or topic suffix under ``<cam>/`` (a rig)
+CAMERA_FRAME_TOPICS = {"depth": "depth", "depth_info": "depth/camera_info", "confidence": "confidence",
+                       "points": "points"}
+CAMERA_FRAME_OUTPUTS = tuple(CAMERA_FRAME_TOPICS)
 ODOMETRY_OUTPUTS = ("pose", "odometry", "path", "tf")
 
 

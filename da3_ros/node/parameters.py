@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 from ..pipeline.frame_processor import ProcessorConfig
+from ..pipeline.rig_processor import RIG_SCALE_SOURCES
 
 _P = ProcessorConfig()
 
@@ -156,7 +157,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("scale_source", _P.scale_source, "metric scale: none (odometry units unless the model is metric or "
                   "pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (every window's "
                   "scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | rig_odometry "
-                  "(rig and odometry fused by inverse variance)", choices=("none", "odometry", "rig", "rig_odometry")),
+                  "(rig and odometry fused by inverse variance)", choices=RIG_SCALE_SOURCES),
     ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry (e.g. odom, wheel_odom) read by "
                   "scale_source: odometry and pose_source: tf; when it differs from odom_frame and publish_tf is "
                   "true, the node publishes odom_frame -> odometry_frame (rtabmap's guess_frame_id convention)"),

@@ -9,17 +9,13 @@ the base's: ``base_frame`` is required.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Tuple
 
-__all__ = ["RigCameras", "rig_problems", "CAMERA_INPUTS", "CAMERA_OUTPUTS"]
+from ..pipeline.rig_processor import RIG_ONLY_SCALE_SOURCES
+from ..tools.rig_launch import CAMERA_NAME
 
-#: per camera: subscription name -> topic suffix, publisher name -> topic suffix
-CAMERA_INPUTS = {"image": "image", "image_compressed": "image/compressed", "camera_info": "camera_info"}
-CAMERA_OUTPUTS = {"depth": "depth", "depth_info": "depth/camera_info", "confidence": "confidence",
-                  "points": "points"}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+__all__ = ["RigCameras", "rig_problems"]
 
 
 @dataclass(frozen=True)
@@ -55,10 +51,10 @@ def rig_problems(values: Mapping[str, Any]) -> list[str]:
     scale = str(values.get("scale_source", "none")).strip().lower()
     problems = []
     if not names:
-        if scale in ("rig", "rig_odometry"):
+        if scale in RIG_ONLY_SCALE_SOURCES:
             problems.append(f"scale_source: {scale} needs a rig: set cameras (e.g. [left, right]) and base_frame")
         return problems
-    bad = [n for n in names if not _NAME.match(n)]
+    bad = [n for n in names if not CAMERA_NAME.fullmatch(n)]
     if bad:
         problems.append(f"cameras {bad}: each must be a relative name (letters, digits, '_', '/' between parts; no "
                         "leading '/' or '~')")

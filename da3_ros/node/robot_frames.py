@@ -34,6 +34,7 @@ import numpy as np
 
 from ..geometry.transform_buffer import TransformLookupError
 from ..geometry.transforms import invert_transform
+from ..pipeline.rig_processor import ODOMETRY_SCALE_SOURCES
 
 __all__ = ["RobotFrameError", "RobotFrameSettings", "robot_frame_problems", "RobotFrames"]
 
@@ -68,7 +69,7 @@ class RobotFrameSettings:
     @property
     def uses_odometry(self) -> bool:
         """The node reads ``odometry_frame -> base_frame`` from TF."""
-        return self.scale_source in ("odometry", "rig_odometry") or self.pose_source == "tf"
+        return self.scale_source in ODOMETRY_SCALE_SOURCES or self.pose_source == "tf"
 
 
 def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
@@ -88,7 +89,7 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     if s.camera_frame and s.camera_frame == s.odom_frame:
         problems.append(f"camera_frame and odom_frame are both {s.camera_frame!r}")
     if s.uses_odometry:
-        uses = ((f"scale_source: {s.scale_source}", s.scale_source in ("odometry", "rig_odometry")),
+        uses = ((f"scale_source: {s.scale_source}", s.scale_source in ODOMETRY_SCALE_SOURCES),
                 ("pose_source: tf", s.pose_source == "tf"))
         users = " and ".join(name for name, on in uses if on)
         if not s.base_frame:

@@ -392,13 +392,8 @@ class FrameProcessor:
         stages["alignment"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        depth = mapping.map_to_camera(frame_depth.depth)
-        confidence = mapping.map_to_camera(frame_depth.confidence) if frame_depth.confidence is not None else None
-        if camera is not None and self.intrinsics_source == "camera_info":
-            cam_intr = camera
-        else:
-            cam_intr = mapping.network_to_camera(PinholeCamera(mapping.net_width, mapping.net_height,
-                                                               frame_depth.K_net))
+        depth, confidence, cam_intr = self._to_camera(mapping, frame_depth.depth, frame_depth.confidence, camera,
+                                                      self.intrinsics_source, frame_depth.K_net)
         stages["postprocess"] = time.perf_counter() - t
 
         T_odom_cam = frame_depth.T_odom_cam
@@ -410,11 +405,7 @@ class FrameProcessor:
                                 scale_estimate=scale_estimate, T_odometry_base=T_odometry_base,
                                 conditioned=conditioned, tracking_status=self.tracking_status,
                                 tracking_stats=frame_depth.stats, median_depth=median_depth)
-        if self.config.publish_points or (self.map is not None and result.keyframe):
-            t = time.perf_counter()
-            result.points, result.point_colours, result.valid_points = self.cloud.build(
-                depth, cam_intr, rgb, confidence)
-            stages["cloud"] = time.perf_counter() - t
+        self._add_cloud(result, rgb, stages, "cloud")
         if self.map is not None and result.keyframe and T_odom_cam is not None:
             t = time.perf_counter()
             # the map is kept in odometry units (a refined scale rescales it consistently); the map thread's
@@ -423,6 +414,27 @@ class FrameProcessor:
             self.map.submit(frame_id, stamp_ns, points_units, result.point_colours, T_odom_cam)
             stages["map"] = time.perf_counter() - t   # the hand-over; fusing is timed on the map thread
         return result
+
+    @staticmethod
+    def _to_camera(mapping: NetworkInputMapping, depth_net: np.ndarray, confidence_net: Optional[np.ndarray],
+                   camera: Optional[PinholeCamera], intrinsics_source: str, K_net: np.ndarray):
+        """(depth, confidence, camera) at camera resolution from the network's: camera_info's camera when it is
+        the intrinsics source, else the network camera ``K_net`` mapped back."""
+        depth = mapping.map_to_camera(depth_net)
+        confidence = mapping.map_to_camera(confidence_net) if confidence_net is not None else None
+        if camera is not None and intrinsics_source == "camera_info":
+            return depth, confidence, camera
+        return depth, confidence, mapping.network_to_camera(
+            PinholeCamera(mapping.net_width, mapping.net_height, np.asarray(K_net, np.float64)))
+
+    def _add_cloud(self, result: ProcessedFrame, rgb: np.ndarray, stages: dict, stage: str) -> None:
+        """The organized cloud of ``result`` (camera optical frame) when points are published or the map takes
+        this keyframe."""
+        if self.config.publish_points or (self.map is not None and result.keyframe):
+            t = time.perf_counter()
+            result.points, result.point_colours, result.valid_points = self.cloud.build(
+                result.depth, result.camera_intrinsics, rgb, result.confidence)
+            stages[stage] = time.perf_counter() - t
 
     # ------------------------------------------------------------------------------------------
     def _check_stream(self, rgb: np.ndarray, stamp_ns: int, events: list) -> bool:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import threading
 from typing import Dict, Sequence
 
+from .frame_accounting import DROP_REASONS
 from .rig_sync import RigSyncStats
 
 __all__ = ["GROUP_OUTCOMES", "RigFrameAccounting"]
 
-#: what can happen to a group after the synchroniser ("processed" or a drop reason)
-GROUP_OUTCOMES = ("processed", "rate", "busy", "bad_input", "failed")
+#: what can happen to a group after the synchroniser: processed, or one of the node's drop reasons
+GROUP_OUTCOMES = ("processed", *DROP_REASONS)
 
 
 class RigFrameAccounting:

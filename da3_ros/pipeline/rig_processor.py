@@ -56,10 +56,14 @@ from .map_fusion import MapUpdateCallback
 from .network_input import NetworkInputMapping
 from .robot_odometry import RobotOdometryConfig
 
-__all__ = ["RIG_SCALE_SOURCES", "RigCameraInput", "RigProcessedFrame", "RigFrameProcessor", "rig_window_layout"]
+__all__ = ["RIG_SCALE_SOURCES", "RIG_ONLY_SCALE_SOURCES", "ODOMETRY_SCALE_SOURCES", "RigCameraInput",
+           "RigProcessedFrame", "RigFrameProcessor", "rig_window_layout"]
 
 #: scale sources of a rig (``ProcessorConfig.scale_source``); ``none`` and ``odometry`` as for one camera
 RIG_SCALE_SOURCES = ("none", "odometry", "rig", "rig_odometry")
+#: the ones that need a rig, and the ones that read the robot odometry from TF
+RIG_ONLY_SCALE_SOURCES = ("rig", "rig_odometry")
+ODOMETRY_SCALE_SOURCES = ("odometry", "rig_odometry")
 
 
 def rig_window_layout(views: int, num_cameras: int) -> int:
@@ -113,7 +117,7 @@ class RigFrameProcessor(FrameProcessor):
         source = str(config.scale_source).strip().lower()
         if source not in RIG_SCALE_SOURCES:
             raise ValueError(f"scale_source must be one of {' | '.join(RIG_SCALE_SOURCES)}, got {source!r}")
-        self.rig_scale_source = source in ("rig", "rig_odometry")
+        self.rig_scale_source = source in RIG_ONLY_SCALE_SOURCES
         super().__init__(backend, config, on_map_update=on_map_update)
         if not self.tracking:
             raise ValueError("a camera rig needs a model that predicts camera poses (a multi-view DA3 variant); "
@@ -132,7 +136,7 @@ class RigFrameProcessor(FrameProcessor):
     @staticmethod
     def _robot_config(config: ProcessorConfig) -> RobotOdometryConfig:
         source = str(config.scale_source).strip().lower()
-        odometry = "odometry" if source in ("odometry", "rig_odometry") else "none"
+        odometry = "odometry" if source in ODOMETRY_SCALE_SOURCES else "none"
         return RobotOdometryConfig(scale_source=odometry, pose_source=str(config.pose_source).strip().lower())
 
     @property
@@ -356,16 +360,10 @@ class RigFrameProcessor(FrameProcessor):
                        s: Optional[float], scale_estimate, T_odometry_base, conditioned: bool,
                        median_depth) -> ProcessedFrame:
         t = time.perf_counter()
-        mapping = self._mappings[c]
-        depth_net = prediction.depth[v] * np.float32(to_published)
-        conf_net = prediction.depth_conf[v] if prediction.depth_conf is not None else None
-        depth = mapping.map_to_camera(depth_net)
-        confidence = mapping.map_to_camera(conf_net) if conf_net is not None else None
-        if frame.camera is not None and self._intrinsics_sources[c] == "camera_info":
-            cam_intr = frame.camera
-        else:
-            cam_intr = mapping.network_to_camera(PinholeCamera(mapping.net_width, mapping.net_height,
-                                                               np.asarray(K_net, np.float64)))
+        depth, confidence, cam_intr = self._to_camera(
+            self._mappings[c], prediction.depth[v] * np.float32(to_published),
+            prediction.depth_conf[v] if prediction.depth_conf is not None else None, frame.camera,
+            self._intrinsics_sources[c], K_net)
         stages[f"postprocess_camera{c}"] = time.perf_counter() - t
         out = ProcessedFrame(depth=depth, confidence=confidence, camera_intrinsics=cam_intr, T_odom_cam=T_odom_cam,
                              points=None, point_colours=None, keyframe=frame_depth.keyframe,
@@ -375,8 +373,5 @@ class RigFrameProcessor(FrameProcessor):
                              scale_estimate=scale_estimate, T_odometry_base=T_odometry_base, conditioned=conditioned,
                              tracking_status=self.tracking_status, tracking_stats=frame_depth.stats,
                              median_depth=median_depth)
-        if self.config.publish_points or (self.map is not None and out.keyframe):
-            t = time.perf_counter()
-            out.points, out.point_colours, out.valid_points = self.cloud.build(depth, cam_intr, frame.rgb, confidence)
-            stages[f"cloud_camera{c}"] = time.perf_counter() - t
+        self._add_cloud(out, frame.rgb, stages, f"cloud_camera{c}")
         return out
