@@ -40,7 +40,9 @@ def overhead(frames: int) -> dict:
 
     from da3_ros.geometry.camera import PinholeCamera
     from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
-    from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
+    from da3_ros.pipeline.camera_stream import CameraFrame
+    from da3_ros.pipeline.processor_config import ProcessorConfig
+    from da3_ros.pipeline.window_processor import WindowProcessor
     from da3_ros.node.output_messages import camera_frame_messages
     from da3_ros.ros_io import image_to_rgb, numpy_to_image
     from da3_ros.synthetic.sequence import SyntheticSequence
@@ -51,7 +53,7 @@ def overhead(frames: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec = write_oracle_spec(Path(tmp) / "spec.json", rendered, width=640, height=480)
         backend = OracleBackend(str(spec), views=4, height=480, width=640)
-    processor = FrameProcessor(backend, ProcessorConfig(point_stride=2))   # window from the backend
+    processor = WindowProcessor(backend, ProcessorConfig(point_stride=2))   # window from the backend
     cam = PinholeCamera(640, 480, seq.K)
     msgs = [numpy_to_image(rgb, "rgb8", header=Header(frame_id="cam")) for rgb in rendered.values()]
 
@@ -72,10 +74,10 @@ def overhead(frames: int) -> dict:
         t0 = time.perf_counter()
         rgb = image_to_rgb(msg)
         t_decode = time.perf_counter() - t0
-        out = processor.process(rgb, 10**9 + k * 10**8, cam)
+        out = processor.process([CameraFrame(rgb, 10**9 + k * 10**8, cam)])
         t1 = time.perf_counter()
         header = Header(frame_id="cam")
-        packed = camera_frame_messages(out, header)
+        packed = camera_frame_messages(out.reference, header)
         t2 = time.perf_counter()
         for name, m in packed.items():
             pubs[name].publish(m)

@@ -42,8 +42,9 @@ def run(rig_name: str, frames: int, width: int, height: int) -> dict:
     from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
     from da3_ros.geometry.camera import PinholeCamera
     from da3_ros.node.output_messages import camera_frame_messages
-    from da3_ros.pipeline.frame_processor import ProcessorConfig
-    from da3_ros.pipeline.rig_processor import RigCameraInput, RigFrameProcessor
+    from da3_ros.pipeline.camera_stream import CameraFrame
+    from da3_ros.pipeline.processor_config import ProcessorConfig
+    from da3_ros.pipeline.window_processor import WindowProcessor
     from da3_ros.pipeline.rig_sync import RigSynchronizer
     from da3_ros.ros_io import image_to_rgb, numpy_to_image
     from da3_ros.synthetic.rig import RigWorld
@@ -58,7 +59,7 @@ def run(rig_name: str, frames: int, width: int, height: int) -> dict:
         spec = write_oracle_spec(Path(tmp) / "spec.json", rendered, width=width, height=height, views=2 * C,
                                  rig=world.to_dict())
         backend = OracleBackend(str(spec))
-    processor = RigFrameProcessor(backend, ProcessorConfig(point_stride=2, scale_source="rig"), C)
+    processor = WindowProcessor(backend, ProcessorConfig(point_stride=2, scale_source="rig"), C)
     cams = [PinholeCamera(width, height, seq.K[c]) for c in range(C)]
     names = seq.rig.names
 
@@ -92,8 +93,8 @@ def run(rig_name: str, frames: int, width: int, height: int) -> dict:
             sync.add(c, m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m)
         group = groups.pop()
         t_decode = time.perf_counter() - t0
-        out = processor.process_rig([RigCameraInput(rgbs[c], group.stamps_ns[c], cams[c], seq.rig.T_base_cam[c])
-                                     for c in range(C)])
+        out = processor.process([CameraFrame(rgbs[c], group.stamps_ns[c], cams[c], seq.rig.T_base_cam[c])
+                                 for c in range(C)])
         t1 = time.perf_counter()
         packed = [camera_frame_messages(out.cameras[c], Header(frame_id=f"{names[c]}_optical_frame"))
                   for c in range(C)]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from da3_official_preprocessing import da3_network_intrinsics
+from window_processing import process_frame
 
 from da3_ros.geometry.camera import PinholeCamera
-from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
+from da3_ros.pipeline.processor_config import ProcessorConfig
+from da3_ros.pipeline.window_processor import WindowProcessor
 from da3_ros.pipeline.network_input import NetworkInputMapping
 from da3_ros.pipeline.point_cloud import OrganizedCloudBuilder
 from da3_ros.synthetic.sequence import SyntheticSequence
@@ -32,8 +34,8 @@ def test_cloud_from_the_models_K_equals_the_cloud_from_camera_info(tmp_path, seq
     for name, camera in (("camera_info", camera_info), ("model", None)):
         backend = OracleBackend(str(spec), views=1, height=240, width=320)
         assert backend.infer(frames[0][None]).intrinsics[0, 0, 2] == 160.0   # the model's convention
-        proc = FrameProcessor(backend, ProcessorConfig(window_size=1, point_stride=1, confidence_threshold=0.0))
-        outputs[name] = [proc.process(frames[i], i, camera) for i in (0, 1)]
+        proc = WindowProcessor(backend, ProcessorConfig(window_size=1, point_stride=1, confidence_threshold=0.0))
+        outputs[name] = [process_frame(proc, frames[i], i, camera).reference for i in (0, 1)]
         assert proc.describe()["intrinsics_source"].startswith(name)
     for with_info, from_model in zip(outputs["camera_info"], outputs["model"]):
         np.testing.assert_array_equal(with_info.depth, from_model.depth)
@@ -75,9 +77,9 @@ def test_depth_only_fallback_camera_is_centred(tmp_path):
     backend = create_backend("onnxruntime", model_file_path=str(path), views=1, height=112, width=154,
                              ref_view="first", num_threads=2)
     try:
-        proc = FrameProcessor(backend, ProcessorConfig(window_size=1, point_stride=1))
+        proc = WindowProcessor(backend, ProcessorConfig(window_size=1, point_stride=1))
         rgb = np.random.default_rng(0).integers(0, 256, (224, 308, 3), dtype=np.uint8)  # 2x the network
-        out = proc.process(rgb, 0, None)
+        out = process_frame(proc, rgb, 0, None).reference
     finally:
         backend.close()
     cam = out.camera_intrinsics

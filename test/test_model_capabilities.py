@@ -8,18 +8,19 @@ from da3_ros.backends import ModelCapabilities, create_backend
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.export.reduced_config import reduced_config
 from da3_ros.model.config import VARIANTS
-from da3_ros.pipeline.frame_processor import (
+from da3_ros.pipeline.depth_unit import (
     DEPTH_UNIT_CANONICAL_METRIC,
     DEPTH_UNIT_METRES,
     DEPTH_UNIT_ODOMETRY,
     DEPTH_UNIT_RELATIVE,
     METRIC_CANONICAL_FOCAL,
-    FrameProcessor,
-    ProcessorConfig,
 )
+from da3_ros.pipeline.processor_config import ProcessorConfig
+from da3_ros.pipeline.window_processor import WindowProcessor
 from da3_ros.synthetic.sequence import SyntheticSequence
 
 from model_fixtures import export_reduced_onnx
+from window_processing import process_frame
 
 
 def test_capabilities_of_every_released_variant_from_its_config():
@@ -55,7 +56,7 @@ def sequence():
 
 def _processor(path):
     backend = create_backend("onnxruntime", model_file_path=str(path), num_threads=1)  # window from the sidecar
-    return FrameProcessor(backend, ProcessorConfig(point_stride=4))
+    return WindowProcessor(backend, ProcessorConfig(point_stride=4))
 
 
 def test_unit_string_of_each_model_kind_with_and_without_camera_info(onnx_models, sequence):
@@ -65,32 +66,32 @@ def test_unit_string_of_each_model_kind_with_and_without_camera_info(onnx_models
 
     pose_model = _processor(onnx_models["multi_view"])
     assert pose_model.backend.capabilities.predicts_poses and pose_model.tracking
-    first = pose_model.process(frame.rgb, stamp, camera)
+    first = process_frame(pose_model, frame.rgb, stamp, camera)
     assert pose_model.depth_unit == DEPTH_UNIT_ODOMETRY
     np.testing.assert_allclose(first.T_odom_cam, np.eye(4), atol=1e-6)   # the first frame defines odom
-    pose_model.process(sequence.frame(1).rgb, stamp + 100_000_000, None)   # random weights: may be rejected
+    process_frame(pose_model, sequence.frame(1).rgb, stamp + 100_000_000, None)   # random weights: may be rejected
     assert pose_model.depth_unit == DEPTH_UNIT_ODOMETRY                   # the unit is odometry units either way
     stamp += 200_000_000
 
     mono = _processor(onnx_models["mono"])
     caps = mono.backend.capabilities
     assert (caps.predicts_poses, caps.metric_depth, caps.predicts_sky) == (False, False, True)
-    with_cam = mono.process(frame.rgb, stamp, camera)
+    with_cam = process_frame(mono, frame.rgb, stamp, camera)
     assert mono.depth_unit == DEPTH_UNIT_RELATIVE and with_cam.T_odom_cam is None
-    without_cam = mono.process(frame.rgb, stamp + 1, None)
+    without_cam = process_frame(mono, frame.rgb, stamp + 1, None)
     assert mono.depth_unit == DEPTH_UNIT_RELATIVE
     # relative depth is never rescaled by a focal length (same image -> same numbers; ORT is deterministic)
-    np.testing.assert_array_equal(with_cam.depth, without_cam.depth)
+    np.testing.assert_array_equal(with_cam.reference.depth, without_cam.reference.depth)
 
     metric = _processor(onnx_models["metric"])
     assert metric.backend.capabilities.metric_depth and not metric.tracking
-    raw = metric.process(frame.rgb, stamp, None)
+    raw = process_frame(metric, frame.rgb, stamp, None).reference
     assert metric.depth_unit == DEPTH_UNIT_CANONICAL_METRIC and "not metres" in metric.depth_unit
-    metres = metric.process(frame.rgb, stamp + 1, camera)
+    metres = process_frame(metric, frame.rgb, stamp + 1, camera).reference
     assert metric.depth_unit == DEPTH_UNIT_METRES == "m"
     assert metric.describe()["depth_unit"] == "m"
     # metres = canonical * f_net / 300, f_net = the camera focal length at network resolution
-    mapping = metric._mapping
+    mapping = metric.streams[0].mapping
     K_net = mapping.camera_to_network(camera).K
     factor = 0.5 * (K_net[0, 0] + K_net[1, 1]) / METRIC_CANONICAL_FOCAL
     finite = np.isfinite(raw.depth)
@@ -99,5 +100,5 @@ def test_unit_string_of_each_model_kind_with_and_without_camera_info(onnx_models
     np.testing.assert_allclose(metres.depth[finite], raw.depth[finite] * factor, rtol=1e-6)
     assert abs(factor - 1.0) > 0.05   # the check above would not notice a missing conversion otherwise
     # back to no camera_info: no longer metres
-    metric.process(frame.rgb, stamp + 2, None)
+    process_frame(metric, frame.rgb, stamp + 2, None)
     assert metric.depth_unit == DEPTH_UNIT_CANONICAL_METRIC

@@ -8,7 +8,8 @@ from std_msgs.msg import Header
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import rotation_from_axis_angle
 from da3_ros.node.output_messages import ODOMETRY_OUTPUTS, camera_frame_messages, map_message, odometry_messages
-from da3_ros.pipeline.frame_processor import ProcessedFrame
+from da3_ros.pipeline.window_outcome import CameraOutput, WindowOutcome
+from da3_ros.tracking.tracking_outcome import TrackingOutcome
 from da3_ros.node.pose_outputs import PoseOutputs
 from da3_ros.ros_io import image_to_numpy, pointcloud2_xyz_rgb, transform_to_matrix
 
@@ -17,13 +18,15 @@ def _frame(T=None, reset=False):
     rng = np.random.default_rng(0)
     depth = (1.0 + rng.random((6, 8))).astype(np.float32)
     points = rng.random((3, 4, 3)).astype(np.float32)
-    return ProcessedFrame(depth=depth, confidence=np.ones_like(depth), camera_intrinsics=PinholeCamera(
+    camera = CameraOutput(stamp_ns=0, depth=depth, confidence=np.ones_like(depth), camera_intrinsics=PinholeCamera(
         8, 6, np.array([[5.0, 0, 3.5], [0, 5.0, 2.5], [0, 0, 1]])), T_odom_cam=T, points=points,
-        point_colours=np.zeros((3, 4, 3), np.uint8), reset=reset)
+        point_colours=np.zeros((3, 4, 3), np.uint8))
+    return WindowOutcome(cameras=(camera,), tracking=TrackingOutcome.ALIGNED if T is not None
+                         else TrackingOutcome.REJECTED, reset=reset)
 
 
 def test_camera_frame_messages_only_the_asked_ones():
-    f = _frame()
+    f = _frame().reference
     header = Header(frame_id="cam")
     assert set(camera_frame_messages(f, header)) == {"depth", "depth_info", "confidence", "points"}
     assert camera_frame_messages(f, header, depth=False, confidence=False, points=False) == {}

@@ -41,7 +41,7 @@ class Recorder:
 
 
 @dataclass
-class Frame:   # the fields of ProcessedFrame that the publisher reads
+class Frame:   # the fields of WindowOutcome that the publisher reads
     T_odom_cam: Optional[np.ndarray]
     metres_per_unit: Optional[float] = None
     scale_estimate: Optional[ScaleEstimate] = None

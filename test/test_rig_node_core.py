@@ -6,7 +6,7 @@ import pytest
 
 from da3_ros.node.rig_cameras import RigCameras, rig_problems
 from da3_ros.pipeline.rig_accounting import RigFrameAccounting
-from da3_ros.pipeline.rig_processor import rig_window_layout
+from da3_ros.pipeline.window_processor import window_layout
 from da3_ros.pipeline.rig_sync import RigSynchronizer
 from da3_ros.tracking.metric_scale import KNOWN, ScaleEstimate, fuse_scale_estimates
 
@@ -80,12 +80,14 @@ def test_rig_camera_names_topics_and_frames():
 
 
 def test_window_layout():
-    assert rig_window_layout(4, 2) == 2 and rig_window_layout(6, 3) == 2 and rig_window_layout(6, 2) == 3
+    assert window_layout(4, 2) == 2 and window_layout(6, 3) == 2 and window_layout(6, 2) == 3
     for views, cams in ((4, 3), (2, 2), (3, 3)):
         with pytest.raises(ValueError, match=r"N = .* x \(k \+ 1\)"):
-            rig_window_layout(views, cams)
-    with pytest.raises(ValueError, match="at least 2 cameras"):
-        rig_window_layout(4, 1)
+            window_layout(views, cams)
+    # one camera is a rig of one: every view is a snapshot (the node still refuses `cameras` of length 1)
+    assert window_layout(4, 1) == 4 and window_layout(1, 1) == 1
+    with pytest.raises(ValueError, match="at least 1 camera"):
+        window_layout(4, 0)
 
 
 def test_scale_fusion_is_inverse_variance_in_log():

@@ -107,7 +107,9 @@ def run_bench(args) -> dict:
     from std_msgs.msg import Header
 
     from da3_ros.geometry.camera import PinholeCamera
-    from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
+    from da3_ros.pipeline.camera_stream import CameraFrame
+    from da3_ros.pipeline.processor_config import ProcessorConfig
+    from da3_ros.pipeline.window_processor import WindowProcessor
     from da3_ros.node.output_messages import camera_frame_messages
     from da3_ros.ros_io import image_to_rgb, numpy_to_image
     from da3_ros.synthetic.sequence import SyntheticSequence
@@ -131,7 +133,7 @@ def run_bench(args) -> dict:
                 else (None, "disabled")
             stages = {k: {s: [] for s in ("decode", "preprocess", "inference", "alignment", "postprocess",
                                           "cloud", "publish")} for k in backends}
-            processors = {k: FrameProcessor(b, ProcessorConfig(point_stride=2))   # window from the backend
+            processors = {k: WindowProcessor(b, ProcessorConfig(point_stride=2))   # window from the backend
                           for k, b in backends.items()}
             official_times = []
             if official is not None:
@@ -141,9 +143,9 @@ def run_bench(args) -> dict:
                     t0 = time.perf_counter()
                     rgb = image_to_rgb(msg)
                     decode = time.perf_counter() - t0
-                    out = proc.process(rgb, 10**9 + i * 10**8, cam)
+                    out = proc.process([CameraFrame(rgb, 10**9 + i * 10**8, cam)])
                     t1 = time.perf_counter()
-                    for m in camera_frame_messages(out, Header(frame_id="cam")).values():
+                    for m in camera_frame_messages(out.reference, Header(frame_id="cam")).values():
                         serialize_message(m)   # what rclpy's publish() does before handing to DDS
                     publish = time.perf_counter() - t1
                     if i < 2:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["PinholeCamera", "InvalidCameraError", "MAX_IMAGE_SIDE", "MIN_FOCAL_PX", "MAX_PX_PER_IMAGE_SIDE",
-           "DA3_PIXEL_OFFSET"]
+           "DA3_PIXEL_OFFSET", "DEFAULT_HFOV_DEG"]
 
 MAX_IMAGE_SIDE = 100_000
 """Largest accepted image width/height (pixels)."""
@@ -44,6 +44,8 @@ MAX_PX_PER_IMAGE_SIDE = 1e6
 """Largest accepted focal length, ``|cx|``, ``|cy|`` and ``|skew|``, in units of ``max(W, H)``."""
 DA3_PIXEL_OFFSET = 0.5
 """``c_da3 - c``: DA3's corner-origin pixel coordinates minus the pixel-centre ones."""
+DEFAULT_HFOV_DEG = 60.0
+"""Horizontal field of view assumed when neither camera_info nor the model gives intrinsics (documented guess)."""
 
 
 class InvalidCameraError(ValueError):

@@ -37,7 +37,6 @@ from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
@@ -51,53 +50,25 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from ..pipeline.camera_stream import CameraFrame
 from ..pipeline.frame_accounting import FrameAccounting
-from ..pipeline.frame_processor import FrameProcessor, ProcessorConfig
-from ..pipeline.rig_accounting import RigFrameAccounting
-from ..pipeline.rig_processor import RigCameraInput, RigFrameProcessor
+from ..pipeline.processor_config import ProcessorConfig
 from ..pipeline.rig_sync import RigGroup
-from ..ros_io.message_filters_sync import create_rig_synchronizer
-from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb
+from ..pipeline.window_processor import WindowProcessor
+from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb, ns_to_stamp
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
 from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
+from .camera_inputs import create_camera_input
+from .latest_mailbox import LatestMailbox
 from .output_messages import CAMERA_FRAME_TOPICS, camera_frame_messages, map_message, odometry_messages
 from .pose_outputs import PoseOutputs
-from .rig_cameras import RigCameras
 from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-
-
-class LatestMailbox:
-    """One-slot mailbox: ``put`` replaces (and returns) an unconsumed item; ``take`` waits."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._item = None
-        self._closed = False
-
-    def put(self, item):
-        with self._cond:
-            replaced, self._item = self._item, item
-            self._cond.notify()
-        return replaced
-
-    def take(self, timeout: float):
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def close(self):
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        return self.put(None)
 
 
 class Da3Node(LifecycleNode):
@@ -114,18 +85,16 @@ class Da3Node(LifecycleNode):
         self._mailbox = LatestMailbox()
         self._worker: Optional[threading.Thread] = None
         self._running = threading.Event()
-        self._processor: Optional[FrameProcessor] = None
+        self._processor: Optional[WindowProcessor] = None
         self._backend = None
-        self._pubs: dict = {}
+        self._inputs = None                 # the camera input adapter of the mode (one camera or a rig)
+        self._pubs: dict = {}               # pose / odometry / path / map_points (once, for the body)
+        self._camera_pubs: list = []        # per camera: {output name: publisher}
         self._subs: list = []
         self._tf: Optional[TfBroadcaster] = None
         self._poses: Optional[PoseOutputs] = None
         self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
-        self._camera_infos: list = [None]  # per camera (one without a rig): the latest valid PinholeCamera
-        self._rig = RigCameras(())        # the configured rig (cameras parameter); inactive = one camera
-        self._rig_pubs: list = []         # per rig camera: {output name: publisher}
-        self._rig_sync = None
-        self._rig_accounting: Optional[RigFrameAccounting] = None
+        self._camera_infos: list = [None]  # per camera: the latest valid PinholeCamera
         self._last_accept_time = -1.0
         self._diag_timer = None
         self._configure_error = ""
@@ -191,13 +160,11 @@ class Da3Node(LifecycleNode):
             if problems:
                 raise ValueError("; ".join(problems))
             self._backend = create_backend_from_parameters(settings.__getitem__)
-            rig = RigCameras.from_settings(settings)
+            inputs = create_camera_input(settings, self._on_bad_stamp)
             config = ProcessorConfig.from_parameters(settings.__getitem__)
-            if rig.active:
-                self._processor = RigFrameProcessor(self._backend, config, len(rig), on_map_update=self._publish_map)
-            else:
-                self._processor = FrameProcessor(self._backend, config, on_map_update=self._publish_map)
-            self._rig = rig
+            self._processor = WindowProcessor(self._backend, config, inputs.num_cameras,
+                                              on_map_update=self._publish_map)
+            self._inputs = inputs
         except Exception as exc:   # BackendUnavailableError, EngineMismatchError, FileNotFoundError, ValueError, ...
             self._configure_error = f"{type(exc).__name__}: {exc}"
             self.accounting.on_event("configure_failures", self._configure_error, error=True)
@@ -206,37 +173,40 @@ class Da3Node(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._settings = self._applied_settings = settings
         self._configure_error = ""
-        desc = self._backend.describe()
-        if self._rig.active:
-            self.get_logger().info(f"camera rig {list(self._rig.names)}: window of {len(self._rig)} cameras x "
-                                   f"{self._processor.snapshots} snapshots, sync slop {settings['sync_slop_s']} s")
-        self.get_logger().info(
-            f"backend {desc.get('backend')} ready: variant {desc.get('variant')}, window N={desc.get('views')} "
-            f"at {desc.get('height')}x{desc.get('width')}, ref_view {desc.get('ref_view')}; depth unit "
-            f"'{self._processor.depth_unit}'")
-        # every publisher exists from configure on: the runtime publish_* switches only gate publishing
-        kinds = {"depth": Image, "depth_info": CameraInfo, "confidence": Image, "points": PointCloud2}
-        if self._rig.active:   # per camera in its namespace; pose / odometry / path / map once for the rig
-            pubs = {}
-            self._rig_pubs = [{name: self.create_lifecycle_publisher(kinds[name], self._rig.topic(c, suffix),
-                                                                     OUTPUT_QOS)
-                               for name, suffix in CAMERA_FRAME_TOPICS.items()} for c in range(len(self._rig))]
-        else:
-            pubs = {name: self.create_lifecycle_publisher(kinds[name], suffix, OUTPUT_QOS)
-                    for name, suffix in CAMERA_FRAME_TOPICS.items()}
-        pubs.update({
-                "pose": self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS),
-                "odometry": self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS),
-                "path": self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)})
-        if settings["publish_map_points"]:
-            pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
-        self._pubs = pubs
+        self._log_configuration(settings)
+        self._create_publishers(settings)
         if self._tf is None:
             self._tf = TfBroadcaster(self)
         self._poses = PoseOutputs(settings, lambda: create_transform_lookup(self, cache_time_s=10.0),
                                   scale_expected=self._processor.scale_expected)
         self._ensure_diagnostics()
         return TransitionCallbackReturn.SUCCESS
+
+    def _log_configuration(self, settings: Mapping[str, Any]) -> None:
+        desc = self._backend.describe()
+        inputs = self._inputs
+        if inputs.num_cameras > 1:
+            self.get_logger().info(f"camera rig {list(inputs.cameras.names)}: window of {inputs.num_cameras} cameras "
+                                   f"x {self._processor.snapshots} snapshots, sync slop {settings['sync_slop_s']} s")
+        self.get_logger().info(
+            f"backend {desc.get('backend')} ready: variant {desc.get('variant')}, window N={desc.get('views')} "
+            f"at {desc.get('height')}x{desc.get('width')}, ref_view {desc.get('ref_view')}; depth unit "
+            f"'{self._processor.depth_unit}'")
+
+    def _create_publishers(self, settings: Mapping[str, Any]) -> None:
+        """Every publisher exists from configure on (the runtime publish_* switches only gate publishing): per
+        camera its outputs (one camera: today's topic names; a rig: in each camera's namespace), and pose /
+        odometry / path / map once, for the body."""
+        kinds = {"depth": Image, "depth_info": CameraInfo, "confidence": Image, "points": PointCloud2}
+        inputs = self._inputs
+        self._camera_pubs = [{name: self.create_lifecycle_publisher(kinds[name], inputs.topic(c, suffix), OUTPUT_QOS)
+                              for name, suffix in CAMERA_FRAME_TOPICS.items()} for c in range(inputs.num_cameras)]
+        pubs = {"pose": self.create_lifecycle_publisher(PoseStamped, "pose", OUTPUT_QOS),
+                "odometry": self.create_lifecycle_publisher(Odometry, "odometry", OUTPUT_QOS),
+                "path": self.create_lifecycle_publisher(Path, "path", OUTPUT_QOS)}
+        if settings["publish_map_points"]:
+            pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
+        self._pubs = pubs
 
     def _ensure_diagnostics(self):
         if self._diag_timer is None:
@@ -249,50 +219,30 @@ class Da3Node(LifecycleNode):
         if transport not in ("raw", "compressed"):
             self.get_logger().error(f"image_transport must be raw or compressed, got '{transport}'")
             return TransitionCallbackReturn.FAILURE
-        if len(self._camera_infos) != max(len(self._rig), 1):   # one per camera (kept across re-activation)
-            self._camera_infos = [None] * max(len(self._rig), 1)
-        if self._rig.active:
-            self._activate_rig(qos, transport)
-        elif transport == "compressed":
-            self._subs.append(self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos))
-        else:
-            self._subs.append(self.create_subscription(Image, "image", self._on_image, qos))
-        if self.p("use_camera_info") and not self._rig.active:
-            self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
+        n = self._inputs.num_cameras
+        if len(self._camera_infos) != n:   # one per camera (kept across re-activation)
+            self._camera_infos = [None] * n
+        self._subs += self._inputs.subscribe(self, qos, transport, self._offer, self._on_camera_info,
+                                             bool(self.p("use_camera_info")))
         self._running.set()
         self._worker = threading.Thread(target=self._work, name="da3_inference", daemon=True)
         self._worker.start()
         return super().on_activate(state)
-
-    def _activate_rig(self, qos, transport: str) -> None:
-        """Per camera: image (+ camera_info) subscriptions feeding one approximate-time synchroniser."""
-        rig = self._rig
-        self._rig_accounting = RigFrameAccounting([rig.label(c) for c in range(len(rig))])
-        self._rig_sync = create_rig_synchronizer(len(rig), slop_s=float(self.p("sync_slop_s")),
-                                                 queue_size=int(self.p("sync_queue_size")),
-                                                 callback=self._on_rig_group)
-        kind, suffix = (CompressedImage, "image/compressed") if transport == "compressed" else (Image, "image")
-        for c in range(len(rig)):
-            self._subs.append(self.create_subscription(kind, rig.topic(c, suffix),
-                                                       lambda msg, c=c: self._on_rig_image(c, msg), qos))
-            if self.p("use_camera_info"):
-                self._subs.append(self.create_subscription(CameraInfo, rig.topic(c, "camera_info"),
-                                                           lambda msg, c=c: self._on_camera_info(msg, c), qos))
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._rig_sync is not None:
-            self._rig_sync.flush()   # frames still waiting for partners: dropped as "flushed" (accounting balances)
+        if self._inputs is not None:
+            self._inputs.flush()   # rig frames still waiting for partners: dropped as "flushed" (accounting balances)
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for pub in [*self._pubs.values(), *(p for pubs in self._rig_pubs for p in pubs.values())]:
+        for pub in [*self._pubs.values(), *(p for pubs in self._camera_pubs for p in pubs.values())]:
             self.destroy_lifecycle_publisher(pub)
-        self._pubs, self._rig_pubs = {}, []
-        self._rig_sync = None
+        self._pubs, self._camera_pubs = {}, []
+        self._inputs = None
         self._close_pipeline()
         if self._poses is not None:
             self._poses.destroy()
@@ -322,49 +272,37 @@ class Da3Node(LifecycleNode):
         self._mailbox = LatestMailbox()
 
     # -- callbacks (never block) ---------------------------------------------------------------
-    def _on_image(self, msg) -> None:
-        self._offer(msg)
-
-    def _offer(self, msg) -> None:
-        """An image or a rig group into the worker's mailbox: counted, rate limited (``max_rate_hz``, the current
-        snapshot), the newest wins (a replaced one is dropped "busy"). Never blocks."""
+    def _offer(self, group: RigGroup) -> None:
+        """A snapshot (one camera's image, or a rig group) into the worker's mailbox: counted, rate limited
+        (``max_rate_hz``, the current snapshot), the newest wins (a replaced one is dropped "busy"). Never blocks."""
         self.accounting.on_received()
         now = time.monotonic()
         max_rate = float(self.p("max_rate_hz"))
         if max_rate > 0 and self._last_accept_time >= 0 and now - self._last_accept_time < 1.0 / max_rate:
-            self._dropped((msg,), "rate")
+            self._dropped("rate")
             return
         self._last_accept_time = now
-        replaced = self._mailbox.put((msg, now))
-        if replaced is not None:
-            self._dropped(replaced, "busy")
+        if self._mailbox.put((group, now)) is not None:
+            self._dropped("busy")
 
-    def _dropped(self, item, reason: str, error: str = "") -> None:
-        """Count a mailbox item (an image, or a rig group: for every camera) as dropped."""
+    def _dropped(self, reason: str, error: str = "") -> None:
+        """Count a snapshot as dropped (for every camera of a rig)."""
         self.accounting.on_dropped(reason, error)
-        if isinstance(item[0], RigGroup) and self._rig_accounting is not None:
-            self._rig_accounting.on_outcome(reason)
+        if self._inputs is not None:
+            self._inputs.on_outcome(reason)
 
-    def _on_rig_image(self, camera: int, msg) -> None:
-        """A rig camera's frame: offered to the synchroniser (complete groups go to ``_on_rig_group``)."""
-        stamp = msg.header.stamp
-        try:
-            self._rig_sync.add(camera, stamp.sec * 1_000_000_000 + stamp.nanosec, msg)
-        except ValueError as exc:   # counted by nobody else: a bad stamp never enters the synchroniser
-            self.accounting.on_event("bad_rig_stamp", f"{self._rig.names[camera]}: {exc}", error=True)
-            self.get_logger().warning(f"dropping {self._rig.names[camera]} image: {exc}", throttle_duration_sec=5.0)
-
-    def _on_rig_group(self, group: RigGroup) -> None:
-        """A complete rig snapshot (synchroniser callback, executor thread): into the mailbox, newest wins."""
-        self._rig_accounting.on_group()
-        self._offer(group)
+    def _on_bad_stamp(self, camera: int, error: str) -> None:
+        """A rig image whose stamp the synchroniser refused (it never entered it: counted here)."""
+        name = self._inputs.cameras.names[camera]
+        self.accounting.on_event("bad_rig_stamp", f"{name}: {error}", error=True)
+        self.get_logger().warning(f"dropping {name} image: {error}", throttle_duration_sec=5.0)
 
     def _on_camera_info(self, msg: CameraInfo, camera: int = 0) -> None:
         """The latest valid camera_info of a camera (``camera``: rig index); a bad one is reported and ignored."""
         try:
             self._camera_infos[camera] = camera_info_to_intrinsics(msg)
         except MessageConversionError as exc:
-            topic = self._rig.topic(camera, "camera_info") if self._rig.active else "camera_info"
+            topic = self._inputs.topic(camera, "camera_info")
             self.accounting.on_event("bad_camera_info", f"{topic}: {exc}", error=True)
             self.get_logger().warning(f"ignoring {topic}: {exc}", throttle_duration_sec=5.0)
 
@@ -374,17 +312,14 @@ class Da3Node(LifecycleNode):
             item = self._mailbox.take(timeout=0.2)
             if item is None:
                 continue
-            msg, received_at = item
+            group, received_at = item
             try:
-                if isinstance(msg, RigGroup):
-                    self._process_rig(msg, received_at)
-                else:
-                    self._process(msg, received_at)
+                self._process(group, received_at)
             except MessageConversionError as exc:
-                self._dropped(item, "bad_input", f"image: {exc}")
+                self._dropped("bad_input", f"image: {exc}")
                 self.get_logger().warning(f"dropping image: {exc}", throttle_duration_sec=5.0)
             except Exception as exc:  # keep running whatever one frame does
-                self._dropped(item, "failed", f"{type(exc).__name__}: {exc}")
+                self._dropped("failed", f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _on_reset(self, request, response):
@@ -406,9 +341,9 @@ class Da3Node(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _tf_inputs(self, camera_frames, stamp_ns: int, item, what: str):
+    def _tf_inputs(self, camera_frames, stamp_ns: int):
         """(mounts T_base_cam per camera frame, T_odometry_base at ``stamp_ns`` or None) from TF, or None when a
-        mount is missing (``item`` is then counted as failed). TF reads may wait: call outside the frame lock (a
+        mount is missing (the snapshot is then counted as failed). TF reads may wait: call outside the frame lock (a
         ~/reset call must not wait for TF). The first frame is the body's reference camera (``PoseOutputs``)."""
         poses = self._poses
         try:
@@ -416,8 +351,8 @@ class Da3Node(LifecycleNode):
             mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in camera_frames[1:]]
         except RobotFrameError as exc:
             self.accounting.on_event("tf_mount_missing", str(exc), error=True)
-            self._dropped(item, "failed", str(exc))
-            self.get_logger().error(f"dropping {what}: {exc}", throttle_duration_sec=5.0)
+            self._dropped("failed", str(exc))
+            self.get_logger().error(f"dropping {self._inputs.what}: {exc}", throttle_duration_sec=5.0)
             return None
         if T_odometry_base is None and poses.frame_settings.uses_odometry:
             self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
@@ -433,65 +368,34 @@ class Da3Node(LifecycleNode):
             self._processor.apply_runtime_config(ProcessorConfig.from_parameters(settings.__getitem__))
             self._applied_settings = settings
 
-    def _process(self, msg, received_at: float) -> None:
+    def _process(self, group: RigGroup, received_at: float) -> None:
+        """One snapshot: decode every camera, read the mounts and the odometry from TF, run the window, publish
+        every camera's outputs (own stamp, own frame) and the body pose (the reference camera's stamp)."""
         settings = self._settings   # one snapshot per frame (runtime parameter changes apply from here)
-        t0 = time.perf_counter()
-        rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        decode_s = time.perf_counter() - t0
-        stamp = msg.header.stamp
-        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
-        camera = self._camera_infos[0] if settings["use_camera_info"] else None
-        camera_frame = settings["camera_frame"] or msg.header.frame_id or "camera_optical_frame"
-        inputs = self._tf_inputs([camera_frame], stamp_ns, (msg, received_at), "image")
-        if inputs is None:
-            return
-        (T_base_cam,), T_odometry_base = inputs
-        with self._frame_lock:
-            self._apply_settings(settings)
-            result = self._processor.process(rgb, stamp_ns, camera, T_base_cam=T_base_cam,
-                                             T_odometry_base=T_odometry_base)
-            for event in result.events:
-                self.accounting.on_event(event.name, event.message)
-                self.get_logger().warning(event.message, throttle_duration_sec=5.0)
-            t1 = time.perf_counter()
-            self._publish(result, msg.header, camera_frame, settings)
-        stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
-                  "latency_receive_to_publish": time.monotonic() - received_at}
-        now_ns = self.get_clock().now().nanoseconds
-        stages["latency_stamp_to_publish"] = max(0.0, (now_ns - stamp_ns) * 1e-9)
-        self.accounting.on_processed(stages)
-
-    def _process_rig(self, group: RigGroup, received_at: float) -> None:
-        """One rig snapshot: decode every camera, read the mounts and the odometry from TF, run the rig window,
-        publish every camera's outputs (own stamp, own frame) and the rig pose (reference camera's stamp)."""
-        settings = self._settings
-        rig = self._rig
         t0 = time.perf_counter()
         msgs = group.payloads
         rgbs = [compressed_to_rgb(m) if isinstance(m, CompressedImage) else image_to_rgb(m) for m in msgs]
         decode_s = time.perf_counter() - t0
-        frames = [rig.frame(c, m.header.frame_id) for c, m in enumerate(msgs)]
+        frames = [self._inputs.frame(c, m.header.frame_id) for c, m in enumerate(msgs)]
         stamps_ns = list(group.stamps_ns)
-        inputs = self._tf_inputs(frames, stamps_ns[0], (group, received_at), "rig snapshot")
+        inputs = self._tf_inputs(frames, stamps_ns[0])
         if inputs is None:
             return
         mounts, T_odometry_base = inputs
         use_info = settings["use_camera_info"]
-        inputs = [RigCameraInput(rgb, stamp, self._camera_infos[c] if use_info else None, mounts[c])
-                  for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
+        snapshot = [CameraFrame(rgb, stamp, self._camera_infos[c] if use_info else None, mounts[c])
+                    for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
         with self._frame_lock:
             self._apply_settings(settings)
-            result = self._processor.process_rig(inputs, T_odometry_base=T_odometry_base)
+            result = self._processor.process(snapshot, T_odometry_base=T_odometry_base)
             for event in result.events:
                 self.accounting.on_event(event.name, event.message)
                 self.get_logger().warning(event.message, throttle_duration_sec=5.0)
             t1 = time.perf_counter()
-            wanted = self._wanted_outputs(settings)
-            for c, (frame, msg) in enumerate(zip(frames, msgs)):
-                self._publish_camera(result.cameras[c], Header(stamp=msg.header.stamp, frame_id=frame),
-                                     self._rig_pubs[c], settings)
-            self._publish_poses(result.reference, msgs[0].header.stamp, frames[0], settings, wanted)
-        self._rig_accounting.on_outcome("processed")
+            for camera, frame, msg, pubs in zip(result.cameras, frames, msgs, self._camera_pubs):
+                self._publish_camera(camera, Header(stamp=msg.header.stamp, frame_id=frame), pubs, settings)
+            self._publish_poses(result, msgs[0].header.stamp, frames[0], settings)
+        self._inputs.on_outcome("processed")
         stages = {"decode": decode_s, **result.stage_seconds, "publish": time.perf_counter() - t1,
                   "latency_receive_to_publish": time.monotonic() - received_at}
         now_ns = self.get_clock().now().nanoseconds
@@ -503,46 +407,33 @@ class Da3Node(LifecycleNode):
         pub, settings = self._pubs.get("map_points"), self._settings
         if pub is None or settings is None or pub.get_subscription_count() == 0:
             return
-        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
-        pub.publish(map_message(points, colours, stamp, settings["odom_frame"]))
+        pub.publish(map_message(points, colours, ns_to_stamp(stamp_ns), settings["odom_frame"]))
 
-    def _wanted_outputs(self, settings: Mapping[str, Any], pubs: Optional[dict] = None) -> dict:
-        """Output name -> build it this frame: switched on (publish_*) and subscribed to (TF: whenever
-        publish_tf, a /tf listener is not counted). Messages nobody receives are not built. ``pubs``: a rig
-        camera's publishers for its camera outputs (default: the node's)."""
-        pubs = self._pubs if pubs is None else pubs
+    @staticmethod
+    def _subscribed(pubs: dict, name: str) -> bool:
+        return name in pubs and pubs[name].get_subscription_count() > 0
 
-        def subscribed(name: str) -> bool:
-            return name in pubs and pubs[name].get_subscription_count() > 0
-
-        def pose_subscribed(name: str) -> bool:
-            return name in self._pubs and self._pubs[name].get_subscription_count() > 0
-
-        depth, pose = settings["publish_depth"], settings["publish_pose"]
-        return {"depth": depth and subscribed("depth"), "depth_info": depth and subscribed("depth_info"),
-                "confidence": settings["publish_confidence"] and subscribed("confidence"),
-                "points": settings["publish_points"] and subscribed("points"),
-                "pose": pose and pose_subscribed("pose"), "odometry": pose and pose_subscribed("odometry"),
-                "path": pose and pose_subscribed("path"), "tf": bool(settings["publish_tf"])}
-
-    def _publish(self, result, header: Header, camera_frame: str, settings: Mapping[str, Any]) -> None:
-        """Publish the messages ``output_messages`` builds for the wanted outputs (the node builds none)."""
-        self._publish_camera(result, Header(stamp=header.stamp, frame_id=camera_frame), self._pubs, settings)
-        self._publish_poses(result, header.stamp, camera_frame, settings, self._wanted_outputs(settings))
-
-    def _publish_camera(self, result, header: Header, pubs: dict, settings: Mapping[str, Any]) -> None:
-        """One camera's depth, depth/camera_info, confidence and points (its frame and stamp in ``header``)."""
-        wanted = self._wanted_outputs(settings, pubs)
-        messages = camera_frame_messages(result, header, depth=wanted["depth"], depth_info=wanted["depth_info"],
-                                         confidence=wanted["confidence"], points=wanted["points"])
+    def _publish_camera(self, camera, header: Header, pubs: dict, settings: Mapping[str, Any]) -> None:
+        """One camera's depth, depth/camera_info, confidence and points (its frame and stamp in ``header``): those
+        switched on (publish_*) and subscribed to (messages nobody receives are not built)."""
+        depth = settings["publish_depth"]
+        messages = camera_frame_messages(camera, header, depth=depth and self._subscribed(pubs, "depth"),
+                                         depth_info=depth and self._subscribed(pubs, "depth_info"),
+                                         confidence=settings["publish_confidence"] and self._subscribed(
+                                             pubs, "confidence"),
+                                         points=settings["publish_points"] and self._subscribed(pubs, "points"))
         for name, message in messages.items():
             pubs[name].publish(message)
 
-    def _publish_poses(self, result, stamp, camera_frame: str, settings: Mapping[str, Any], wanted: dict) -> None:
-        """pose, odometry, path and the TF edge of the body (``PoseOutputs``: the REP 105 conventions)."""
+    def _publish_poses(self, result, stamp, camera_frame: str, settings: Mapping[str, Any]) -> None:
+        """pose, odometry, path and the TF edge of the body (``PoseOutputs``: the REP 105 conventions); TF whenever
+        ``publish_tf`` (a /tf listener is not counted), the others when switched on and subscribed to."""
+        pose = settings["publish_pose"]
         messages = odometry_messages(result, stamp, settings["odom_frame"], camera_frame, self._poses,
-                                     pose=wanted["pose"], odometry_msg=wanted["odometry"], path_msg=wanted["path"],
-                                     tf=wanted["tf"])
+                                     pose=pose and self._subscribed(self._pubs, "pose"),
+                                     odometry_msg=pose and self._subscribed(self._pubs, "odometry"),
+                                     path_msg=pose and self._subscribed(self._pubs, "path"),
+                                     tf=bool(settings["publish_tf"]))
         tf = messages.pop("tf", None)
         for name, message in messages.items():
             self._pubs[name].publish(message)
@@ -571,11 +462,8 @@ class Da3Node(LifecycleNode):
         if self._processor is not None:
             values.update(self._processor.describe())
         values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
-        if self._rig_sync is not None and self._rig_accounting is not None:
-            values["rig_cameras"] = ", ".join(self._rig.names)
-            values["rig_sync"] = (f"{self._rig_sync.implementation}, slop {self.p('sync_slop_s')} s, queue "
-                                  f"{self.p('sync_queue_size')} per camera")
-            values.update(self._rig_accounting.snapshot(self._rig_sync.stats()))
+        if self._inputs is not None:
+            values.update(self._inputs.describe())
         status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                status=[status]))

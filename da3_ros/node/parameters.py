@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from ..pipeline.frame_processor import ProcessorConfig
-from ..pipeline.rig_processor import RIG_SCALE_SOURCES
+from ..pipeline.processor_config import ProcessorConfig
+from ..pipeline.scale_source import PoseSource, ScaleSource
 
 _P = ProcessorConfig()
 
@@ -154,16 +154,16 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- robot integration (REP 105; README "On your robot") ---------------------------------------
     ParameterSpec("base_frame", "", "robot body frame (e.g. base_link); empty = the camera frame (odom_frame -> "
                   "camera frame). Set: T_base_camera is read from TF and pose/odometry/path/TF are of base_frame"),
-    ParameterSpec("scale_source", _P.scale_source, "metric scale: none (odometry units unless the model is metric or "
-                  "pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (every window's "
-                  "scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | rig_odometry "
-                  "(rig and odometry fused by inverse variance)", choices=RIG_SCALE_SOURCES),
+    ParameterSpec("scale_source", _P.scale_source.value, "metric scale: none (odometry units unless the model is "
+                  "metric or pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (every "
+                  "window's scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | rig_odometry "
+                  "(rig and odometry fused by inverse variance)", choices=ScaleSource.choices()),
     ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry (e.g. odom, wheel_odom) read by "
                   "scale_source: odometry and pose_source: tf; when it differs from odom_frame and publish_tf is "
                   "true, the node publishes odom_frame -> odometry_frame (rtabmap's guess_frame_id convention)"),
-    ParameterSpec("pose_source", _P.pose_source, "none | tf: feed a pose-conditioned model the window's camera poses "
-                  "from TF (odometry_frame -> base_frame at each view's stamp); depth in metres",
-                  choices=("none", "tf")),
+    ParameterSpec("pose_source", _P.pose_source.value, "none | tf: feed a pose-conditioned model the window's camera "
+                  "poses from TF (odometry_frame -> base_frame at each view's stamp); depth in metres",
+                  choices=PoseSource.choices()),
     ParameterSpec("tf_timeout_s", 0.1, "wait for odometry_frame -> base_frame at an image stamp (seconds)",
                   minimum=0.0, maximum=10.0),
     ParameterSpec("tf_mount_timeout_s", 5.0, "wait for base_frame -> camera frame (the mount) on the first image "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Tuple
 
-from ..pipeline.rig_processor import RIG_ONLY_SCALE_SOURCES
+from ..pipeline.scale_source import PoseSource, ScaleSource, source_problems
 from ..tools.rig_launch import CAMERA_NAME
 
 __all__ = ["RigCameras", "rig_problems"]
@@ -48,12 +48,13 @@ def rig_problems(values: Mapping[str, Any]) -> list[str]:
     """Configuration problems of the rig parameters (empty when fine, or when ``cameras`` is empty and no rig
     scale is asked for)."""
     names: Sequence[str] = [str(n).strip() for n in values.get("cameras", []) or []]
-    scale = str(values.get("scale_source", "none")).strip().lower()
     problems = []
     if not names:
-        if scale in RIG_ONLY_SCALE_SOURCES:
-            problems.append(f"scale_source: {scale} needs a rig: set cameras (e.g. [left, right]) and base_frame")
-        return problems
+        try:
+            scale = ScaleSource.parse(values.get("scale_source", "none"))
+        except ValueError:   # an unknown value: the parameter choices report it
+            return problems
+        return source_problems(scale, PoseSource.NONE, num_cameras=1)
     bad = [n for n in names if not CAMERA_NAME.fullmatch(n)]
     if bad:
         problems.append(f"cameras {bad}: each must be a relative name (letters, digits, '_', '/' between parts; no "

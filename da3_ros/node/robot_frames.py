@@ -34,7 +34,7 @@ import numpy as np
 
 from ..geometry.transform_buffer import TransformLookupError
 from ..geometry.transforms import invert_transform
-from ..pipeline.rig_processor import ODOMETRY_SCALE_SOURCES
+from ..pipeline.scale_source import PoseSource, ScaleSource
 
 __all__ = ["RobotFrameError", "RobotFrameSettings", "robot_frame_problems", "RobotFrames"]
 
@@ -50,8 +50,8 @@ class RobotFrameSettings:
     camera_frame: str = ""
     odometry_frame: str = "odom"
     publish_tf: bool = True
-    scale_source: str = "none"
-    pose_source: str = "none"
+    scale_source: ScaleSource = ScaleSource.NONE
+    pose_source: PoseSource = PoseSource.NONE
     tf_timeout_s: float = 0.1
     tf_mount_timeout_s: float = 5.0
 
@@ -60,21 +60,27 @@ class RobotFrameSettings:
         """From the node's parameter snapshot (missing names keep the defaults)."""
         kwargs = {}
         for name, f in cls.__dataclass_fields__.items():
-            if name in values:
-                v = values[name]
+            if name not in values:
+                continue
+            v = values[name]
+            if isinstance(f.default, (ScaleSource, PoseSource)):
+                kwargs[name] = type(f.default).parse(v)
+            else:
                 kwargs[name] = str(v).strip() if isinstance(f.default, str) else type(f.default)(v)
-        kwargs = {k: (v.lower() if k in ("scale_source", "pose_source") else v) for k, v in kwargs.items()}
         return cls(**kwargs)
 
     @property
     def uses_odometry(self) -> bool:
         """The node reads ``odometry_frame -> base_frame`` from TF."""
-        return self.scale_source in ODOMETRY_SCALE_SOURCES or self.pose_source == "tf"
+        return self.scale_source.uses_odometry or self.pose_source is PoseSource.TF
 
 
 def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     """Configuration problems of the frame parameters (empty when fine); see the module docstring."""
-    s = RobotFrameSettings.from_settings(values)
+    try:
+        s = RobotFrameSettings.from_settings(values)
+    except ValueError:   # an unknown scale_source / pose_source: reported by the parameter choices
+        s = RobotFrameSettings.from_settings({**values, "scale_source": "none", "pose_source": "none"})
     problems = []
     frames = {"odom_frame": s.odom_frame, "base_frame": s.base_frame, "odometry_frame": s.odometry_frame,
               "camera_frame": s.camera_frame}
@@ -89,8 +95,8 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     if s.camera_frame and s.camera_frame == s.odom_frame:
         problems.append(f"camera_frame and odom_frame are both {s.camera_frame!r}")
     if s.uses_odometry:
-        uses = ((f"scale_source: {s.scale_source}", s.scale_source in ODOMETRY_SCALE_SOURCES),
-                ("pose_source: tf", s.pose_source == "tf"))
+        uses = ((f"scale_source: {s.scale_source}", s.scale_source.uses_odometry),
+                ("pose_source: tf", s.pose_source is PoseSource.TF))
         users = " and ".join(name for name, on in uses if on)
         if not s.base_frame:
             problems.append(f"{users} need base_frame (the robot odometry is the pose of the base: "

@@ -28,38 +28,36 @@ from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..geometry.camera import PinholeCamera
+from ..geometry.camera import DEFAULT_HFOV_DEG, PinholeCamera
 from ..geometry.pose_conditioning import PoseConditionedWindow, PoseConditioningError
 from ..tracking.conditioned_scale import ConditionedScaleConfig, ConditionedScaleEstimator
 from ..tracking.metric_scale import OdometryScaleEstimator, ScaleEstimate, ScaleEstimatorConfig
+from .scale_source import PoseSource, ScaleSource
 
-__all__ = ["SCALE_SOURCES", "POSE_SOURCES", "RobotOdometryConfig", "WindowConditioning", "RobotOdometry"]
-
-SCALE_SOURCES = ("none", "odometry")
-POSE_SOURCES = ("none", "tf")
-DEFAULT_HFOV_DEG = 60.0   # the pipeline's documented guess when neither camera_info nor the model gives K
+__all__ = ["RobotOdometryConfig", "WindowConditioning", "RobotOdometry"]
 
 
 @dataclass(frozen=True)
 class RobotOdometryConfig:
-    scale_source: str = "none"
-    pose_source: str = "none"
+    """``scale_source`` / ``pose_source`` (strings are parsed by :mod:`.scale_source`, the one validation)."""
+
+    scale_source: ScaleSource = ScaleSource.NONE
+    pose_source: PoseSource = PoseSource.NONE
     scale: ScaleEstimatorConfig = field(default_factory=ScaleEstimatorConfig)
     conditioned_scale: ConditionedScaleConfig = field(default_factory=ConditionedScaleConfig)
 
     def __post_init__(self):
-        if self.scale_source not in SCALE_SOURCES:
-            raise ValueError(f"scale_source must be one of {' | '.join(SCALE_SOURCES)}, got {self.scale_source!r}")
-        if self.pose_source not in POSE_SOURCES:
-            raise ValueError(f"pose_source must be one of {' | '.join(POSE_SOURCES)}, got {self.pose_source!r}")
+        object.__setattr__(self, "scale_source", ScaleSource.parse(self.scale_source))
+        object.__setattr__(self, "pose_source", PoseSource.parse(self.pose_source))
 
     @property
     def active(self) -> bool:
-        return self.scale_source != "none" or self.pose_source != "none"
+        """The robot odometry is read: for the scale (odometry, rig_odometry) or the window poses (tf)."""
+        return self.scale_source.uses_odometry or self.pose_source is PoseSource.TF
 
     @property
     def scale_expected(self) -> bool:
-        """A metric scale source is configured (the outputs become metres once it is known)."""
+        """A metric scale comes from the robot odometry (the outputs become metres once it is known)."""
         return self.active
 
 
@@ -83,10 +81,10 @@ class RobotOdometry:
 
     def __init__(self, config: RobotOdometryConfig, *, pose_conditioned: bool, network_hw: Tuple[int, int],
                  T_base_cam: Optional[np.ndarray] = None):
-        if config.pose_source == "tf" and not pose_conditioned:
+        if config.pose_source is PoseSource.TF and not pose_conditioned:
             raise ValueError("pose_source: tf needs a pose-conditioned model (export it with da3-export onnx "
                              "--pose-conditioned); this model takes no poses")
-        if pose_conditioned and config.pose_source != "tf":
+        if pose_conditioned and config.pose_source is not PoseSource.TF:
             raise ValueError("the model is pose-conditioned (it needs the window's camera poses): set "
                              "pose_source: tf (with base_frame and odometry_frame), or use a model exported "
                              "without --pose-conditioned")
@@ -102,9 +100,9 @@ class RobotOdometry:
         self.last_conditioning_reason = ""
 
     def _make_scale_estimator(self):
-        if self.config.scale_source == "odometry":
+        if self.config.scale_source.uses_odometry:
             return OdometryScaleEstimator(self._T_base_cam, self.config.scale)
-        if self.config.pose_source == "tf":
+        if self.config.pose_source is PoseSource.TF:
             return ConditionedScaleEstimator(self.config.conditioned_scale)
         return None
 

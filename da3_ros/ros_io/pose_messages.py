@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, PoseStamped, Quaternion, Transform, TransformStamped
 from nav_msgs.msg import Odometry, Path
 from std_msgs.msg import Header
@@ -91,6 +92,11 @@ def _matrix(xyz: np.ndarray, q: np.ndarray, what: str) -> np.ndarray:
 def stamp_to_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(stamp_ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time (the inverse of ``stamp_to_ns``)."""
+    return Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
 
 
 def odometry(T_parent_child: np.ndarray, stamp, parent_frame: str, child_frame: str,

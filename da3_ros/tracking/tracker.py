@@ -53,6 +53,7 @@ from da3_ros.geometry.transforms import extrinsics_to_T_world_cam, project_to_ro
 from .keyframes import KeyframePolicy, KeyframePolicyConfig, select_window
 from .pixel_grid import PixelGrid
 from .window_alignment import AlignmentConfig, SharedView, WindowAlignment, align_window
+from .tracking_outcome import TrackingOutcome
 
 __all__ = ["TrackerConfig", "FrameResult", "TrajectoryEntry", "KeyframeRecord", "WindowTracker"]
 
@@ -101,7 +102,9 @@ class FrameResult:
     in odometry units (None when rejected); ``confidence``: (h, w) float32 >= 1 as predicted;
     ``intrinsics``: (3, 3) of the h x w prediction (the ``cameras_net`` given to ``update``, pixel
     centres); ``scale``: window units -> odometry units (a rejected frame: the last accepted scale,
-    with which its depth is published); ``unit``: "model" or "m".
+    with which its depth is published); ``unit``: "model" or "m"; ``outcome``: a
+    :class:`~da3_ros.tracking.tracking_outcome.TrackingOutcome` (``aligned`` / ``rejected`` / ``reinitialised``
+    are read from it).
     """
 
     frame_id: Hashable
@@ -111,13 +114,23 @@ class FrameResult:
     confidence: Optional[np.ndarray]
     intrinsics: np.ndarray
     keyframe: bool
-    aligned: bool
-    rejected: bool
-    reinitialised: bool
+    outcome: TrackingOutcome
     scale: float
     unit: str
     reason: str = ""
     stats: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def aligned(self) -> bool:
+        return self.outcome is TrackingOutcome.ALIGNED
+
+    @property
+    def rejected(self) -> bool:
+        return self.outcome is TrackingOutcome.REJECTED
+
+    @property
+    def reinitialised(self) -> bool:
+        return self.outcome is TrackingOutcome.REINITIALISED
 
 
 @dataclass
@@ -341,8 +354,8 @@ class WindowTracker:
                 return self._anchor(ids, seq, stamp, image, depth, conf, c2w, K, depth_g, conf_g, pts_win,
                                     self._last_accepted[1], self._last_accepted[2], True,
                                     f"reinitialised after: {al.reason}")
-            return FrameResult(new_id, stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
-                               False, self._last_scale, self.unit, al.reason, stats)
+            return FrameResult(new_id, stamp, None, None, None, K[new_idx].astype(np.float32), False,
+                               TrackingOutcome.REJECTED, self._last_scale, self.unit, al.reason, stats)
         self._consecutive_rejections = 0
         s = al.scale
         if self.config.refine_keyframes:
@@ -359,7 +372,7 @@ class WindowTracker:
             self._add_keyframe(new_id, seq, stamp, image, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
         stats.update(kf_translation_ratio=decision.translation_ratio, kf_rotation_deg=decision.rotation_deg)
         return self._accept(new_id, seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
-                            keyframe=is_kf, aligned=True, reinit=False,
+                            keyframe=is_kf, outcome=TrackingOutcome.ALIGNED,
                             reason=decision.reason if is_kf else "", stats=stats)
 
     # ------------------------------------------------------------------ internals
@@ -422,8 +435,8 @@ class WindowTracker:
         new_idx = len(ids) - 1
         valid = (depth_g[new_idx] > 0) & np.isfinite(depth_g[new_idx])
         if np.count_nonzero(valid) < 3:
-            return FrameResult(ids[-1], stamp, None, None, None, K[new_idx].astype(np.float32), False, False, True,
-                               False, self._last_scale, self.unit, "no_valid_depth", {})
+            return FrameResult(ids[-1], stamp, None, None, None, K[new_idx].astype(np.float32), False,
+                               TrackingOutcome.REJECTED, self._last_scale, self.unit, "no_valid_depth", {})
         med_win = _confident_median(depth_g[new_idx], conf_g[new_idx], self.config.alignment.conf_threshold_ratio)
         s = 1.0 if (self.config.metric or anchor_depth is None) else anchor_depth / med_win
         T_cam_window = np.linalg.inv(c2w[new_idx])
@@ -438,7 +451,9 @@ class WindowTracker:
         pts_odom = pts_win[new_idx] @ T_odom_window[:3, :3].T + T_odom_window[:3, 3]
         self._add_keyframe(ids[-1], seq, stamp, image, pose, pts_odom, depth_odom_g, conf_g[new_idx], med)
         return self._accept(ids[-1], seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
-                            keyframe=True, aligned=False, reinit=reinit, reason=reason, stats={})
+                            keyframe=True,
+                            outcome=TrackingOutcome.REINITIALISED if reinit else TrackingOutcome.INITIALISED,
+                            reason=reason, stats={})
 
     def _refine_keyframes(self, shared: List[SharedView], shared_kfs: List[KeyframeRecord],
                           T_odom_window: np.ndarray) -> None:
@@ -470,14 +485,14 @@ class WindowTracker:
         if len(self._keyframes) > keep:  # only the last N-1 keyframes can be in a window
             self._keyframes = self._keyframes[-keep:]
 
-    def _accept(self, fid, seq, stamp, pose, s, depth, conf, K, med, *, keyframe, aligned, reinit, reason, stats):
+    def _accept(self, fid, seq, stamp, pose, s, depth, conf, K, med, *, keyframe, outcome, reason, stats):
         self._last_accepted = (seq, pose.copy(), med if np.isfinite(med) and med > 0 else self._last_accepted[2])
         self._last_scale = float(s)
         self._trajectory.append(TrajectoryEntry(fid, stamp, pose.copy(), keyframe))
         return FrameResult(
             frame_id=fid, stamp=stamp, T_odom_cam=pose, depth=(np.float32(s) * depth).astype(np.float32, copy=False),
             confidence=np.asarray(conf, np.float32), intrinsics=np.asarray(K, np.float32), keyframe=keyframe,
-            aligned=aligned, rejected=False, reinitialised=reinit, scale=float(s), unit=self.unit,
+            outcome=outcome, scale=float(s), unit=self.unit,
             reason=reason, stats=stats,
         )
 

@@ -1,4 +1,4 @@
-"""``RigFrameProcessor`` on the synthetic rig with the oracle backend (ROS-free; issue 14).
+"""``WindowProcessor`` with a camera rig on the synthetic rig with the oracle backend (ROS-free; issue 14).
 
 The oracle replaces the network by ground truth with noise (``WindowOracle``); its window scale is known
 (``OracleBackend.last_window.scale``, window units per metre), so the per-window rig scale is checked exactly.
@@ -18,8 +18,9 @@ import pytest
 from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.geometry.transforms import invert_transform
-from da3_ros.pipeline.frame_processor import ProcessorConfig
-from da3_ros.pipeline.rig_processor import RigCameraInput, RigFrameProcessor
+from da3_ros.pipeline.camera_stream import CameraFrame
+from da3_ros.pipeline.processor_config import ProcessorConfig
+from da3_ros.pipeline.window_processor import WindowProcessor
 from da3_ros.synthetic.rig import RigWorld
 from da3_ros.tracking.metrics import ate_fraction_of_path
 
@@ -41,8 +42,8 @@ def _world(tmp_path, preset="stereo", views=4, frames=FRAMES, noise=STEREO_NOISE
 
 
 def _snapshot(seq, i, with_info=True):
-    return [RigCameraInput(seq.render(c, i)[0], seq.stamp_ns(c, i) + 10**12,
-                           PinholeCamera(W, H, seq.K[c]) if with_info else None, seq.rig.T_base_cam[c])
+    return [CameraFrame(seq.render(c, i)[0], seq.stamp_ns(c, i) + 10**12,
+                        PinholeCamera(W, H, seq.K[c]) if with_info else None, seq.rig.T_base_cam[c])
             for c in range(len(seq.rig))]
 
 
@@ -52,10 +53,10 @@ def _depth_ratio(depth, truth):
 
 
 def _run(seq, backend, config, frames=FRAMES, T_odometry_base=None):
-    proc = RigFrameProcessor(backend, config, len(seq.rig))
+    proc = WindowProcessor(backend, config, len(seq.rig))
     rows = []
     for i in frames:
-        out = proc.process_rig(_snapshot(seq, i), None if T_odometry_base is None else T_odometry_base(i))
+        out = proc.process(_snapshot(seq, i), None if T_odometry_base is None else T_odometry_base(i))
         rows.append((i, out, backend.last_window.scale))
     return proc, rows
 
@@ -64,7 +65,7 @@ def test_stereo_every_window_metric_within_2_percent_and_rig_pose(tmp_path):
     seq, backend = _world(tmp_path)
     proc, rows = _run(seq, backend, ProcessorConfig(scale_source="rig", publish_map_points=True))
     trusted = [(i, out, truth) for i, out, truth in rows if out.rig_scale is not None and out.rig_scale.trusted]
-    assert len(trusted) >= len(rows) - 2, proc.rig_windows   # the first (padded) windows may be too short
+    assert len(trusted) >= len(rows) - 2, proc.rig_scale.windows   # the first (padded) windows may be too short
     errors = np.array([out.rig_scale.scale * truth - 1.0 for _, out, truth in trusted])
     # per-window scale from the rig alone (issue: <= 2 %); measured worst 0.9 % at STEREO_NOISE
     assert np.max(np.abs(errors)) <= 0.02, errors
@@ -76,10 +77,9 @@ def test_stereo_every_window_metric_within_2_percent_and_rig_pose(tmp_path):
     # the rig pose: reference camera in metres with the fused scale, against the truth (SE(3) only)
     est, gt = [], []
     for i, out, _ in rows:
-        ref = out.reference
-        if ref.T_odom_cam is not None and ref.metres_per_unit is not None:
-            T = ref.T_odom_cam.copy()
-            T[:3, 3] *= ref.metres_per_unit
+        if out.T_odom_cam is not None and out.metres_per_unit is not None:
+            T = out.T_odom_cam.copy()
+            T[:3, 3] *= out.metres_per_unit
             est.append(T)
             gt.append(seq.T_world_base[i] @ seq.rig.T_base_cam[0])
     assert len(est) >= len(rows) - 5
@@ -87,7 +87,7 @@ def test_stereo_every_window_metric_within_2_percent_and_rig_pose(tmp_path):
     # the right camera's pose: the window's inter-camera pose, 0.12 m to the right of the left camera
     last = rows[-1][1]
     T_left_right = invert_transform(last.cameras[0].T_odom_cam) @ last.cameras[1].T_odom_cam
-    baseline = np.linalg.norm(T_left_right[:3, 3]) * last.reference.metres_per_unit
+    baseline = np.linalg.norm(T_left_right[:3, 3]) * last.metres_per_unit
     assert baseline == pytest.approx(0.12, rel=0.03)
     info = proc.describe()
     assert info["depth_unit"] == "m" and info["rig_scale_state"] == "ok" and info["rig_cameras"] == 2
@@ -129,9 +129,9 @@ def test_rig_and_wheel_odometry_are_fused(tmp_path):
         return T
 
     proc, rows = _run(seq, backend, ProcessorConfig(scale_source="rig_odometry"), T_odometry_base=wheel)
-    est = rows[-1][1].reference.scale_estimate
+    est = rows[-1][1].scale_estimate
     assert est.known and est.reason.startswith("inverse-variance fusion of rig")
-    rig, odo = proc.rig_scale_fit.estimate, proc.robot.scale_estimate
+    rig, odo = proc.rig_scale.estimate, proc.robot.scale_estimate
     assert rig.known and odo.known
     lo, hi = sorted((rig.scale, odo.scale))
     assert lo <= est.scale <= hi
@@ -147,7 +147,7 @@ def test_pose_conditioned_rig_windows_follow_extrinsics_and_odometry(tmp_path):
                       T_odometry_base=lambda i: T0 @ seq.T_world_base[i])
     assert proc.robot.windows_conditioned >= len(rows) - 2   # the first windows have no baseline yet
     for i, out, _ in rows[5:]:
-        assert out.reference.conditioned
+        assert out.conditioned
         assert out.rig_scale.scale == pytest.approx(1.0, abs=0.02)   # aligned back: window units are metres
         for c, cam in enumerate(out.cameras):
             assert abs(_depth_ratio(cam.depth, seq.render(c, i)[1]) - 1.0) <= 0.05
@@ -155,17 +155,17 @@ def test_pose_conditioned_rig_windows_follow_extrinsics_and_odometry(tmp_path):
 
 def test_bad_snapshots_are_refused(tmp_path):
     seq, backend = _world(tmp_path, frames=range(0, 2))
-    proc = RigFrameProcessor(backend, ProcessorConfig(), 2)
-    with pytest.raises(ValueError, match="has 2 camera frames, got 1"):
-        proc.process_rig(_snapshot(seq, 0)[:1])
+    proc = WindowProcessor(backend, ProcessorConfig(), 2)
+    with pytest.raises(ValueError, match=r"has 2 camera frame\(s\), got 1"):
+        proc.process(_snapshot(seq, 0)[:1])
     bad = _snapshot(seq, 0)
-    bad[1] = RigCameraInput(bad[1].rgb[..., 0], bad[1].stamp_ns)
+    bad[1] = CameraFrame(bad[1].rgb[..., 0], bad[1].stamp_ns)
     with pytest.raises(ValueError, match="camera 1: expected an RGB uint8"):
-        proc.process_rig(bad)
+        proc.process(bad)
     with pytest.raises(ValueError, match=r"re-export it with --views 6"):
-        RigFrameProcessor(backend, ProcessorConfig(), 3)
+        WindowProcessor(backend, ProcessorConfig(), 3)
     with pytest.raises(ValueError, match="scale_source must be one of"):
-        RigFrameProcessor(backend, ProcessorConfig(scale_source="stereo"), 2)
+        WindowProcessor(backend, ProcessorConfig(scale_source="stereo"), 2)
 
 
 def test_a_noisier_network_falls_back_to_the_fused_scale(tmp_path):
@@ -178,7 +178,7 @@ def test_a_noisier_network_falls_back_to_the_fused_scale(tmp_path):
     seq, backend = _world(tmp_path, noise=0.002, frames=range(0, 40), depth_warp=0.0, low_conf_blobs=0)
     proc, rows = _run(seq, backend, ProcessorConfig(scale_source="rig"), frames=range(0, 40))
     fallback = [(i, out, truth) for i, out, truth in rows if out.rig_scale.state == "scatter_too_large"]
-    assert len(fallback) >= 10, proc.rig_windows   # the scatter is ~5 %, the limit: about half of them
+    assert len(fallback) >= 10, proc.rig_scale.windows   # the scatter is ~5 %, the limit: about half of them
     for _, out, _ in fallback:
         est = out.rig_scale
         assert est.relative_uncertainty == est.rel_sigma_windows > 0.05 >= est.rel_sigma_model

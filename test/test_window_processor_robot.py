@@ -1,4 +1,4 @@
-"""FrameProcessor with the robot odometry (ROS-free): the oracle on the synthetic robot's camera, the wheel
+"""WindowProcessor with the robot odometry (ROS-free): the oracle on the synthetic robot's camera, the wheel
 odometry given per frame as the node gives it from TF. Metres once the scale is known (depth, map), the
 tracking state, and both ~/reset modes."""
 import numpy as np
@@ -6,9 +6,12 @@ import pytest
 
 from da3_ros.backends.oracle_backend import OracleBackend, write_oracle_spec
 from da3_ros.geometry.camera import PinholeCamera
-from da3_ros.pipeline.frame_processor import (DEPTH_UNIT_METRES, DEPTH_UNIT_SCALE_UNKNOWN, FrameProcessor,
-                                              ProcessorConfig)
+from da3_ros.pipeline.depth_unit import DEPTH_UNIT_METRES, DEPTH_UNIT_SCALE_UNKNOWN
+from da3_ros.pipeline.processor_config import ProcessorConfig
+from da3_ros.pipeline.window_processor import WindowProcessor
 from da3_ros.synthetic.robot import SyntheticRobot
+
+from window_processing import process_frame
 
 W, H, FRAMES = 128, 96, 40
 ROBOT = SyntheticRobot()
@@ -28,7 +31,7 @@ def _processor(spec, maps=None, **kw):
     config = ProcessorConfig(point_stride=4, min_depth=0.01, max_depth=100.0, publish_map_points=True,
                              map_voxel_size=0.02, **kw)
     on_map = None if maps is None else (lambda stamp_ns, points, colours: maps.append(np.array(points)))
-    return FrameProcessor(OracleBackend(str(spec)), config, on_map_update=on_map)
+    return WindowProcessor(OracleBackend(str(spec)), config, on_map_update=on_map)
 
 
 def _feed(proc, seq, frames, indices):
@@ -37,8 +40,8 @@ def _feed(proc, seq, frames, indices):
     out = []
     for i in indices:
         t = float(ROBOT.camera_stamps[i])
-        out.append(proc.process(frames[i], int(round((1000 + t) * 1e9)), cam, T_base_cam=ROBOT.T_base_cam,
-                                T_odometry_base=wheel.pose_at(t)))
+        out.append(process_frame(proc, frames[i], int(round((1000 + t) * 1e9)), cam, T_base_cam=ROBOT.T_base_cam,
+                                 T_odometry_base=wheel.pose_at(t)))
     return out
 
 
@@ -51,7 +54,7 @@ def test_scale_from_odometry_makes_depth_and_map_metric(world):
     proc.close()   # the map thread fuses the queued keyframes
     assert results[0].metres_per_unit is None and results[-1].metres_per_unit is not None
     assert proc.depth_unit == DEPTH_UNIT_METRES and all(r.tracking_status.state == "tracking" for r in results)
-    last = results[-1]
+    last = results[-1].reference
     gt = seq.render(FRAMES - 1)[1]
     good = np.isfinite(last.depth) & (last.confidence >= 0.5 * np.nanmedian(last.confidence))
     # metres: the wheel's +2 % bias and the oracle's depth noise (notes/robot.md); 5 % is the depth target

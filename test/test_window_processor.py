@@ -1,12 +1,15 @@
-"""FrameProcessor (ROS-free pipeline) with the real ONNX Runtime backend on a reduced DA3 graph."""
+"""WindowProcessor with one camera (ROS-free pipeline) with the real ONNX Runtime backend on a reduced DA3 graph."""
 import numpy as np
 import pytest
 
 from da3_ros.backends.factory import create_backend
 from da3_ros.geometry.camera import PinholeCamera
-from da3_ros.pipeline.frame_processor import FrameProcessor, ProcessorConfig
+from da3_ros.pipeline.processor_config import ProcessorConfig
+from da3_ros.pipeline.window_processor import WindowProcessor
 from da3_ros.pipeline.network_input import NetworkInputMapping
 from da3_ros.synthetic.sequence import SyntheticSequence
+
+from window_processing import process_frame
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +49,13 @@ def test_network_mapping_round_trips_intrinsics_and_footprint():
 def test_processes_a_sequence_with_poses_points_and_flags(backend, sequence):
     config = ProcessorConfig(window_size=3, point_stride=4, min_depth=0.01, max_depth=1e3,
                              confidence_threshold=1.0, publish_map_points=True, map_voxel_size=0.05)
-    proc = FrameProcessor(backend, config)
+    proc = WindowProcessor(backend, config)
     cam = _camera(sequence)
     poses, keyframes = [], 0
     for i in range(6):
         f = sequence.frame(i)
-        out = proc.process(f.rgb, int(f.stamp * 1e9), cam)
+        win = process_frame(proc, f.rgb, int(f.stamp * 1e9), cam)
+        out = win.reference
         assert out.depth.shape == (240, 320) and out.depth.dtype == np.float32
         assert out.confidence.shape == (240, 320)
         assert out.camera_intrinsics.width == 320
@@ -61,12 +65,12 @@ def test_processes_a_sequence_with_poses_points_and_flags(backend, sequence):
         assert out.valid_points == int(finite.sum())
         z = out.points[finite][:, 2]
         assert np.all((z >= 0.01) & (z <= 1e3))
-        assert set(out.stage_seconds) >= {"preprocess", "inference", "alignment", "postprocess", "cloud"}
+        assert set(win.stage_seconds) >= {"preprocess", "inference", "alignment", "postprocess", "cloud"}
         if out.T_odom_cam is not None:
             poses.append(out.T_odom_cam)
             R = out.T_odom_cam[:3, :3]
             np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-6)
-        keyframes += out.keyframe
+        keyframes += win.keyframe
     assert len(poses) >= 1 and keyframes >= 1
     np.testing.assert_allclose(poses[0], np.eye(4), atol=1e-9)      # first frame defines odom
     assert proc.describe()["intrinsics_source"] == "camera_info"
@@ -76,26 +80,26 @@ def test_processes_a_sequence_with_poses_points_and_flags(backend, sequence):
 
 
 def test_stream_events_reset_and_recover(backend, sequence):
-    proc = FrameProcessor(backend, ProcessorConfig(window_size=3, point_stride=8))
+    proc = WindowProcessor(backend, ProcessorConfig(window_size=3, point_stride=8))
     cam = _camera(sequence)
     f0, f1 = sequence.frame(0), sequence.frame(1)
-    proc.process(f0.rgb, int(f0.stamp * 1e9) + 10**9, cam)
+    process_frame(proc, f0.rgb, int(f0.stamp * 1e9) + 10**9, cam)
     # stamp back in time: trajectory reset, first pose identity again
-    out = proc.process(f1.rgb, int(f1.stamp * 1e9), cam)
-    assert out.reset and [e.name for e in out.events] == ["time_jump_back"]
-    np.testing.assert_allclose(out.T_odom_cam, np.eye(4), atol=1e-9)
+    win = process_frame(proc, f1.rgb, int(f1.stamp * 1e9), cam)
+    assert win.reset and [e.name for e in win.events] == ["time_jump_back"]
+    np.testing.assert_allclose(win.T_odom_cam, np.eye(4), atol=1e-9)
     # resolution change: window reset, camera_info of the old size is not used
     small = np.ascontiguousarray(f1.rgb[::2, ::2])
-    out = proc.process(small, int(f1.stamp * 1e9) + 1, cam)
-    names = [e.name for e in out.events]
+    win = process_frame(proc, small, int(f1.stamp * 1e9) + 1, cam)
+    names = [e.name for e in win.events]
     assert "resolution_change" in names and "camera_info_size_mismatch" in names
-    assert out.depth.shape == (120, 160)
+    assert win.reference.depth.shape == (120, 160)
     assert proc.describe()["intrinsics_source"].startswith("model")
 
 
 def test_window_size_must_match_the_engine(backend):
     with pytest.raises(ValueError, match="window_size 4 does not match the model's window of 3 views"):
-        FrameProcessor(backend, ProcessorConfig(window_size=4))
+        WindowProcessor(backend, ProcessorConfig(window_size=4))
 
 
 def test_single_view_window_gives_depth_without_pose(tmp_path, sequence):
@@ -103,12 +107,12 @@ def test_single_view_window_gives_depth_without_pose(tmp_path, sequence):
 
     frames = {i: sequence.render(i)[0] for i in (0, 1)}
     spec = write_oracle_spec(tmp_path / "spec.json", frames, width=320, height=240)
-    proc = FrameProcessor(OracleBackend(str(spec), views=1, height=240, width=320),
-                          ProcessorConfig(window_size=1, point_stride=4))
+    proc = WindowProcessor(OracleBackend(str(spec), views=1, height=240, width=320),
+                           ProcessorConfig(window_size=1, point_stride=4))
     for i in (0, 1):
-        out = proc.process(frames[i], i, _camera(sequence))
-        assert out.T_odom_cam is None and not out.keyframe
+        win = process_frame(proc, frames[i], i, _camera(sequence))
+        assert win.T_odom_cam is None and not win.keyframe
         gt = sequence.render(i)[1]
-        ratio = out.depth / gt
+        ratio = win.reference.depth / gt
         assert np.nanstd(ratio) / np.nanmedian(ratio) < 0.2   # oracle depth = scale * truth + noise
     assert proc.describe()["depth_unit"].startswith("model units (per-frame scale")
