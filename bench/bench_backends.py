@@ -212,10 +212,68 @@ def run_child(child: str, **kw) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_config(workdir: Path, variant: str, views: int, height: int, width: int, reps: int, threads: int,
-                 runtimes) -> dict:
+def timed_reps(runners: dict, reps: int) -> tuple:
+    """``reps`` rounds over all runners, alternating so that CPU contention hits all alike.
+
+    Returns:
+        ``(times, cpu)``: per kind, the wall seconds of each run and its CPU seconds per wall second.
+    """
+    times = {kind: [] for kind in runners}
+    cpu = {kind: [] for kind in runners}
+    for _ in range(reps):
+        for kind, run in runners.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            run()
+            dt = time.perf_counter() - t0
+            times[kind].append(dt)
+            cpu[kind].append((time.process_time() - c0) / dt)
+    return times, cpu
+
+
+def parity_vs_official(outputs: dict) -> tuple:
+    """Max relative difference of each output to the official network's.
+
+    Returns:
+        ``(parity, parity_other)``: onnxruntime's ``{output: rel}``, and ``{kind: {output: rel}}`` of the
+        other runtimes (neither the official one nor the unfused graph); both empty without "official".
+    """
     import numpy as np
 
+    parity, parity_other = {}, {}
+    for kind in outputs:
+        if "official" not in outputs or kind in ("official", "onnxruntime_unfused"):
+            continue
+        target = parity if kind == "onnxruntime" else parity_other.setdefault(kind, {})
+        for name, ref in outputs["official"].items():
+            got = outputs[kind].get(name)
+            if got is not None:
+                target[name] = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    return parity, parity_other
+
+
+#: (result key, numerator runtime, denominator runtime): median-time ratios reported when both ran
+SPEEDUPS = (
+    ("speedup_ort_over_official", "official", "onnxruntime"),
+    ("speedup_ort_unfused_over_official", "official", "onnxruntime_unfused"),
+    ("speedup_ort_int8_dynamic_over_official", "official", "onnxruntime_int8_dynamic"),
+    ("attention_fusion_speedup", "onnxruntime_unfused", "onnxruntime"),
+    ("ratio_ours_torch_over_official", "ours_torch", "official"),
+)
+
+
+def speedup_ratios(med: dict, fp32_lower_bound_s: float) -> dict:
+    """The speedup entries of a result: the best possible one over the official network, then ``SPEEDUPS``."""
+    ratios = {}
+    if "official" in med:
+        ratios["best_possible_fp32_speedup_over_official"] = round(med["official"] / fp32_lower_bound_s, 2)
+    for key, num, den in SPEEDUPS:
+        if num in med and den in med:
+            ratios[key] = round(med[num] / med[den], 2)
+    return ratios
+
+
+def bench_config(workdir: Path, variant: str, views: int, height: int, width: int, reps: int, threads: int,
+                 runtimes) -> dict:
     checkpoint = workdir / variant
     if not (checkpoint / "model.safetensors").exists():
         from da3_ros.model import save_checkpoint
@@ -230,29 +288,13 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
                for kind in runtimes}
     peak_before = matmul_peak_gflops(threads)
     outputs = {kind: run() for kind, run in runners.items()}  # warm-up (and outputs for the parity line)
-    times = {kind: [] for kind in runtimes}
-    cpu = {kind: [] for kind in runtimes}
-    for _ in range(reps):
-        for kind, run in runners.items():  # alternate so that CPU contention hits all alike
-            c0, t0 = time.process_time(), time.perf_counter()
-            run()
-            dt = time.perf_counter() - t0
-            times[kind].append(dt)
-            cpu[kind].append((time.process_time() - c0) / dt)
+    times, cpu = timed_reps(runners, reps)
     med = {kind: statistics.median(v) for kind, v in times.items()}
     gflop = {"ours": window_gflop("ours", checkpoint, variant, views, height, width)}
     if "official" in runtimes:
         gflop["official"] = window_gflop("official", checkpoint, variant, views, height, width)
     peak = max(peak_before, matmul_peak_gflops(threads))
-    parity, parity_other = {}, {}
-    for kind in outputs:
-        if "official" not in outputs or kind in ("official", "onnxruntime_unfused"):
-            continue
-        target = parity if kind == "onnxruntime" else parity_other.setdefault(kind, {})
-        for name, ref in outputs["official"].items():
-            got = outputs[kind].get(name)
-            if got is not None:
-                target[name] = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    parity, parity_other = parity_vs_official(outputs)
     result = {
         "variant": variant, "views": views, "height": height, "width": width, "reps": reps,
         "median_s": {k: round(v, 3) for k, v in med.items()},
@@ -269,18 +311,7 @@ def bench_config(workdir: Path, variant: str, views: int, height: int, width: in
                             for k, v in med.items()},
         "fp32_lower_bound_s": round(gflop["ours"] / peak, 3),
     }
-    if "official" in med:
-        result["best_possible_fp32_speedup_over_official"] = round(med["official"] / (gflop["ours"] / peak), 2)
-    if "official" in med and "onnxruntime" in med:
-        result["speedup_ort_over_official"] = round(med["official"] / med["onnxruntime"], 2)
-    if "official" in med and "onnxruntime_unfused" in med:
-        result["speedup_ort_unfused_over_official"] = round(med["official"] / med["onnxruntime_unfused"], 2)
-    if "official" in med and "onnxruntime_int8_dynamic" in med:
-        result["speedup_ort_int8_dynamic_over_official"] = round(med["official"] / med["onnxruntime_int8_dynamic"], 2)
-    if "onnxruntime" in med and "onnxruntime_unfused" in med:
-        result["attention_fusion_speedup"] = round(med["onnxruntime_unfused"] / med["onnxruntime"], 2)
-    if "ours_torch" in med and "official" in med:
-        result["ratio_ours_torch_over_official"] = round(med["ours_torch"] / med["official"], 2)
+    result.update(speedup_ratios(med, gflop["ours"] / peak))
     for kind in runners:
         runners[kind] = None
     return result

@@ -153,59 +153,133 @@ def max_size_png(header: Header | None = None) -> CompressedImage:
     return compressed(png_bytes(4096, 3072, 8, 2), "png", header)
 
 
+#: kind -> ``mutate(rng, msg, header) -> Image``: turns a valid 24x32 rgb8 ``msg`` into bad input of that kind
+#: (in place, or a new message); the order is the order ``hostile_images`` yields the kinds first
+HOSTILE_IMAGE_KINDS: dict = {}
+
+
+def _hostile_kind(kind: str):
+    def register(mutate):
+        HOSTILE_IMAGE_KINDS[kind] = mutate
+        return mutate
+    return register
+
+
+@_hostile_kind("unknown_encoding")
+def _unknown_encoding(rng, msg, header):
+    msg.encoding = str(rng.choice(["bayer_rggb8", "bayer_unknown16", "nv12", "RGB8", "", "jpeg", "8UC5"]))
+    return msg
+
+
+@_hostile_kind("float_encoding")
+def _float_encoding(rng, msg, header):
+    enc = str(rng.choice(["32FC1", "32FC3", "64FC1", "64FC3"]))
+    arr = rng.random((24, 32, int(enc[-1]))).astype(np.float32 if enc.startswith("32") else np.float64)
+    return numpy_to_image(arr if arr.shape[2] > 1 else arr[:, :, 0], enc, header=header)
+
+
+@_hostile_kind("signed_encoding")
+def _signed_encoding(rng, msg, header):
+    enc = str(rng.choice(["8SC1", "8SC3", "16SC1", "32SC1"]))
+    dtype = {"8S": np.int8, "16S": np.int16, "32S": np.int32}[enc[:-2]]
+    arr = rng.integers(-100, 100, (24, 32, int(enc[-1]))).astype(dtype)
+    return numpy_to_image(arr if arr.shape[2] > 1 else arr[:, :, 0], enc, header=header)
+
+
+@_hostile_kind("two_channel_cv")
+def _two_channel_cv(rng, msg, header):
+    return numpy_to_image(rng.integers(0, 255, (24, 32, 2), dtype=np.uint8), "8UC2", header=header)
+
+
+@_hostile_kind("truncated")
+def _truncated(rng, msg, header):
+    msg.data = array.array("B", msg.data.tobytes()[:-int(rng.integers(1, len(msg.data)))])
+    return msg
+
+
+@_hostile_kind("extra_data")
+def _extra_data(rng, msg, header):
+    msg.data = array.array("B", msg.data.tobytes() + bytes(int(rng.integers(1, 100))))
+    return msg
+
+
+@_hostile_kind("short_step")
+def _short_step(rng, msg, header):
+    msg.step = int(rng.integers(0, msg.width * 3))
+    return msg
+
+
+@_hostile_kind("wrong_step")
+def _wrong_step(rng, msg, header):
+    msg.step = msg.step + int(rng.integers(1, 50))
+    return msg
+
+
+@_hostile_kind("zero_width")
+def _zero_width(rng, msg, header):
+    msg.width, msg.step, msg.data = 0, 0, array.array("B")
+    return msg
+
+
+@_hostile_kind("zero_height")
+def _zero_height(rng, msg, header):
+    msg.height, msg.data = 0, array.array("B")
+    return msg
+
+
+@_hostile_kind("huge_declared")
+def _huge_declared(rng, msg, header):
+    msg.width, msg.height = int(rng.integers(10_000, 2**32)), int(rng.integers(10_000, 2**32))
+    msg.step = min(msg.width * 3, 2**32 - 1)
+    return msg
+
+
+@_hostile_kind("over_limit")
+def _over_limit(rng, msg, header):
+    """Just above the pixel limit, correct step, tiny data."""
+    msg.width, msg.height = 4097, 3072
+    msg.step = msg.width * 3
+    return msg
+
+
+@_hostile_kind("aspect_1x4096")
+def _aspect_1x4096(rng, msg, header):
+    """A valid 12 kB image whose cover resize would allocate gigabytes."""
+    return numpy_to_image(np.zeros((4096, 1, 3), np.uint8), "rgb8", header=header)
+
+
+@_hostile_kind("aspect_4096x1")
+def _aspect_4096x1(rng, msg, header):
+    return numpy_to_image(np.zeros((1, 4096, 3), np.uint8), "rgb8", header=header)
+
+
+@_hostile_kind("odd_width_yuv")
+def _odd_width_yuv(rng, msg, header):
+    return numpy_to_image(np.zeros((4, 5, 2), np.uint8), "yuv422", header=header)
+
+
+@_hostile_kind("random_fields")
+def _random_fields(rng, msg, header):
+    """Arbitrary width/height/step/encoding with random data."""
+    msg.encoding = str(rng.choice(["rgb8", "bgr8", "mono8", "mono16", "rgba16", "yuyv", "8UC3"]))
+    msg.width, msg.height = int(rng.integers(0, 70_000)), int(rng.integers(0, 70_000))
+    msg.step = int(rng.integers(0, 2**32))
+    msg.is_bigendian = int(rng.integers(0, 2))
+    msg.data = array.array("B", rng.integers(0, 256, int(rng.integers(0, 2048)), dtype=np.uint8).tobytes())
+    return msg
+
+
 def hostile_images(rng: np.random.Generator, count: int, header: Header | None = None):
-    """``count`` seeded (kind, Image) pairs, each of which must be rejected as bad input."""
+    """``count`` seeded (kind, Image) pairs, each of which must be rejected as bad input.
+
+    The first ones are every kind of ``HOSTILE_IMAGE_KINDS`` once, in order; the rest are drawn from ``rng``.
+    """
     rgb = smooth_rgb(24, 32)
-    kinds = ("unknown_encoding", "float_encoding", "signed_encoding", "two_channel_cv", "truncated", "extra_data",
-             "short_step", "wrong_step", "zero_width", "zero_height", "huge_declared", "over_limit", "aspect_1x4096",
-             "aspect_4096x1", "odd_width_yuv", "random_fields")
+    kinds = tuple(HOSTILE_IMAGE_KINDS)
     for i in range(count):
         kind = kinds[i] if i < len(kinds) else kinds[int(rng.integers(len(kinds)))]
         msg = numpy_to_image(rgb, "rgb8", header=header)
-        if kind == "unknown_encoding":
-            msg.encoding = str(rng.choice(["bayer_rggb8", "bayer_unknown16", "nv12", "RGB8", "", "jpeg", "8UC5"]))
-        elif kind == "float_encoding":
-            enc = str(rng.choice(["32FC1", "32FC3", "64FC1", "64FC3"]))
-            arr = rng.random((24, 32, int(enc[-1]))).astype(np.float32 if enc.startswith("32") else np.float64)
-            msg = numpy_to_image(arr if arr.shape[2] > 1 else arr[:, :, 0], enc, header=header)
-        elif kind == "signed_encoding":
-            enc = str(rng.choice(["8SC1", "8SC3", "16SC1", "32SC1"]))
-            dtype = {"8S": np.int8, "16S": np.int16, "32S": np.int32}[enc[:-2]]
-            arr = rng.integers(-100, 100, (24, 32, int(enc[-1]))).astype(dtype)
-            msg = numpy_to_image(arr if arr.shape[2] > 1 else arr[:, :, 0], enc, header=header)
-        elif kind == "two_channel_cv":
-            msg = numpy_to_image(rng.integers(0, 255, (24, 32, 2), dtype=np.uint8), "8UC2", header=header)
-        elif kind == "truncated":
-            msg.data = array.array("B", msg.data.tobytes()[:-int(rng.integers(1, len(msg.data)))])
-        elif kind == "extra_data":
-            msg.data = array.array("B", msg.data.tobytes() + bytes(int(rng.integers(1, 100))))
-        elif kind == "short_step":
-            msg.step = int(rng.integers(0, msg.width * 3))
-        elif kind == "wrong_step":
-            msg.step = msg.step + int(rng.integers(1, 50))
-        elif kind == "zero_width":
-            msg.width, msg.step, msg.data = 0, 0, array.array("B")
-        elif kind == "zero_height":
-            msg.height, msg.data = 0, array.array("B")
-        elif kind == "huge_declared":
-            msg.width, msg.height = int(rng.integers(10_000, 2**32)), int(rng.integers(10_000, 2**32))
-            msg.step = min(msg.width * 3, 2**32 - 1)
-        elif kind == "over_limit":   # just above the pixel limit, correct step, tiny data
-            msg.width, msg.height = 4097, 3072
-            msg.step = msg.width * 3
-        elif kind == "aspect_1x4096":   # a valid 12 kB image whose cover resize would allocate gigabytes
-            msg = numpy_to_image(np.zeros((4096, 1, 3), np.uint8), "rgb8", header=header)
-        elif kind == "aspect_4096x1":
-            msg = numpy_to_image(np.zeros((1, 4096, 3), np.uint8), "rgb8", header=header)
-        elif kind == "odd_width_yuv":
-            msg = numpy_to_image(np.zeros((4, 5, 2), np.uint8), "yuv422", header=header)
-        else:   # random_fields: arbitrary width/height/step/encoding with random data
-            msg.encoding = str(rng.choice(["rgb8", "bgr8", "mono8", "mono16", "rgba16", "yuyv", "8UC3"]))
-            msg.width, msg.height = int(rng.integers(0, 70_000)), int(rng.integers(0, 70_000))
-            msg.step = int(rng.integers(0, 2**32))
-            msg.is_bigendian = int(rng.integers(0, 2))
-            msg.data = array.array("B", rng.integers(0, 256, int(rng.integers(0, 2048)), dtype=np.uint8).tobytes())
-        yield kind, msg
+        yield kind, HOSTILE_IMAGE_KINDS[kind](rng, msg, header)
 
 
 def camera_info(width: int, height: int, K: np.ndarray, header: Header | None = None) -> CameraInfo:

@@ -17,6 +17,10 @@ LOWER layer (never one of its own layer, never one above):
     7  demo                    player / recorder / report around the node
     8  cli                     entry points: may use everything
 
+Inside ``pipeline`` and ``node`` the modules are ordered too: the table of test/module_layers.py gives each
+module a layer, and a module imports only modules of its own package with a LOWER layer; every module must
+be in that table (the failure names the line to add).
+
 The walk parses every module under da3_ros/ with ``ast`` (imports at module level and inside
 functions, absolute and relative, and ``importlib.import_module("...")`` with a literal name), so it
 sees the lazy imports that a run of the test suite would never execute.
@@ -24,11 +28,13 @@ sees the lazy imports that a run of the test suite would never execute.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 import pytest
+from module_layers import MODULE_LAYERS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "da3_ros"
 ROOT = "da3_ros"
@@ -226,3 +232,187 @@ def test_the_contract_and_the_backends_import_no_runtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE_DIR.parent).stdout.strip()
     assert out == "[]"
+
+
+# ---- the module order inside pipeline/ and node/ (test/module_layers.py) ----
+
+TABLE_FILE = "test/module_layers.py"
+INIT = "__init__"
+#: an import as found: (imported module of the same package, "da3_ros/pkg/x.py:LINE")
+SiblingImports = Dict[str, List[Tuple[str, str]]]
+
+
+def package_units(package: str) -> Dict[str, Path]:
+    """The modules of da3_ros/<package>/ by name: ``x.py`` -> "x", a subpackage folder ``x/`` -> "x"
+    (its ``__init__.py``); the package's own ``__init__.py`` is not one."""
+    root = PACKAGE_DIR / package
+    units = {p.stem: p for p in root.glob("*.py") if p.stem != INIT}
+    units.update({p.name: p / "__init__.py" for p in root.iterdir() if (p / "__init__.py").is_file()})
+    return units
+
+
+def sibling_of(name: str, package: str, units: Iterable[str]) -> Optional[str]:
+    """The unit of ``da3_ros.<package>`` that the imported name ``name`` is in: a module's name, INIT for a
+    name defined in the package's __init__ (``from da3_ros.pipeline import FrameProcessor``), None for a
+    name outside the package (and for the bare package, which every ``from . import x`` also yields)."""
+    parts = name.split(".")
+    if parts[:2] != [ROOT, package] or len(parts) == 2:
+        return None
+    return parts[2] if parts[2] in units else INIT
+
+
+def sibling_imports(package: str) -> SiblingImports:
+    """{unit: [(imported unit of the same package, "da3_ros/package/x.py:LINE"), ...]} over every file of
+    ``da3_ros/<package>/`` (imports inside a unit, such as a subpackage's own modules, are left out)."""
+    root = PACKAGE_DIR / package
+    units = package_units(package)
+    found: SiblingImports = {name: [] for name in units}
+    found[INIT] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).parts
+        src = rel[0] if len(rel) > 1 else (INIT if path.stem == INIT else path.stem)
+        module, is_package = module_name(path)
+        for target, line in imported_modules(path.read_text(), module, is_package):
+            dst = sibling_of(target, package, units)
+            hit = (dst, f"{path.relative_to(PACKAGE_DIR.parent)}:{line}")
+            if dst is not None and dst != src and hit not in found[src]:
+                found[src].append(hit)
+    return found
+
+
+def module_summary(path: Path) -> str:
+    """The first line of a module's docstring (for the comment of its table line), at most 80 characters."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or "WHAT IT IS"
+    line = doc.strip().splitlines()[0].rstrip(".")
+    return line if len(line) <= 80 else line[:77] + "..."
+
+
+def table_comments() -> Dict[str, str]:
+    """{module: comment} of the table lines in test/module_layers.py."""
+    text = (Path(__file__).resolve().parent / "module_layers.py").read_text()
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r'^\s*"(\w+)":\s*\d+,\s*#(.*)$', text, re.M)}
+
+
+def table_line(name: str, layer: object, comment: str) -> str:
+    return f'        "{name}": {layer},  # {comment}'
+
+
+def suggested_layers(imports: SiblingImports, layers: Dict[str, int]) -> Dict[str, Optional[int]]:
+    """A layer for every unit the table lacks: one above the highest layer it imports (0: it imports none),
+    placing a missing module it imports first; None when missing modules import each other in a cycle."""
+    missing = [u for u in imports if u != INIT and u not in layers]
+    placed: Dict[str, Optional[int]] = {}
+
+    def place(unit: str, visiting: Set[str]) -> Optional[int]:
+        if unit in layers:
+            return layers[unit]
+        if unit in placed:
+            return placed[unit]
+        if unit in visiting or unit not in imports:
+            return None
+        below = [place(dst, visiting | {unit}) for dst, _ in imports[unit] if dst != INIT]
+        placed[unit] = None if None in below else 1 + max(below, default=-1)
+        return placed[unit]
+
+    for unit in missing:
+        place(unit, set())
+    return {unit: placed[unit] for unit in missing}
+
+
+def order_problems(package: str, imports: SiblingImports, layers: Dict[str, int]) -> List[str]:
+    """Every import of a module of ``package`` that is not of a LOWER layer of the table (or that imports the
+    package's __init__), as "file:line: ..." naming both modules and their layers."""
+    problems = []
+    for src, hits in sorted(imports.items()):
+        for dst, where in hits:
+            if src == INIT or src not in layers:
+                continue
+            if dst == INIT:
+                problems.append(f"{where}: {src} imports a name of da3_ros/{package}/__init__.py: import it from the "
+                                f"module that defines it")
+            elif dst in layers and layers[dst] >= layers[src]:
+                problems.append(f'{where}: {src} (layer {layers[src]}) imports {dst} (layer {layers[dst]}); a module '
+                                f'imports only LOWER layers: raise "{src}" above {layers[dst]} in {TABLE_FILE} (and '
+                                f'whatever imports {src} above it), or drop the import')
+    return problems
+
+
+def implied_layers(imports: SiblingImports) -> Optional[Dict[str, int]]:
+    """The lowest layers today's imports allow (the longest import chain below each unit), or None on a cycle."""
+    edges = {src: [dst for dst, _ in hits if dst != INIT] for src, hits in imports.items() if src != INIT}
+    if find_cycle(edges):
+        return None
+    return {unit: layer for unit, layer in suggested_layers(imports, {}).items() if layer is not None}
+
+
+@pytest.fixture(scope="module", params=sorted(MODULE_LAYERS))
+def ordered_package(request):
+    return request.param, sibling_imports(request.param)
+
+
+def test_every_module_of_an_ordered_package_is_in_the_module_table(ordered_package):
+    package, imports = ordered_package
+    layers, units = MODULE_LAYERS[package], package_units(package)
+    missing = suggested_layers(imports, layers)
+    stale = sorted(set(layers) - set(units))
+    lines = [table_line(name, "?" if layer is None else layer, module_summary(units[name]))
+             for name, layer in sorted(missing.items(), key=lambda item: (item[1] is None, item[1] or 0, item[0]))]
+    message = []
+    if missing:
+        message.append(f"modules of da3_ros/{package}/ missing from {TABLE_FILE}; add to MODULE_LAYERS"
+                       f'["{package}"] the line(s) (layer = one above the highest layer it imports; edit the '
+                       f"comment):\n" + "\n".join(lines)
+                       + ("\n(?: these modules import each other in a cycle; break it first)"
+                          if None in missing.values() else ""))
+    if stale:
+        message.append(f"{TABLE_FILE} names modules that da3_ros/{package}/ no longer has; remove from "
+                       f'MODULE_LAYERS["{package}"] the line(s) of: ' + ", ".join(f'"{name}"' for name in stale))
+    assert not message, "\n".join(message)
+
+
+def test_modules_import_only_lower_layers_of_their_package(ordered_package):
+    package, imports = ordered_package
+    problems = order_problems(package, imports, MODULE_LAYERS[package])
+    if not problems:
+        return
+    implied = implied_layers(imports)
+    comments, units = table_comments(), package_units(package)
+    if implied is None:
+        edges = {src: [dst for dst, _ in hits if dst != INIT] for src, hits in imports.items() if src != INIT}
+        hint = "the modules import each other in a cycle: " + " -> ".join(find_cycle(edges))
+    else:
+        lines = [table_line(name, layer, comments.get(name) or module_summary(units[name]))
+                 for name, layer in sorted(implied.items(), key=lambda item: (item[1], item[0]))]
+        hint = f'a MODULE_LAYERS["{package}"] consistent with today\'s imports (lowest layers):\n' + "\n".join(lines)
+    pytest.fail(f"imports against the module order of da3_ros/{package}/ ({TABLE_FILE}):\n  "
+                + "\n  ".join(problems) + "\n" + hint)
+
+
+def test_the_module_walk_finds_imports_inside_each_ordered_package(ordered_package):
+    """Guards against a walker that silently finds nothing: each ordered package has intra-package imports."""
+    package, imports = ordered_package
+    assert any(imports.values()), f"no import between modules of da3_ros/{package}/ found"
+
+
+def test_the_module_order_check_names_the_offending_import_and_the_line_to_add():
+    imports: SiblingImports = {
+        "low": [], "mid": [("low", "p/mid.py:3")], "top": [("mid", "p/top.py:7"), ("low", "p/top.py:8")],
+        "same": [("mid", "p/same.py:2")], "up": [("top", "p/up.py:4")], "facade_user": [(INIT, "p/facade_user.py:9")],
+        "new": [("top", "p/new.py:1")], "newer": [("new", "p/newer.py:5")], INIT: [("top", "p/__init__.py:1")],
+    }
+    layers = {"low": 0, "mid": 1, "top": 2, "same": 1, "up": 1, "facade_user": 0}
+    problems = order_problems("p", imports, layers)
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("p/facade_user.py:9: facade_user imports a name of da3_ros/p/__init__.py")
+    assert problems[1].startswith("p/same.py:2: same (layer 1) imports mid (layer 1)")
+    assert problems[2].startswith("p/up.py:4: up (layer 1) imports top (layer 2)")
+    assert suggested_layers(imports, layers) == {"new": 3, "newer": 4}
+    assert suggested_layers({"a": [("b", "a.py:1")], "b": [("a", "b.py:1")]}, {}) == {"a": None, "b": None}
+    assert implied_layers({"a": [("b", "a.py:1")], "b": [("a", "b.py:1")]}) is None
+    assert implied_layers(imports)["up"] == 3 and implied_layers(imports)["low"] == 0
+    assert table_line("new", 3, "what") == '        "new": 3,  # what'
+    units = ("frame_processor", "voxel_map")
+    assert sibling_of("da3_ros.pipeline.voxel_map.VoxelMap", "pipeline", units) == "voxel_map"
+    assert sibling_of("da3_ros.pipeline.FrameProcessor", "pipeline", units) == INIT
+    assert sibling_of("da3_ros.pipeline", "pipeline", units) is None
+    assert sibling_of("da3_ros.tracking.tracker", "pipeline", units) is None

@@ -164,10 +164,13 @@ def parse_onnx(trt: ModuleType, onnx_path: os.PathLike | str, logger=None):
     return builder, network, parser
 
 
-def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOptions):
-    """Parse + build; returns ``(serialized_engine_bytes, info)`` where info has the sidecar fields."""
-    trt, module_name = import_tensorrt(options.module)
-    is_rtx = module_name == "tensorrt_rtx"
+def _engine_precision(onnx_path: os.PathLike | str, options: EngineBuildOptions, is_rtx: bool) -> str:
+    """The engine precision of a build: ``options.precision``, or the default (module docstring); checked.
+
+    Raises:
+        ValueError: an unknown precision, one TensorRT-RTX cannot build from this graph, or a precision
+            other than fp16 for an fp16 graph.
+    """
     graph = options.graph_precision
     precision = options.precision or (graph if graph != "fp32" or is_rtx else "fp16")
     if precision not in PRECISIONS:
@@ -182,6 +185,57 @@ def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOp
     if graph == "fp16" and precision != "fp16":
         raise ValueError(f"{onnx_path} is an fp16 graph: build it with --precision fp16, or export an fp32 graph "
                          f"for --precision {precision}")
+    return precision
+
+
+def _set_reduced_precision(trt: ModuleType, config, network, precision: str, keep_fp32: bool) -> int:
+    """TensorRT 10 (weakly typed): the precision's builder flag and the FP32 pins; returns the pinned count."""
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":
+        config.set_flag(trt.BuilderFlag.BF16)
+    if precision != "fp32" and keep_fp32:
+        pinned = _pin_fp32_layers(trt, network)
+        config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+        return pinned
+    return 0
+
+
+def _set_rtx_targets(trt: ModuleType, config, compute_capabilities: Optional[Sequence[str]], gpu_name: str,
+                     compute_capability: str) -> str:
+    """TensorRT-RTX: the compute-capability targets of the build; returns the sidecar's compute_capability
+    (the current GPU's, or without a GPU the target list such as ``"SM86"``)."""
+    targets = list(compute_capabilities or ([] if gpu_name else ["SM86"]))
+    if targets:
+        config.num_compute_capabilities = len(targets)
+        for i, cc in enumerate(targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, cc.upper()), i)
+        if not gpu_name:
+            compute_capability = ",".join(t.upper() for t in targets)
+    return compute_capability
+
+
+def _load_timing_cache(config, timing_cache_path: str):
+    """Set the build's timing cache, read from ``timing_cache_path`` if the file exists (else empty)."""
+    cache_bytes = b""
+    if Path(timing_cache_path).is_file():
+        cache_bytes = Path(timing_cache_path).read_bytes()
+    timing_cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(timing_cache, ignore_mismatch=False)
+    return timing_cache
+
+
+def _save_timing_cache(config, timing_cache_path: str) -> None:
+    path = Path(timing_cache_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(memoryview(config.get_timing_cache().serialize()))
+
+
+def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOptions):
+    """Parse + build; returns ``(serialized_engine_bytes, info)`` where info has the sidecar fields."""
+    trt, module_name = import_tensorrt(options.module)
+    is_rtx = module_name == "tensorrt_rtx"
+    precision = _engine_precision(onnx_path, options, is_rtx)
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
     builder, network, _parser = parse_onnx(trt, onnx_path, logger)
     config = builder.create_builder_config()
@@ -191,31 +245,14 @@ def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOp
     monitor = _Progress.make(trt)
     if monitor is not None:
         config.progress_monitor = monitor
-    pinned = 0
-    if not is_rtx:
-        if precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        elif precision == "bf16":
-            config.set_flag(trt.BuilderFlag.BF16)
-        if precision != "fp32" and options.keep_fp32:
-            pinned = _pin_fp32_layers(trt, network)
-            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+    pinned = 0 if is_rtx else _set_reduced_precision(trt, config, network, precision, options.keep_fp32)
     gpu_name, compute_capability = current_gpu()
     if is_rtx:
-        targets = list(options.compute_capabilities or ([] if gpu_name else ["SM86"]))
-        if targets:
-            config.num_compute_capabilities = len(targets)
-            for i, cc in enumerate(targets):
-                config.set_compute_capability(getattr(trt.ComputeCapability, cc.upper()), i)
-            if not gpu_name:
-                compute_capability = ",".join(t.upper() for t in targets)
+        compute_capability = _set_rtx_targets(trt, config, options.compute_capabilities, gpu_name,
+                                              compute_capability)
     timing_cache = None
     if options.timing_cache_path and not is_rtx:
-        cache_bytes = b""
-        if Path(options.timing_cache_path).is_file():
-            cache_bytes = Path(options.timing_cache_path).read_bytes()
-        timing_cache = config.create_timing_cache(cache_bytes)
-        config.set_timing_cache(timing_cache, ignore_mismatch=False)
+        timing_cache = _load_timing_cache(config, options.timing_cache_path)
     t0 = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -223,9 +260,7 @@ def build_serialized_engine(onnx_path: os.PathLike | str, options: EngineBuildOp
                            "see the TensorRT log above")
     build_s = time.perf_counter() - t0
     if timing_cache is not None:
-        path = Path(options.timing_cache_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(memoryview(config.get_timing_cache().serialize()))
+        _save_timing_cache(config, options.timing_cache_path)
     info = dict(tensorrt_module=module_name, tensorrt_version=_trt_module_version(trt), gpu_name=gpu_name,
                 compute_capability=compute_capability, precision=precision, build_s=build_s,
                 fp32_pinned_layers=pinned, num_layers=network.num_layers)

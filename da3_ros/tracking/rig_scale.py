@@ -131,6 +131,85 @@ def _as_poses(T_window_cam, T_base_cam):
     return P, B
 
 
+@dataclass
+class _ScaleFit:
+    """One method's fit of ``u`` (window units per metre) over ``n_meas`` measurements: the per-measurement
+    scales ``ratios`` with their ``weights`` (~ 1 / variance), the known centres' total spread ``V_known``
+    and the relative ``misfit`` of every measurement. ``ratios`` None: degenerate (no scale)."""
+
+    n_meas: int
+    u: float = float("nan")
+    ratios: Optional[np.ndarray] = None
+    weights: Optional[np.ndarray] = None
+    V_known: float = float("nan")
+    misfit: Optional[np.ndarray] = None
+
+    @property
+    def degenerate(self) -> bool:
+        return self.ratios is None
+
+
+def _rotation_residual_deg(P: np.ndarray, B: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> float:
+    """Worst angle between a predicted cam_a -> cam_b rotation (any snapshot) and the known one."""
+    rot_res = 0.0
+    for a, b in zip(ia, ib):
+        R_known = (invert_transform(B[a]) @ B[b])[:3, :3]
+        for k in range(P.shape[0]):
+            R_pred = (np.linalg.inv(P[k, a]) @ P[k, b])[:3, :3]
+            rot_res = max(rot_res, rotation_angle_deg(R_known.T @ R_pred))
+    return rot_res
+
+
+def _fit_baselines(pred: np.ndarray, L: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> _ScaleFit:
+    """``baselines``: every predicted pair distance of every snapshot against the known one."""
+    K = pred.shape[0]
+    l_pred = np.linalg.norm(pred[:, ia] - pred[:, ib], axis=2).reshape(-1)  # (K * pairs,)
+    Lk = np.tile(L, K)
+    u = float(Lk @ l_pred / (Lk @ Lk))
+    if not u > 1e-12:
+        return _ScaleFit(l_pred.size)
+    return _ScaleFit(n_meas=l_pred.size, u=u, ratios=l_pred / Lk, weights=Lk ** 2,  # per-measurement u
+                     V_known=float(Lk @ Lk) / 2.0,  # two centres: spread = L^2 / 2
+                     misfit=(l_pred - u * Lk) / (u * Lk))
+
+
+def _fit_umeyama(pred: np.ndarray, known: np.ndarray) -> _ScaleFit:
+    """``umeyama``: one Sim(3) per snapshot from the known centres onto the predicted ones; a shared ``u``."""
+    K, C = pred.shape[:2]
+    us, Vs = [], []
+    centred = known - known.mean(axis=0)
+    V = float((centred ** 2).sum())
+    if np.linalg.matrix_rank(centred, tol=1e-9) < 2:
+        raise ValueError("method 'umeyama' needs rig cameras that are not collinear")
+    misfit_k = []
+    for k in range(K):
+        try:
+            T = umeyama(known, pred[k], with_scale=True)
+        except ValueError:
+            return _ScaleFit(K)
+        s_k = float(np.cbrt(np.linalg.det(T[:3, :3])))
+        us.append(s_k)
+        Vs.append(V)
+        d = pred[k] - (known @ T[:3, :3].T + T[:3, 3])
+        misfit_k.append(np.linalg.norm(d, axis=1) / max(s_k * np.sqrt(V / C), 1e-300))
+    us_a, Vs_a = np.asarray(us), np.asarray(Vs)
+    u = float(us_a @ Vs_a / Vs_a.sum())
+    if not u > 1e-12:
+        return _ScaleFit(K)
+    return _ScaleFit(n_meas=K, u=u, ratios=us_a, weights=Vs_a, V_known=float(Vs_a.sum()),
+                     misfit=np.concatenate(misfit_k))
+
+
+def _empirical_rel_sigma(fit: _ScaleFit) -> float:
+    """The scatter of the per-measurement scales as a 1-sigma fraction of ``u`` (0 below 3 measurements)."""
+    if fit.n_meas < 3:
+        return 0.0
+    # weighted mean of per-measurement scales with variances ~ 1 / weight:
+    # var(u) = sum W (r - u)^2 / ((n - 1) sum W)
+    var_u = float(fit.weights @ (fit.ratios - fit.u) ** 2) / ((fit.n_meas - 1) * float(fit.weights.sum()))
+    return float(np.sqrt(var_u)) / fit.u
+
+
 def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_depth: float,
                        config: Optional[RigScaleConfig] = None) -> RigScaleEstimate:
     """Metric scale (metres per window unit) of a window from its predicted rig camera poses.
@@ -156,62 +235,15 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
     method = cfg.method if cfg.method != "auto" else ("umeyama" if C >= 3 else "baselines")
     if method == "umeyama" and C < 3:
         raise ValueError("method 'umeyama' needs at least 3 cameras")
-    # rotation consistency: predicted cam_a->cam_b rotation vs the known one
-    rot_res = 0.0
-    for a, b in zip(ia, ib):
-        R_known = (invert_transform(B[a]) @ B[b])[:3, :3]
-        for k in range(K):
-            R_pred = (np.linalg.inv(P[k, a]) @ P[k, b])[:3, :3]
-            rot_res = max(rot_res, rotation_angle_deg(R_known.T @ R_pred))
-    nan = float("nan")
-
-    def degenerate(n_meas: int) -> RigScaleEstimate:
-        return RigScaleEstimate(nan, nan, nan, nan, "degenerate", method, K, n_meas, nan, rot_res, nan)
-
-    if method == "baselines":
-        l_pred = np.linalg.norm(pred[:, ia] - pred[:, ib], axis=2).reshape(-1)  # (K * pairs,)
-        Lk = np.tile(L, K)
-        u = float(Lk @ l_pred / (Lk @ Lk))
-        if not u > 1e-12:
-            return degenerate(l_pred.size)
-        ratios, weights = l_pred / Lk, Lk ** 2  # per-measurement u, weight ~ 1 / var
-        V_known = float(Lk @ Lk) / 2.0  # two centres: spread = L^2 / 2
-        n_meas = l_pred.size
-        misfit = (l_pred - u * Lk) / (u * Lk)
-    else:
-        us, Vs = [], []
-        centred = known - known.mean(axis=0)
-        V = float((centred ** 2).sum())
-        if np.linalg.matrix_rank(centred, tol=1e-9) < 2:
-            raise ValueError("method 'umeyama' needs rig cameras that are not collinear")
-        misfit_k = []
-        for k in range(K):
-            try:
-                T = umeyama(known, pred[k], with_scale=True)
-            except ValueError:
-                return degenerate(K)
-            s_k = float(np.cbrt(np.linalg.det(T[:3, :3])))
-            us.append(s_k)
-            Vs.append(V)
-            d = pred[k] - (known @ T[:3, :3].T + T[:3, 3])
-            misfit_k.append(np.linalg.norm(d, axis=1) / max(s_k * np.sqrt(V / C), 1e-300))
-        us_a, Vs_a = np.asarray(us), np.asarray(Vs)
-        u = float(us_a @ Vs_a / Vs_a.sum())
-        if not u > 1e-12:
-            return degenerate(K)
-        ratios, weights = us_a, Vs_a
-        V_known = float(Vs_a.sum())
-        n_meas = K
-        misfit = np.concatenate(misfit_k)
+    rot_res = _rotation_residual_deg(P, B, ia, ib)
+    fit = _fit_baselines(pred, L, ia, ib) if method == "baselines" else _fit_umeyama(pred, known)
+    if fit.degenerate:
+        nan = float("nan")
+        return RigScaleEstimate(nan, nan, nan, nan, "degenerate", method, K, fit.n_meas, nan, rot_res, nan)
+    u = fit.u
     sigma = cfg.centre_noise_rel * float(scene_depth)  # window units
-    rel_model = sigma / (u * np.sqrt(V_known))
-    if n_meas >= 3:
-        # weighted mean of per-measurement scales with variances ~ 1 / weight:
-        # var(u) = sum W (r - u)^2 / ((n - 1) sum W)
-        var_u = float(weights @ (ratios - u) ** 2) / ((n_meas - 1) * float(weights.sum()))
-        rel_emp = float(np.sqrt(var_u)) / u
-    else:
-        rel_emp = 0.0
+    rel_model = sigma / (u * np.sqrt(fit.V_known))
+    rel_emp = _empirical_rel_sigma(fit)
     rel = max(rel_model, rel_emp)
     scale = 1.0 / u
     if rot_res > cfg.max_rotation_residual_deg:
@@ -221,6 +253,6 @@ def estimate_rig_scale(T_window_cam: np.ndarray, T_base_cam: np.ndarray, scene_d
     return RigScaleEstimate(
         scale=scale, relative_uncertainty=float(rel), rel_sigma_model=float(rel_model),
         rel_sigma_empirical=rel_emp,
-        state=state, method=method, snapshots=K, measurements=int(n_meas),
+        state=state, method=method, snapshots=K, measurements=int(fit.n_meas),
         baseline_over_depth=float(np.min(L) / (scale * float(scene_depth))), rotation_residual_deg=float(rot_res),
-        residual_rel=float(np.sqrt(np.mean(misfit ** 2))))
+        residual_rel=float(np.sqrt(np.mean(fit.misfit ** 2))))

@@ -102,107 +102,161 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
-def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAlignment:
-    """Estimate ``T_odom_window`` from the shared keyframes and apply the quality gates."""
-    if not shared:
-        return WindowAlignment(False, "no_shared_keyframe")
-    cfg = config
+@dataclass
+class _Correspondences:
+    """Window-frame ``src`` and odometry ``dst`` points with their weight ``w``, the residual scale ``rs``
+    (stored depth), the ``owner`` (shared keyframe index; -1 for a pose point) and the window depth ``dwin``
+    (NaN for a pose point): lists of pieces while gathering, arrays after :meth:`stacked`."""
+
+    src: list = field(default_factory=list)
+    dst: list = field(default_factory=list)
+    w: list = field(default_factory=list)
+    rs: list = field(default_factory=list)
+    owner: list = field(default_factory=list)
+    dwin: list = field(default_factory=list)
+
+    def append(self, src, dst, w, rs, owner, dwin) -> None:
+        for name, piece in zip(("src", "dst", "w", "rs", "owner", "dwin"), (src, dst, w, rs, owner, dwin)):
+            getattr(self, name).append(piece)
+
+    def stacked(self) -> "_Correspondences":
+        return _Correspondences(*(np.concatenate(getattr(self, name))
+                                  for name in ("src", "dst", "w", "rs", "owner", "dwin")))
+
+
+def _confidence_floor(shared: List[SharedView], conf_threshold_ratio: float) -> float:
+    """``conf_threshold_ratio`` x the median finite confidence of both sides (inf without any)."""
     conf_all = np.concatenate([np.concatenate([s.conf_window, s.conf_odom]) for s in shared])
     conf_all = conf_all[np.isfinite(conf_all)]
-    conf_min = cfg.conf_threshold_ratio * float(np.median(conf_all)) if conf_all.size else np.inf
+    return conf_threshold_ratio * float(np.median(conf_all)) if conf_all.size else np.inf
 
-    src, dst, w, rs, owner, dwin, arm_lengths = [], [], [], [], [], [], []
+
+def _point_correspondences(shared: List[SharedView], conf_min: float):
+    """The confident, valid-depth pixels of every shared keyframe.
+
+    Returns:
+        ``(correspondences, arm_lengths)``: the point pieces, and per keyframe the median window / stored
+        depth of those pixels (``(0.0, 0.0)`` when it has none).
+    """
+    c = _Correspondences()
+    arm_lengths = []
     for k, s in enumerate(shared):
         valid = (
             (s.conf_window >= conf_min) & (s.conf_odom >= conf_min)
             & (s.depth_window > 0) & (s.depth_odom > 0)
             & np.isfinite(s.depth_window) & np.isfinite(s.depth_odom)
         )
-        src.append(s.points_window[valid])
-        dst.append(s.points_odom[valid])
-        w.append(np.sqrt(s.conf_window[valid] * s.conf_odom[valid]))
-        rs.append(s.depth_odom[valid])
-        dwin.append(s.depth_window[valid])
-        owner.append(np.full(int(valid.sum()), k))
-        arm_lengths.append((float(np.median(dwin[-1])), float(np.median(rs[-1]))) if valid.any() else (0.0, 0.0))
-    n_points = int(sum(len(x) for x in w))
-    if n_points < cfg.min_correspondences:
-        return WindowAlignment(False, f"too_few_correspondences ({n_points} < {cfg.min_correspondences})",
-                               n_correspondences=n_points)
-    point_weight = float(sum(x.sum() for x in w))
-    # camera poses as 4 points each: centre + each camera axis x the median depth of the SAME
-    # confident pixels on both sides (so the arm lengths agree in scale)
+        c.append(s.points_window[valid], s.points_odom[valid], np.sqrt(s.conf_window[valid] * s.conf_odom[valid]),
+                 s.depth_odom[valid], np.full(int(valid.sum()), k), s.depth_window[valid])
+        arm_lengths.append((float(np.median(c.dwin[-1])), float(np.median(c.rs[-1]))) if valid.any() else (0.0, 0.0))
+    return c, arm_lengths
+
+
+def _append_pose_points(c: _Correspondences, shared: List[SharedView], arm_lengths, pose_weight: float,
+                        point_weight: float) -> None:
+    """Camera poses as 4 points each: centre + each camera axis x the median depth of the SAME confident
+    pixels on both sides (so the arm lengths agree in scale); together ``pose_weight`` x ``point_weight``."""
     for s, (med_w, med_o) in zip(shared, arm_lengths):
         if not (med_w > 0 and med_o > 0):
             continue
-        src.append(s.T_window_cam[:3, 3] + np.vstack([np.zeros(3), med_w * s.T_window_cam[:3, :3].T]))
-        dst.append(s.T_odom_cam[:3, 3] + np.vstack([np.zeros(3), med_o * s.T_odom_cam[:3, :3].T]))
-        w.append(np.full(4, cfg.pose_weight * point_weight / (4 * len(shared))))
-        rs.append(np.full(4, med_o))
-        owner.append(np.full(4, -1))
-        dwin.append(np.full(4, np.nan))
-    src = np.concatenate(src)
-    dst = np.concatenate(dst)
-    w = np.concatenate(w)
-    rs = np.concatenate(rs)
-    owner = np.concatenate(owner)
-    dwin = np.concatenate(dwin)
-    is_pt = owner >= 0
-    pre_scale = 1.0
-    if cfg.with_scale and cfg.scale_from_depth_ratio:
-        # scale first (robust: weighted median of per-pixel depth ratios), then SE(3)
-        pre_scale = _weighted_median(rs[is_pt] / np.maximum(dwin[is_pt], 1e-12), w[is_pt])
-        src = np.where(is_pt[:, None], pre_scale * src, src)
-        # pose points: scale the window camera centres, keep the axis arms (already depth-scaled)
-        pose_src = ~is_pt
-        if np.any(pose_src):
-            k = np.flatnonzero(pose_src).reshape(-1, 4)
-            centres = src[k[:, 0]]
-            arms = src[k[:, 1:]] - centres[:, None, :]
-            src[k[:, 0]] = pre_scale * centres
-            src[k[:, 1:]] = pre_scale * centres[:, None, :] + pre_scale * arms
-    try:
-        fit = robust_align(src, dst, w, with_scale=cfg.with_scale and not cfg.scale_from_depth_ratio,
-                           huber_delta=cfg.huber_delta, max_iterations=cfg.max_iterations,
-                           residual_scale=rs, inlier_threshold=cfg.inlier_threshold)
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        return WindowAlignment(False, f"alignment_failed: {exc}", n_correspondences=n_points)
+        c.append(s.T_window_cam[:3, 3] + np.vstack([np.zeros(3), med_w * s.T_window_cam[:3, :3].T]),
+                 s.T_odom_cam[:3, 3] + np.vstack([np.zeros(3), med_o * s.T_odom_cam[:3, :3].T]),
+                 np.full(4, pose_weight * point_weight / (4 * len(shared))), np.full(4, med_o), np.full(4, -1),
+                 np.full(4, np.nan))
 
-    T = fit.transform @ np.diag([pre_scale, pre_scale, pre_scale, 1.0])
-    s_fit = fit.scale * pre_scale
-    src = np.where(is_pt[:, None], src / pre_scale, src)
-    inlier_ratio = float(w[is_pt & fit.inlier_mask].sum() / w[is_pt].sum())
-    median_res = _weighted_median(fit.residuals[is_pt], w[is_pt])
-    # per-keyframe scale (depth ratio) vs fitted scale, and shared-pose agreement
+
+def _depth_ratio_prescale(c: _Correspondences, is_pt: np.ndarray):
+    """Scale first (robust: weighted median of per-pixel depth ratios): ``(pre_scale, pre-scaled src)``.
+
+    Pose points: the window camera centres are scaled, the axis arms kept (already depth-scaled).
+    """
+    pre_scale = _weighted_median(c.rs[is_pt] / np.maximum(c.dwin[is_pt], 1e-12), c.w[is_pt])
+    src = np.where(is_pt[:, None], pre_scale * c.src, c.src)
+    pose_src = ~is_pt
+    if np.any(pose_src):
+        k = np.flatnonzero(pose_src).reshape(-1, 4)
+        centres = src[k[:, 0]]
+        arms = src[k[:, 1:]] - centres[:, None, :]
+        src[k[:, 0]] = pre_scale * centres
+        src[k[:, 1:]] = pre_scale * centres[:, None, :] + pre_scale * arms
+    return pre_scale, src
+
+
+def _shared_keyframe_errors(shared: List[SharedView], c: _Correspondences, T: np.ndarray, s_fit: float):
+    """Per-keyframe scale (depth ratio) vs the fitted scale, and shared-pose agreement.
+
+    Returns:
+        ``(worst_scale, worst_rot_deg, worst_centre)``: the worst scale factor (>= 1), rotation error and
+        centre error relative to the stored median depth over the shared keyframes.
+    """
     worst_scale = 1.0
     worst_rot = 0.0
     worst_centre = 0.0
     R_ow = T[:3, :3] / s_fit
     for k, s in enumerate(shared):
-        m = owner == k
+        m = c.owner == k
         if np.any(m):
-            ratio = rs[m] / np.maximum(dwin[m], 1e-12)
-            s_k = _weighted_median(ratio, w[m])
+            ratio = c.rs[m] / np.maximum(c.dwin[m], 1e-12)
+            s_k = _weighted_median(ratio, c.w[m])
             worst_scale = max(worst_scale, max(s_k / s_fit, s_fit / s_k))
         R_aligned = R_ow @ s.T_window_cam[:3, :3]
         worst_rot = max(worst_rot, float(np.degrees(rotation_angle(s.T_odom_cam[:3, :3].T @ R_aligned))))
         c_aligned = T[:3, :3] @ s.T_window_cam[:3, 3] + T[:3, 3]
         worst_centre = max(worst_centre, float(np.linalg.norm(c_aligned - s.T_odom_cam[:3, 3])) / s.median_depth)
+    return worst_scale, worst_rot, worst_centre
 
+
+def _failed_gate(result: WindowAlignment, cfg: AlignmentConfig) -> str:
+    """The reason of the first quality gate ``result`` fails, or "" when it passes them all."""
+    if result.inlier_ratio < cfg.min_inlier_ratio:
+        return f"low_inlier_ratio ({result.inlier_ratio:.2f} < {cfg.min_inlier_ratio})"
+    if result.median_residual > cfg.max_median_residual:
+        return f"high_residual ({result.median_residual:.3f} > {cfg.max_median_residual})"
+    if result.scale_inconsistency > cfg.max_scale_inconsistency:
+        return f"scale_jump ({result.scale_inconsistency:.3f} > {cfg.max_scale_inconsistency})"
+    if result.shared_rotation_error_deg > cfg.max_shared_rotation_deg:
+        return f"shared_pose_rotation ({result.shared_rotation_error_deg:.2f} deg > {cfg.max_shared_rotation_deg})"
+    if result.shared_centre_error > cfg.max_shared_centre_error:
+        return f"shared_pose_centre ({result.shared_centre_error:.3f} > {cfg.max_shared_centre_error})"
+    return ""
+
+
+def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAlignment:
+    """Estimate ``T_odom_window`` from the shared keyframes and apply the quality gates."""
+    if not shared:
+        return WindowAlignment(False, "no_shared_keyframe")
+    cfg = config
+    pieces, arm_lengths = _point_correspondences(shared, _confidence_floor(shared, cfg.conf_threshold_ratio))
+    n_points = int(sum(len(x) for x in pieces.w))
+    if n_points < cfg.min_correspondences:
+        return WindowAlignment(False, f"too_few_correspondences ({n_points} < {cfg.min_correspondences})",
+                               n_correspondences=n_points)
+    point_weight = float(sum(x.sum() for x in pieces.w))
+    _append_pose_points(pieces, shared, arm_lengths, cfg.pose_weight, point_weight)
+    c = pieces.stacked()
+    is_pt = c.owner >= 0
+    pre_scale, src = 1.0, c.src
+    if cfg.with_scale and cfg.scale_from_depth_ratio:
+        pre_scale, src = _depth_ratio_prescale(c, is_pt)
+    try:
+        fit = robust_align(src, c.dst, c.w, with_scale=cfg.with_scale and not cfg.scale_from_depth_ratio,
+                           huber_delta=cfg.huber_delta, max_iterations=cfg.max_iterations,
+                           residual_scale=c.rs, inlier_threshold=cfg.inlier_threshold)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return WindowAlignment(False, f"alignment_failed: {exc}", n_correspondences=n_points)
+
+    T = fit.transform @ np.diag([pre_scale, pre_scale, pre_scale, 1.0])
+    s_fit = fit.scale * pre_scale
+    inlier_ratio = float(c.w[is_pt & fit.inlier_mask].sum() / c.w[is_pt].sum())
+    median_res = _weighted_median(fit.residuals[is_pt], c.w[is_pt])
+    worst_scale, worst_rot, worst_centre = _shared_keyframe_errors(shared, c, T, s_fit)
     result = WindowAlignment(
         ok=True, reason="", T_odom_window=T, scale=s_fit, n_correspondences=n_points,
         inlier_ratio=inlier_ratio, median_residual=median_res, scale_inconsistency=worst_scale,
         shared_rotation_error_deg=worst_rot, shared_centre_error=worst_centre,
         stats={"iterations": float(fit.iterations)},
     )
-    if inlier_ratio < cfg.min_inlier_ratio:
-        result.ok, result.reason = False, f"low_inlier_ratio ({inlier_ratio:.2f} < {cfg.min_inlier_ratio})"
-    elif median_res > cfg.max_median_residual:
-        result.ok, result.reason = False, f"high_residual ({median_res:.3f} > {cfg.max_median_residual})"
-    elif worst_scale > cfg.max_scale_inconsistency:
-        result.ok, result.reason = False, f"scale_jump ({worst_scale:.3f} > {cfg.max_scale_inconsistency})"
-    elif worst_rot > cfg.max_shared_rotation_deg:
-        result.ok, result.reason = False, f"shared_pose_rotation ({worst_rot:.2f} deg > {cfg.max_shared_rotation_deg})"
-    elif worst_centre > cfg.max_shared_centre_error:
-        result.ok, result.reason = False, f"shared_pose_centre ({worst_centre:.3f} > {cfg.max_shared_centre_error})"
+    reason = _failed_gate(result, cfg)
+    if reason:
+        result.ok, result.reason = False, reason
     return result

@@ -1,0 +1,37 @@
+"""The order of the modules inside ``da3_ros/pipeline/`` and ``da3_ros/node/`` (checked by test_import_layering.py).
+
+One line per module: ``"module": layer,  # what it is``. A module may import only modules of its own package
+with a LOWER layer (never one of its own layer, never one above), so the imports inside a package have no
+cycle and read bottom-up. ``__init__.py`` is not listed: it may import any module of its package, and no
+module of the package imports it (import from the module that defines the name).
+
+To add a module: put its line in its package's table with a layer above every module it imports (layer 0 if it
+imports none); the test names the line to add, and prints a table consistent with today's imports when an
+import breaks the order. A subpackage (a folder with ``__init__.py``) is one entry, by its folder name.
+notes/architecture.md ("Module order inside pipeline and node") points here.
+"""
+from typing import Dict
+
+MODULE_LAYERS: Dict[str, Dict[str, int]] = {
+    "pipeline": {
+        "frame_accounting": 0,  # thread-safe frame counts, drop reasons and stage times for /diagnostics
+        "network_input": 0,     # NetworkInputMapping: camera image <-> fixed network input (resize + crop, K)
+        "point_cloud": 0,       # OrganizedCloudBuilder: organized cloud from depth at camera resolution
+        "rig_sync": 0,          # RigSynchronizer: approximate-time groups of a rig's frames
+        "robot_odometry": 0,    # RobotOdometry: pose-conditioned windows and metric scale from TF odometry
+        "voxel_map": 0,         # VoxelMap: bounded, voxel-downsampled map of keyframe points
+        "map_fusion": 1,        # MapFusionWorker: fuses keyframe clouds into the VoxelMap on its own thread
+        "rig_accounting": 1,    # RigFrameAccounting: per-camera accounting of a rig (sync drops + outcomes)
+        "frame_processor": 2,   # FrameProcessor: one camera frame in, everything the node publishes out
+        "rig_processor": 3,     # RigFrameProcessor: one rig snapshot in, every camera's outputs out
+    },
+    "node": {
+        "backend_setup": 0,     # the inference backend from node parameters (through the factory)
+        "rig_cameras": 0,       # RigCameras: the cameras parameter (names, topics, frames, rules)
+        "robot_frames": 0,      # RobotFrames: REP 105 frames, the TF edges read and published
+        "parameters": 1,        # every parameter of da3_node: name, default, range, runtime behaviour
+        "pose_outputs": 1,      # PoseOutputs: pose, odometry, path and /tf of a robot or a bare camera
+        "output_messages": 2,   # the output messages of one processed frame (node and benchmarks)
+        "da3_node": 3,          # Da3Node: the lifecycle node (ROS I/O, parameters, threading)
+    },
+}
