@@ -14,24 +14,31 @@ from typing import Dict
 
 MODULE_LAYERS: Dict[str, Dict[str, int]] = {
     "pipeline": {
+        "depth_unit": 0,        # the unit of the published depth (DEPTH_UNIT_* strings, depth_unit())
         "frame_accounting": 0,  # thread-safe frame counts, drop reasons and stage times for /diagnostics
         "network_input": 0,     # NetworkInputMapping: camera image <-> fixed network input (resize + crop, K)
         "point_cloud": 0,       # OrganizedCloudBuilder: organized cloud from depth at camera resolution
         "rig_sync": 0,          # RigSynchronizer: approximate-time groups of a rig's frames
-        "robot_odometry": 0,    # RobotOdometry: pose-conditioned windows and metric scale from TF odometry
+        "rig_window_scale": 0,  # RigWindowScale: a rig window's metric scale from its known extrinsics
+        "scale_source": 0,      # ScaleSource / PoseSource: the one home of scale_source / pose_source
         "voxel_map": 0,         # VoxelMap: bounded, voxel-downsampled map of keyframe points
+        "window_outcome": 0,    # WindowOutcome / CameraOutput: one window's frozen results
+        "camera_stream": 1,     # CameraFrame / CameraStream: one camera's input frame and per-camera state
         "map_fusion": 1,        # MapFusionWorker: fuses keyframe clouds into the VoxelMap on its own thread
+        "processor_config": 1,  # ProcessorConfig: the window processor's settings
         "rig_accounting": 1,    # RigFrameAccounting: per-camera accounting of a rig (sync drops + outcomes)
-        "frame_processor": 2,   # FrameProcessor: one camera frame in, everything the node publishes out
-        "rig_processor": 3,     # RigFrameProcessor: one rig snapshot in, every camera's outputs out
+        "robot_odometry": 1,    # RobotOdometry: pose-conditioned windows and metric scale from TF odometry
+        "window_processor": 2,  # WindowProcessor: one snapshot of C >= 1 cameras in, every output out
     },
     "node": {
         "backend_setup": 0,     # the inference backend from node parameters (through the factory)
+        "latest_mailbox": 0,    # LatestMailbox: the one-slot mailbox between callbacks and the worker
         "rig_cameras": 0,       # RigCameras: the cameras parameter (names, topics, frames, rules)
         "robot_frames": 0,      # RobotFrames: REP 105 frames, the TF edges read and published
+        "camera_inputs": 1,     # the camera input adapters (one camera, a rig) that feed the mailbox
         "parameters": 1,        # every parameter of da3_node: name, default, range, runtime behaviour
         "pose_outputs": 1,      # PoseOutputs: pose, odometry, path and /tf of a robot or a bare camera
-        "output_messages": 2,   # the output messages of one processed frame (node and benchmarks)
+        "output_messages": 2,   # the output messages of one window (node and benchmarks)
         "da3_node": 3,          # Da3Node: the lifecycle node (ROS I/O, parameters, threading)
     },
 }

@@ -156,8 +156,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "camera frame). Set: T_base_camera is read from TF and pose/odometry/path/TF are of base_frame"),
     ParameterSpec("scale_source", _P.scale_source.value, "metric scale: none (odometry units unless the model is "
                   "metric or pose_source is tf) | odometry (from odometry_frame -> base_frame in TF) | rig (every "
-                  "window's scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | rig_odometry "
-                  "(rig and odometry fused by inverse variance)", choices=ScaleSource.choices()),
+                  "window's scale from the rig's extrinsics base_frame -> camera frames in TF; needs cameras) | "
+                  "rig_odometry (rig and odometry fused by inverse variance)", choices=ScaleSource.choices()),
     ParameterSpec("odometry_frame", "odom", "frame of the robot's own odometry (e.g. odom, wheel_odom) read by "
                   "scale_source: odometry and pose_source: tf; when it differs from odom_frame and publish_tf is "
                   "true, the node publishes odom_frame -> odometry_frame (rtabmap's guess_frame_id convention)"),
