@@ -25,9 +25,14 @@ entry stay at ``/<namespace>/<cam>/image``. ``rviz:=true`` opens a config with e
         base_frame:=base_link scale_source:=rig sync_slop_s:=0.01 rviz:=true
 
 Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
-backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), cameras
-("[left, right]" or "left,right"), camera_topics ("CAM:=IMAGE_TOPIC, ..."), sync_slop_s (seconds), rviz,
-rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are camera_topics' names.
+backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), use_sim_time
+(true | false), cameras ("[left, right]" or "left,right"), camera_topics ("CAM:=IMAGE_TOPIC, ..."),
+sync_slop_s (seconds), rviz, rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are
+camera_topics' names. ``camera_info`` empty: the image topic's sibling (image_transport's rule,
+``/camera/color/image_raw`` -> ``/camera/color/camera_info``). ``backend`` empty: chosen from the model
+file (``engine_file_path`` -> tensorrt, ``.onnx`` -> onnxruntime, a checkpoint -> torch); an
+``engine_file_path`` or ``model_file_path`` given here also sets ``backend`` to empty unless ``backend``
+is given too, so the file given at launch decides, whatever the params file's backend.
 The model alone is a complete configuration: config/da3.yaml leaves window_size, network_height,
 network_width at 0 and ref_view / variant at "" (= the model file's), so any exported window shape runs
 without further arguments. Non-empty launch arguments override the params file.
@@ -47,7 +52,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
-from da3_ros.tools.rig_launch import parameter_from_params_file, resolve_rig
+from da3_ros.tools.rig_launch import camera_info_topic, parameter_from_params_file, resolve_rig
 from da3_ros.tools.rviz_config import render as render_rig_rviz_config
 
 #: launch arguments that override the params file when non-empty
@@ -55,6 +60,8 @@ STRING_OVERRIDES = ("engine_file_path", "model_file_path", "backend", "base_fram
                     "odometry_frame")
 #: launch arguments that override the params file's number of the same name when non-empty
 FLOAT_OVERRIDES = ("sync_slop_s",)
+#: launch arguments (true | false) that override the params file's boolean of the same name when non-empty
+BOOL_OVERRIDES = ("publish_tf", "use_sim_time")
 
 
 def _overrides(context):
@@ -71,12 +78,22 @@ def _overrides(context):
                 overrides[name] = float(value)
             except ValueError:
                 raise ValueError(f"{name} must be a number (seconds), got '{value}'") from None
-    publish_tf = LaunchConfiguration("publish_tf").perform(context).strip().lower()
-    if publish_tf:
-        if publish_tf not in ("true", "false"):
-            raise ValueError(f"publish_tf must be true or false, got '{publish_tf}'")
-        overrides["publish_tf"] = publish_tf == "true"
+    for name in BOOL_OVERRIDES:
+        value = LaunchConfiguration(name).perform(context).strip().lower()
+        if value:
+            if value not in ("true", "false"):
+                raise ValueError(f"{name} must be true or false, got '{value}'")
+            overrides[name] = value == "true"
+    files_given = any(LaunchConfiguration(name).perform(context) for name in ("engine_file_path", "model_file_path"))
+    if files_given and "backend" not in overrides:
+        overrides["backend"] = ""   # the model file given here chooses the backend, not the params file's backend
     return overrides
+
+
+def _camera_info_topic(context):
+    """The camera_info argument, or (empty) the image topic's sibling: /a/b/image_raw -> /a/b/camera_info."""
+    explicit = LaunchConfiguration("camera_info").perform(context).strip()
+    return explicit or camera_info_topic(LaunchConfiguration("image").perform(context).strip())
 
 
 def _rviz_config(context, cameras, share):
@@ -114,14 +131,15 @@ def _actions(context):
         parameters=[LaunchConfiguration("params_file"), overrides],
         remappings=[("image", LaunchConfiguration("image")),
                     ("image/compressed", [LaunchConfiguration("image"), "/compressed"]),
-                    ("camera_info", LaunchConfiguration("camera_info"))] + rig_remaps,
+                    ("camera_info", _camera_info_topic(context))] + rig_remaps,
     )]
     rviz = LaunchConfiguration("rviz").perform(context).strip().lower()
     if rviz not in ("true", "false", "1", "0"):   # what IfCondition accepts
         raise ValueError(f"rviz must be true or false, got '{rviz}'")
     if rviz in ("true", "1"):
+        sim_time = [{"use_sim_time": overrides["use_sim_time"]}] if "use_sim_time" in overrides else []
         actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
-                            arguments=["-d", _rviz_config(context, cameras, share)]))
+                            arguments=["-d", _rviz_config(context, cameras, share)], parameters=sim_time))
     return actions
 
 
@@ -131,12 +149,16 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "da3.yaml"),
                               description="node parameters (config/da3.yaml)"),
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="input image topic"),
-        DeclareLaunchArgument("camera_info", default_value="/camera/camera_info", description="camera_info topic"),
+        DeclareLaunchArgument("camera_info", default_value="",
+                              description="camera_info topic (empty: beside the image topic, /a/b/camera_info for "
+                                          "/a/b/image_raw)"),
         DeclareLaunchArgument("namespace", default_value="da3", description="node namespace"),
         DeclareLaunchArgument("engine_file_path", default_value="", description="TensorRT engine (overrides params)"),
         DeclareLaunchArgument("model_file_path", default_value="", description="ONNX/checkpoint (overrides params)"),
         DeclareLaunchArgument("backend", default_value="",
-                              description="tensorrt | onnxruntime | torch (overrides params)"),
+                              description="tensorrt | onnxruntime | torch (overrides params; empty: chosen from "
+                                          "the model file, engine_file_path -> tensorrt, .onnx -> onnxruntime, "
+                                          "checkpoint -> torch)"),
         DeclareLaunchArgument("base_frame", default_value="",
                               description="robot body frame, e.g. base_link (overrides params; empty: params file's)"),
         DeclareLaunchArgument("scale_source", default_value="",
@@ -146,6 +168,9 @@ def generate_launch_description():
                               description="frame of the robot's odometry, e.g. wheel_odom (overrides params)"),
         DeclareLaunchArgument("publish_tf", default_value="",
                               description="true | false: broadcast the odometry edge (overrides params)"),
+        DeclareLaunchArgument("use_sim_time", default_value="",
+                              description="true | false: use /clock (a bag played with --clock, a simulator) for "
+                                          "the node and RViz (empty: the params file's, else false)"),
         DeclareLaunchArgument("cameras", default_value="",
                               description='rig camera namespaces, "[left, right]" or "left,right" (empty: params '
                                           "file's; none there = the single image topic)"),

@@ -7,7 +7,8 @@ LOWER layer (never one of its own layer, never one above):
        tools                   errors, precisions, ref-view names, graph I/O names); standalone launch / RViz
                                config helpers (import nothing of da3_ros)
     1  model, synthetic,       the PyTorch DA3 network; the synthetic ground-truth world;
-       tracking                keyframes / window alignment / scale
+       tracking,               keyframes / window alignment / scale; raw (distorted) cameras and their
+       camera_models           rectification into a pinhole camera (numpy + OpenCV)
     2  export                  writes artefacts (ONNX, fp16/int8 rewrites, TensorRT engines) from a model
     3  backends                runs artefacts behind one interface + the factory (torch, onnxruntime,
                                tensorrt, oracle); the artefact check (runs two backends)
@@ -41,7 +42,7 @@ ROOT = "da3_ros"
 
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("geometry", "artifact", "tools"),
-    ("model", "synthetic", "tracking"),
+    ("model", "synthetic", "tracking", "camera_models"),
     ("export",),
     ("backends",),
     ("pipeline",),
@@ -51,7 +52,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("cli",),
 )
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
-ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "export", "backends", "pipeline")
+ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "camera_models", "export", "backends",
+            "pipeline")
 #: top-level modules that belong to ROS (a name ending in _msgs/_srvs/_interfaces is a message package)
 ROS_MODULES = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "rosidl_parser", "tf2_ros", "tf2_py",
                "message_filters", "cv_bridge", "builtin_interfaces", "rosbag2_py", "launch", "launch_ros",

@@ -33,8 +33,9 @@ def test_launch_arguments_override_real_parameters():
     overrides = _tuple_constant(tree, "STRING_OVERRIDES")
     float_overrides = _tuple_constant(tree, "FLOAT_OVERRIDES")
     assert {"base_frame", "scale_source", "pose_source", "odometry_frame", "publish_tf"} <= set(declared)
-    assert {"cameras", "camera_topics", "sync_slop_s", "rviz", "rviz_config"} <= set(declared)
+    assert {"cameras", "camera_topics", "sync_slop_s", "rviz", "rviz_config", "use_sim_time"} <= set(declared)
     assert float_overrides == ("sync_slop_s",)
+    assert _tuple_constant(tree, "BOOL_OVERRIDES") == ("publish_tf", "use_sim_time")   # use_sim_time: a ROS one
     for name in (*overrides, *float_overrides, "publish_tf", "cameras"):
         assert name in declared and name in DEFAULTS, name
     assert isinstance(DEFAULTS["sync_slop_s"], float) and DEFAULTS["cameras"] == []

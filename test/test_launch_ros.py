@@ -119,3 +119,37 @@ def test_launch_description_with_launch_ros_single_camera_and_params_file_rig(tm
         _evaluate({"sync_slop_s": "fast"})
     with pytest.raises(ValueError, match="not in cameras"):
         _evaluate({"cameras": "left", "camera_topics": "right:=/r/image"})
+
+
+def test_launch_description_readme_command_with_an_engine(tmp_path):
+    """README's ``image:=... camera_info:=... engine_file_path:=...``: the backend is chosen from the engine even
+    when the params file names another one; camera_info defaults to the image topic's sibling."""
+    node, _, _ = _evaluate({"image": "/camera/color/image_raw", "camera_info": "/camera/color/camera_info",
+                            "engine_file_path": "/models/da3s.engine"})
+    params = _node_parameters(node)
+    assert params["engine_file_path"] == "/models/da3s.engine" and params["backend"] == ""
+    assert dict(node.expanded_remapping_rules)["camera_info"] == "/camera/color/camera_info"
+    params_file = tmp_path / "ort.yaml"
+    params_file.write_text("/**:\n  ros__parameters:\n    backend: onnxruntime\n    model_file_path: /m/x.onnx\n")
+    node, _, _ = _evaluate({"params_file": str(params_file), "image": "/front/image_rect",
+                            "engine_file_path": "/models/da3s.engine"})
+    params = _node_parameters(node)
+    assert params["backend"] == "" and params["model_file_path"] == "/m/x.onnx"   # -> tensorrt, built from x.onnx
+    assert dict(node.expanded_remapping_rules)["camera_info"] == "/front/camera_info"
+    node, _, _ = _evaluate({"params_file": str(params_file), "backend": "torch", "model_file_path": "/m/ckpt"})
+    assert _node_parameters(node)["backend"] == "torch"             # an explicit backend still wins
+    node, _, _ = _evaluate({"params_file": str(params_file)})
+    assert _node_parameters(node)["backend"] == "onnxruntime"       # no file at launch: the params file's
+
+
+def test_launch_description_use_sim_time(tmp_path):
+    node, rviz, context = _evaluate({"use_sim_time": "true", "rviz": "true"})
+    assert _node_parameters(node)["use_sim_time"] is True
+    rviz._perform_substitutions(context)
+    assert _node_parameters(rviz)["use_sim_time"] is True
+    node, rviz, _ = _evaluate({"rviz": "false"})
+    assert "use_sim_time" not in _node_parameters(node) and rviz is None   # empty: the params file's (else false)
+    node, _, _ = _evaluate({"use_sim_time": "False"})
+    assert _node_parameters(node)["use_sim_time"] is False
+    with pytest.raises(ValueError, match="use_sim_time must be true or false, got 'sim'"):
+        _evaluate({"use_sim_time": "sim"})

@@ -10,7 +10,9 @@ neither torch, onnxruntime, TensorRT nor rclpy. One concept per module:
 - :mod:`~da3_ros.artifact.errors`: :class:`BackendUnavailableError`, :class:`EngineMismatchError`;
 - :mod:`~da3_ros.artifact.precision`: the compute precisions (:data:`PRECISIONS`);
 - :mod:`~da3_ros.artifact.ref_view`: reference-view names and parsing;
-- :mod:`~da3_ros.artifact.tensors`: the graph's input/output names (:data:`OUTPUT_NAMES`).
+- :mod:`~da3_ros.artifact.tensors`: the graph's input/output names (:data:`OUTPUT_NAMES`);
+- :mod:`~da3_ros.artifact.network_size`: the network size that fits a camera (the official DA3 rule) and
+  the crop loss of a network size on a camera.
 """
 from da3_ros.artifact.capabilities import DEPTH_UNIT_CANONICAL_METRIC, DEPTH_UNIT_WINDOW_SCALE, ModelCapabilities
 from da3_ros.artifact.errors import BackendUnavailableError, EngineMismatchError

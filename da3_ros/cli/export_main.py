@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+from da3_ros.artifact.network_size import DEFAULT_LONG_SIDE, network_size_for_camera, parse_camera_size
 from da3_ros.artifact.precision import PRECISIONS
 from da3_ros.artifact.ref_view import REF_VIEW_STRATEGIES
 from da3_ros.export.onnx_export import ONNX_PRECISIONS
@@ -31,8 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HF-layout directory, .safetensors/.pth file, or HF repo id (e.g. depth-anything/DA3-SMALL)")
     p.add_argument("--variant", default=None, help="variant name when the checkpoint has no config.json")
     p.add_argument("--views", type=_positive, required=True, help="N, views per window")
-    p.add_argument("--height", type=_positive, required=True, help="H, multiple of 14")
-    p.add_argument("--width", type=_positive, required=True, help="W, multiple of 14")
+    p.add_argument("--height", type=_positive, default=None, help="H, multiple of 14 (or give --camera-size)")
+    p.add_argument("--width", type=_positive, default=None, help="W, multiple of 14 (or give --camera-size)")
+    p.add_argument("--camera-size", default=None, metavar="WxH",
+                   help="instead of --height/--width: the camera's image size, e.g. 640x480; the network size is "
+                        "the official DA3 rule's (aspect kept, sides multiples of 14, long side --long-side): "
+                        "640x480 -> H 378, W 504")
+    p.add_argument("--long-side", type=_positive, default=None, metavar="L",
+                   help=f"with --camera-size: the network's long side before rounding (default {DEFAULT_LONG_SIDE})")
     p.add_argument("--ref-view", default="saddle_balanced",
                    help=f"{' | '.join(REF_VIEW_STRATEGIES)} | INDEX (default saddle_balanced)")
     p.add_argument("--pose-conditioned", action="store_true",
@@ -77,10 +84,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resolve_network_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Tuple[int, int]:
+    """``onnx``'s network ``(height, width)``: ``--height/--width``, or the official rule's for ``--camera-size``.
+
+    Args:
+        parser: the parser (its ``error`` exits 2 with the usage and the reason).
+        args: the parsed ``onnx`` arguments.
+
+    Returns:
+        ``(height, width)`` in pixels.
+    """
+    explicit = args.height is not None or args.width is not None
+    if args.camera_size is not None:
+        if explicit:
+            parser.error("--camera-size conflicts with --height/--width: give the camera size or the network size, "
+                         "not both")
+        try:
+            camera_w, camera_h = parse_camera_size(args.camera_size)
+            return network_size_for_camera(camera_w, camera_h, args.long_side or DEFAULT_LONG_SIDE)
+        except ValueError as exc:
+            parser.error(f"--camera-size: {exc}")
+    if args.long_side is not None:
+        parser.error("--long-side needs --camera-size (with --height/--width the network size is given)")
+    if not explicit:
+        parser.error("give --height and --width, or --camera-size WxH")
+    if args.height is None or args.width is None:
+        parser.error("give both --height and --width")
+    return args.height, args.width
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "onnx":
         from da3_ros.export.onnx_export import export_onnx
 
+        if not args.quiet and args.camera_size is not None:
+            print(f"camera {args.camera_size} -> network H x W = {args.height} x {args.width}")
         export_onnx(args.checkpoint, args.output, views=args.views, height=args.height, width=args.width,
                     variant=args.variant, ref_view=args.ref_view, pose_conditioned=args.pose_conditioned,
                     with_rays=args.with_rays, opset=args.opset, verbose=not args.quiet,
@@ -116,7 +154,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "onnx":
+        args.height, args.width = resolve_network_size(parser, args)
     try:
         return _run(args)
     except KeyboardInterrupt:

@@ -31,7 +31,8 @@ _P = ProcessorConfig()
 @dataclass(frozen=True)
 class ParameterSpec:
     """One node parameter. ``minimum``/``maximum`` (inclusive) and ``step`` become the descriptor's
-    integer/floating-point range; ``choices`` are checked at configure (and on a runtime set).
+    integer/floating-point range; ``choices`` are checked at configure (and on a runtime set); ``empty_ok``:
+    "" is accepted besides the choices (it means "choose automatically", see the description).
     ``runtime``: may be changed while the node runs (takes effect on the next frame); every other
     parameter is read-only (read at configure: set it in the params file / launch arguments)."""
 
@@ -43,6 +44,7 @@ class ParameterSpec:
     step: Optional[float] = None
     choices: tuple[str, ...] = ()
     runtime: bool = False
+    empty_ok: bool = False
 
     @property
     def read_only(self) -> bool:
@@ -52,7 +54,7 @@ class ParameterSpec:
         """Human-readable range/choices/runtime note (descriptor ``additional_constraints`` and YAML)."""
         parts = []
         if self.choices:
-            parts.append("one of " + " | ".join(self.choices))
+            parts.append(("empty or " if self.empty_ok else "") + "one of " + " | ".join(self.choices))
         if self.minimum is not None or self.maximum is not None:
             text = f"range [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
             if self.step:
@@ -72,8 +74,9 @@ NOT_IMPLEMENTED_DEFAULT = "not implemented yet"
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- model / backend -----------------------------------------------------------------------
-    ParameterSpec("backend", "onnxruntime", "inference backend (oracle: demo --oracle only)",
-                  choices=("onnxruntime", "tensorrt", "torch", "oracle")),
+    ParameterSpec("backend", "", "inference backend; empty = chosen from the file given: engine_file_path -> "
+                  "tensorrt, model_file_path .onnx -> onnxruntime, a checkpoint -> torch (oracle: demo --oracle only)",
+                  choices=("onnxruntime", "tensorrt", "torch", "oracle"), empty_ok=True),
     ParameterSpec("model_file_path", "", "ONNX file (onnxruntime/tensorrt) or DA3 checkpoint (torch: HF-layout dir, "
                   ".safetensors/.pth, or a repo id)"),
     ParameterSpec("engine_file_path", "", "TensorRT engine (built from model_file_path when missing)"),
@@ -202,8 +205,12 @@ def check_settings(values: Mapping[str, Any]) -> list[str]:
     for spec in PARAMETERS:
         if spec.choices and spec.name in values:
             value = str(values[spec.name]).strip().lower()
+            if spec.empty_ok and not value:
+                continue
             if value not in spec.choices and value not in CHOICE_ALIASES.get(spec.name, ()):
-                problems.append(f"{spec.name} must be one of {' | '.join(spec.choices)}, got {values[spec.name]!r}")
+                either = "empty or " if spec.empty_ok else ""
+                problems.append(f"{spec.name} must be {either}one of {' | '.join(spec.choices)}, "
+                                f"got {values[spec.name]!r}")
     if "min_depth" in values and "max_depth" in values and not values["min_depth"] < values["max_depth"]:
         problems.append(f"min_depth ({values['min_depth']}) must be smaller than max_depth ({values['max_depth']})")
     if "odom_frame" in values:   # a complete set (configure / a runtime change): the TF edge rules
@@ -255,8 +262,9 @@ YAML_HEADER = """\
 # Parameters of da3_node, GENERATED from da3_ros/node/parameters.py -- do not edit by hand; run
 #   python -m da3_ros.node.parameters --yaml config/da3.yaml
 # (test/test_node_parameters.py checks this file equals the generated one).
-# Run: da3_node --ros-args --params-file config/da3.yaml   (backend + model_file_path are enough:
-# window_size / network_height / network_width = 0 and ref_view / variant = "" take the model's values)
+# Run: da3_node --ros-args --params-file config/da3.yaml   (engine_file_path or model_file_path is enough:
+# backend = "" is chosen from the file; window_size / network_height / network_width = 0 and
+# ref_view / variant = "" take the model's values)
 # Depth units: odometry units for models that predict poses; metres for metric models with camera_info.
 # [read-only] parameters are read at configure (params file / launch arguments; restart to change);
 # [settable at runtime] ones (ros2 param set) take effect on the next frame.
