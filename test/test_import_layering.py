@@ -255,7 +255,7 @@ def package_units(package: str) -> Dict[str, Path]:
 
 def sibling_of(name: str, package: str, units: Iterable[str]) -> Optional[str]:
     """The unit of ``da3_ros.<package>`` that the imported name ``name`` is in: a module's name, INIT for a
-    name defined in the package's __init__ (``from da3_ros.pipeline import FrameProcessor``), None for a
+    name defined in the package's __init__ (``from da3_ros.pipeline import WindowProcessor``), None for a
     name outside the package (and for the bare package, which every ``from . import x`` also yields)."""
     parts = name.split(".")
     if parts[:2] != [ROOT, package] or len(parts) == 2:
@@ -413,8 +413,8 @@ def test_the_module_order_check_names_the_offending_import_and_the_line_to_add()
     assert implied_layers({"a": [("b", "a.py:1")], "b": [("a", "b.py:1")]}) is None
     assert implied_layers(imports)["up"] == 3 and implied_layers(imports)["low"] == 0
     assert table_line("new", 3, "what") == '        "new": 3,  # what'
-    units = ("frame_processor", "voxel_map")
+    units = ("window_processor", "voxel_map")
     assert sibling_of("da3_ros.pipeline.voxel_map.VoxelMap", "pipeline", units) == "voxel_map"
-    assert sibling_of("da3_ros.pipeline.FrameProcessor", "pipeline", units) == INIT
+    assert sibling_of("da3_ros.pipeline.WindowProcessor", "pipeline", units) == INIT
     assert sibling_of("da3_ros.pipeline", "pipeline", units) is None
     assert sibling_of("da3_ros.tracking.tracker", "pipeline", units) is None

@@ -76,7 +76,7 @@ def test_interface_contract_parameters_exist():
 
 def test_one_source_of_tracker_defaults():
     """The node's defaults are the ROS-free dataclasses' (library users and benchmarks run the same tracker)."""
-    from da3_ros.pipeline.frame_processor import ProcessorConfig
+    from da3_ros.pipeline.processor_config import ProcessorConfig
     from da3_ros.tracking.keyframes import KeyframePolicyConfig
     from da3_ros.tracking.tracker import TrackerConfig
     from da3_ros.tracking.window_alignment import AlignmentConfig

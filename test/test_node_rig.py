@@ -157,7 +157,7 @@ def _window_scale_errors(run, seq, stamps, cam_index):
 
 
 def test_stereo_rig_metric_scale_from_the_rig_alone(ros_node, process_launcher, tmp_path):
-    """(a) The oracle places the two cameras of one instant within 0.0001 x depth (see test_rig_processor's
+    """(a) The oracle places the two cameras of one instant within 0.0001 x depth (see test_window_processor_rig's
     docstring: the network accuracy a 2 % per-window scale needs) and its smooth depth warp is off, so the median
     ratio of a camera's published depth to the truth over confident pixels is that window's scale error."""
     frames = 50

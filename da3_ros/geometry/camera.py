@@ -11,7 +11,7 @@ Camera optical frame: x right, y down, z forward; depth is the z-distance along 
 DA3 (``depth_anything_3``, DA3_MODEL_SPEC.md §4/§6) uses continuous coordinates whose origin is the
 top-left pixel **corner** (its camera decoder puts the principal point at ``(W/2, H/2)``), i.e.
 ``c_da3 = c + 0.5``. Predicted intrinsics enter the project through
-:meth:`PinholeCamera.from_da3_intrinsics` exactly once (``FrameProcessor``) and leave through
+:meth:`PinholeCamera.from_da3_intrinsics` exactly once (``WindowProcessor``) and leave through
 :meth:`PinholeCamera.to_da3_intrinsics` where something must look like a model output (the oracle
 backend).
 

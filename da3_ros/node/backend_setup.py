@@ -98,4 +98,4 @@ def create_backend_from_parameters(get: Callable[[str], object]) -> InferenceBac
         onnx_fused_attention=bool(get("onnx_fused_attention")),
         workspace_gb=int(get("max_workspace_size")) / 2**30,
     )
-    return backend   # a pose-conditioned model needs pose_source: tf (FrameProcessor / RobotOdometry check it)
+    return backend   # a pose-conditioned model needs pose_source: tf (WindowProcessor / RobotOdometry check it)

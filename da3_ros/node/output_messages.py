@@ -52,7 +52,7 @@ def odometry_messages(result, stamp, odom_frame: str, camera_frame: str, poses: 
 
 
 def map_message(points, colours, stamp, odom_frame: str):
-    """The fused map (``FrameProcessor``'s map thread: (M, 3) float32 odometry-frame points, metres once the
+    """The fused map (``WindowProcessor``'s map thread: (M, 3) float32 odometry-frame points, metres once the
     metric scale is known; colours or None)
     as an unorganized PointCloud2 in ``odom_frame``, stamped with the keyframe's image stamp."""
     return build_pointcloud2(points, colours, header=Header(stamp=stamp, frame_id=odom_frame))

@@ -106,7 +106,7 @@ class PoseOutputs:
     # -- worker, after the frame ----------------------------------------------------------------
     def messages(self, result, stamp, camera_frame: str, odom_frame: str, *, pose: bool = True,
                  odometry_msg: bool = True, path_msg: bool = True, tf: bool = True) -> Dict[str, Any]:
-        """{'pose', 'odometry', 'path', 'tf'} for ``result`` (a ``ProcessedFrame``) stamped ``stamp``: those
+        """{'pose', 'odometry', 'path', 'tf'} for ``result`` (a ``WindowOutcome``) stamped ``stamp``: those
         asked for and due under the publishing convention (module docstring). ``tf`` is a TransformStamped."""
         if self._odometry is None:   # inputs() was not called (no robot settings): the camera is the body
             self.inputs(camera_frame, stamp_to_ns(stamp))

@@ -1,6 +1,6 @@
 """The robot's own odometry inside the frame pipeline (ROS-free): pose-conditioned windows and metric scale.
 
-``RobotOdometry`` is what ``FrameProcessor`` consults when ``scale_source: odometry`` or ``pose_source: tf``
+``RobotOdometry`` is what ``WindowProcessor`` consults when ``scale_source: odometry`` or ``pose_source: tf``
 is configured. The node looks up, for every image, the robot odometry pose ``T_odometry_base`` at the image
 stamp (TF ``odometry_frame -> base_frame``) and the static mount ``T_base_cam``; this class keeps them per
 frame id and:

@@ -3,7 +3,7 @@
 Pixel convention: the project's one (``da3_ros.geometry.camera``): the centre of pixel (row i,
 column j) is at image coordinates (u, v) = (j, i), as in ROS/OpenCV. Unprojection is
 :meth:`PinholeCamera.rays` times z (camera optical frame: x right, y down, z forward), so the
-intrinsics must already be in that convention (``FrameProcessor`` converts the model's DA3-convention
+intrinsics must already be in that convention (``WindowProcessor`` converts the model's DA3-convention
 intrinsics once, with :meth:`PinholeCamera.from_da3_intrinsics`).
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ Conventions
   extrinsics. The prediction's own ``intrinsics`` are NOT read.
 - ``cameras_net`` (the argument of ``update``): the window's cameras in pixels of the h x w network
   input, in the project's pixel-centre convention (``da3_ros.geometry.camera``): (N, 3, 3) K, one (3, 3)
-  K for every view, a ``PinholeCamera`` or a sequence of N of them. ``FrameProcessor`` passes
+  K for every view, a ``PinholeCamera`` or a sequence of N of them. ``WindowProcessor`` passes
   camera_info's K, or the model's DA3-convention K converted once with ``PinholeCamera.from_da3_intrinsics``.
 - Images: ``window_for(frame_id, stamp, image)`` registers the frame's network image; the tracker
   keeps it while the frame is a keyframe (it is dropped when the keyframe leaves the window or on
