@@ -21,9 +21,9 @@ without a pace topic) it spins ~0.05 s.
 Before publishing, the process writes the oracle spec (``--spec``: the digests of every image it will publish
 as view ids ``index * C + camera``, the rig world, ``--views``, ``--translation-noise`` / ``--oracle-noise`` as
 oracle noise overrides, ``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on every
-image topic (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``, ``SENT i`` per path
-frame, ``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF alive afterwards until
-interrupted. ``test/rig_world.py`` rebuilds the identical world for the ground truth.
+image and camera_info topic (and for ``--start-file``, printing ``WAITING FOR START``), prints ``PUBLISHING``,
+``SENT i`` per path frame, ``COUNTS {"left": n, "right": m}`` (images per camera) and ``DONE``. It keeps the TF
+alive afterwards until interrupted. ``test/rig_world.py`` rebuilds the identical world for the ground truth.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     counts = {name: 0 for name in names}
     lead_ns = int(round(args.odom_lead_s * 1e9))
     try:
-        world.wait_to_start(image_pubs, args.start_file)
+        world.wait_to_start(image_pubs + info_pubs, args.start_file)
         K = seq.K
         for i, cameras in plan:
             odometry.send_until(max(seq.stamp_ns(c, i) for c in cameras) + lead_ns)

@@ -17,8 +17,8 @@ test calls ``~/reset``).
 
 Before publishing, the process writes the oracle spec (``--spec``: the digests of every frame it will
 publish, the robot's camera path, ``--garbage-frames`` whose windows the oracle predicts as garbage and
-``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on the image topic, then
-prints ``PUBLISHING``, ``SENT k`` per frame and ``DONE`` at the end. It keeps the TF alive afterwards
+``--pose-conditioned``) and prints ``SPEC_WRITTEN``; it waits for a subscriber on the image and camera_info
+topics, then prints ``PUBLISHING``, ``SENT k`` per frame and ``DONE`` at the end. It keeps the TF alive afterwards
 until interrupted (the test may call services).
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
                               None if args.no_odometry_tf else wheel.T_odomwheel_base, args.odometry_frame, BASE_FRAME,
                               offset_ns)
     try:
-        world.wait_to_start([image_pub], args.start_file)
+        world.wait_to_start([image_pub, info_pub], args.start_file)
         K = seq.K
         for i in indices:
             if i == args.pause_at:

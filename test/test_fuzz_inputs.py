@@ -69,12 +69,17 @@ class NodeUnderFuzz:
         self.proc = launcher.start(node_command(write_params(tmp_path, **params), NS), name="da3_node")
         ros.wait_for_subscribers(self.image_pub, 1, timeout=60)
         ros.wait_for_subscribers(self.info_pub, 1, timeout=60)
+        # the node builds depth and depth/camera_info only for a matched subscriber: ours, on its side
+        ros.wait_for_node_outputs(f"{NS}/da3_node", check=self.check_alive)
         self.sent = 0
         self.bad_sent = 0
         self.context = ""   # what was sent last, for failure messages
 
     def log(self) -> str:
         return self.launcher.log(self.proc)[-4000:]
+
+    def check_alive(self) -> None:
+        assert self.proc.poll() is None, self.log()
 
     def values(self) -> dict:
         for msg in reversed(self.diags):

@@ -73,8 +73,7 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
     image_pub, info_pub, received = _node_io(ros_node)
     frames, K, source = real_or_synthetic_frames(shared_data_dir, 12)
     proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx)
-    ros_node.wait_for_topics({f"{NS}/depth": "sensor_msgs/msg/Image"}, timeout=60)
-    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    _wait_for_node(ros_node, process_launcher, proc, image_pub, info_pub)
     h, w = frames[0].shape[:2]
     info_pub.publish(intrinsics_to_camera_info(PinholeCamera(w, h, K), header=Header(frame_id=CAMERA_FRAME)))
     ros_node.spin_for(0.5)   # camera_info first: every frame below is processed with it
@@ -90,7 +89,7 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
         ros_node.spin_until(lambda: len(depth_msgs) >= processed, 30, "every processed frame's depth")
     except TimeoutError:
         pass   # a starved CPU can lose a few big RELIABLE KEEP_LAST samples between processes (checked below)
-    ros_node.spin_for(0.5)
+    _wait_for_last_outputs(ros_node, received, processed)
     assert proc.poll() is None, process_launcher.log(proc)
 
     assert len(depth_msgs) >= 3, process_launcher.log(proc)
@@ -143,6 +142,35 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
           f"p50 latency={values['latency_receive_to_publish_p50_ms']} ms")
 
 
+def _wait_for_last_outputs(ros, received, processed, timeout=10.0):
+    """Until every camera output counts ``processed`` messages, pose, odometry and path (published together)
+    end at the newest depth's stamp, and a map came; on a timeout the test's assertions name what is missing."""
+    def stamp(topic):
+        msgs = received[topic]
+        return (msgs[-1].header.stamp.sec, msgs[-1].header.stamp.nanosec) if msgs else None
+
+    def complete():
+        counted = all(len(received[f"{NS}/{t}"]) >= processed
+                      for t in ("depth", "depth/camera_info", "confidence", "points"))
+        poses = {stamp(f"{NS}/{t}") for t in ("depth", "pose", "odometry", "path")}
+        return counted and len(poses) == 1 and bool(received[f"{NS}/map_points"])
+    try:
+        ros.spin_until(complete, timeout, "the last frames' outputs")
+    except TimeoutError:
+        pass
+
+
+def _wait_for_node(ros, launcher, proc, *publishers, without=()):
+    """Until the node subscribes to each of ``publishers`` and has matched every output subscription of this test
+    but those in ``without`` (outputs switched off) (``RosTestNode.wait_for_node_outputs``): the node builds an
+    output only for a matched subscriber."""
+    def alive():
+        assert proc.poll() is None, launcher.log(proc)
+    for pub in publishers:
+        ros.wait_for_subscribers(pub, 1, timeout=60)
+    ros.wait_for_node_outputs(f"{NS}/da3_node", [t for t in ros.subscriptions if t not in without], check=alive)
+
+
 def _node_io(ros):
     image_pub = ros.publisher(f"{NS}/image", Image, RELIABLE)
     info_pub = ros.publisher(f"{NS}/camera_info", CameraInfo, RELIABLE)
@@ -158,8 +186,7 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
 
     seq = SyntheticSequence(width=160, height=120)
     proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx)
-    ros_node.wait_for_topics({f"{NS}/depth": "sensor_msgs/msg/Image"}, timeout=60)
-    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    _wait_for_node(ros_node, process_launcher, proc, image_pub, info_pub)
     depth = received[f"{NS}/depth"]
     n = 0
 
@@ -176,7 +203,7 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
         nonlocal n
         image_pub.publish(msg)
         n += 1
-        ros_node.spin_for(0.3)
+        _wait_processed(ros_node, received, n, 30)   # dropped as bad input, not as busy behind the next frame
 
     good(0, stamp_index=0)
     good(1, stamp_index=1)
@@ -201,7 +228,11 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     huge_info = intrinsics_to_camera_info(PinholeCamera(160, 120, seq.K), header=header)
     huge_info.k = [1.2e39, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]
     info_pub.publish(huge_info)                           # focal length that is inf in float32
-    ros_node.spin_for(0.3)
+    try:   # the three refused before the next frame's valid camera_info
+        ros_node.spin_until(lambda: int((_diag_values(ros_node, received["/diagnostics"])[0] or {})
+                                        .get("bad_camera_info", 0)) >= 3, 10, "the hostile camera_info refused")
+    except TimeoutError:
+        pass   # asserted below
     good(3, stamp_index=3)                                # still alive and processing
     big = np.ascontiguousarray(np.repeat(np.repeat(seq.frame(4).rgb, 2, 0), 2, 1))
     good(4, rgb=big, stamp_index=4)                       # resolution change mid-stream
@@ -210,6 +241,12 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     good(6, stamp_index=1)
     _wait_processed(ros_node, received, n, 30)
     assert proc.poll() is None, process_launcher.log(proc)
+    paths = received[f"{NS}/path"]
+    try:   # the last frame's path follows its depth (none when that frame had no pose)
+        ros_node.spin_until(lambda: paths and paths[-1].header.stamp == depth[-1].header.stamp, 5,
+                            "the last frame's path")
+    except TimeoutError:
+        pass
     values, status = _diag_values(ros_node, received["/diagnostics"])
     assert int(values["received"]) == n
     assert int(values["dropped_bad_input"]) == 4, values
@@ -220,7 +257,6 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     assert values["last_error"] == ("camera_info: CameraInfo K has out-of-range focal length fx=1.2e+39 fy=100.0 "
                                     "(accepted for 160x120: 0.001..1.6e+08 px)")
     assert status.level == DiagnosticStatus.WARN   # WARN while bad input has been seen
-    paths = received[f"{NS}/path"]
     assert len(paths[-1].poses) <= 2     # the bag loop cleared the path
 
 
@@ -262,10 +298,7 @@ def test_compressed_transport_from_a_best_effort_camera_driver(ros_node, process
     diags = ros_node.subscribe("/diagnostics", DiagnosticArray)
     proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx, image_transport="compressed",
                        qos_reliability="best_effort", use_camera_info=False)
-    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
-    # the node builds depth only for a subscribed output: let it see this test's depth subscription first
-    ros_node.spin_until(lambda: ros_node.node.count_publishers(f"{NS}/depth") > 0, 30, "the node's depth publisher")
-    ros_node.spin_for(0.5)
+    _wait_for_node(ros_node, process_launcher, proc, image_pub)
     for i in range(4):
         header = Header(stamp=_stamp(i), frame_id=CAMERA_FRAME)
         image_pub.publish(numpy_to_compressed(seq.frame(i).rgb, "rgb8", "jpeg", header=header))
@@ -296,7 +329,7 @@ def test_window_shape_comes_from_the_model_file(ros_node, process_launcher, tmp_
     params = write_params(tmp_path, backend="onnxruntime", model_file_path=str(n2_onnx),
                           qos_reliability="reliable", num_threads=1, diagnostics_period_s=0.5)  # no shape parameters
     proc = process_launcher.start(node_command(params, NS), name="da3_node")
-    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    _wait_for_node(ros_node, process_launcher, proc, image_pub, info_pub, without={f"{NS}/map_points"})
     depth = received[f"{NS}/depth"]
     for i in range(3):
         _publish(ros_node, image_pub, info_pub, seq.frame(i).rgb, seq.K, i)

@@ -152,7 +152,13 @@ def test_describe_set_read_only_and_live_change_over_dds(ros_node, process_launc
     info_pub = ros_node.publisher(f"{NS}/camera_info", CameraInfo, RELIABLE)
     clouds = ros_node.subscribe(f"{NS}/points", PointCloud2)
     depths = ros_node.subscribe(f"{NS}/depth", Image)
-    ros_node.wait_for_subscribers(image_pub, 1, timeout=60)
+    for pub in (image_pub, info_pub):
+        ros_node.wait_for_subscribers(pub, 1, timeout=60)
+
+    def alive():
+        assert proc.poll() is None, process_launcher.log(proc)
+    # the node builds points and depth only for a matched subscriber: ours matched on its side first
+    ros_node.wait_for_node_outputs(f"{NS}/da3_node", check=alive)
 
     def frame(i, expect_points=True):
         """Publish frame i and wait for its depth (and points when expected); -> its points or None."""

@@ -80,37 +80,45 @@ class RigRun:
                       publish_map_points=True)
         values.update(params)
         self.node = launcher.start(node_command(write_params(tmp_path, **values), NS), name="da3_node")
-
-        def matched():   # the node builds an output only for a matched subscriber: let it see ours first
-            assert self.node.poll() is None, self.log()
-            return all(ros.node.count_publishers(f"{NS}/{cam}/{t}") > 0 for cam in self.cameras
-                       for t in ("depth", "confidence", "points")) and ros.node.count_publishers(f"{NS}/odometry") > 0
-        ros.spin_until(matched, 60.0, "the node's output publishers")
-        ros.spin_for(0.5)
+        # the node builds an output only for a matched subscriber: every subscription above (each camera's
+        # topics, /tf, odometry, map_points, ...) matched on the node's side before the world's first frame
+        ros.wait_for_node_outputs(f"{NS}/da3_node", check=self.check_alive)
         (tmp_path / "start").write_text("go")
 
     def log(self) -> str:
         return f"--- node:\n{self.launcher.log(self.node)[-6000:]}\n--- world:\n{self.launcher.log(self.world)[-3000:]}"
 
-    def finish(self, settle_s: float = 1.5) -> dict:
-        """Wait for the world's DONE and a later diagnostics message; returns the world's COUNTS."""
+    def check_alive(self) -> None:
+        assert self.node.poll() is None, self.log()
+
+    def finish(self) -> dict:
+        """Wait for the world's DONE, then for a diagnostics message that accounts for every image the world sent
+        (each camera's ``received``) with no rig group in flight, then for every processed snapshot's outputs;
+        returns the world's COUNTS."""
         def done():
-            assert self.node.poll() is None, self.log()
+            self.check_alive()
             return "DONE" in self.launcher.log(self.world)
         self.ros.spin_until(done, 180.0, "world publisher DONE")
-        self.ros.spin_for(settle_s)
-        n = len(self.received["/diagnostics"])
-        self.ros.spin_until(lambda: len(self.received["/diagnostics"]) > n and _diag(self.received) is not None, 20.0,
-                            "/diagnostics of da3_node")
-        assert self.node.poll() is None, self.log()
+        counts = json.loads(re.search(r"COUNTS (\{.*\})", self.launcher.log(self.world)).group(1))
+
+        def settled():   # the outputs of a group are published before it counts as processed
+            self.check_alive()
+            d = _diag(self.received)
+            return d is not None and d.get("rig_groups_in_flight") == "0" \
+                and all(d.get(f"{cam}_received") == str(n) for cam, n in counts.items())
+        try:
+            self.ros.spin_until(settled, 30.0, "/diagnostics accounting for every image sent")
+        except TimeoutError:
+            pass   # an image lost on the way: the test's own assertions on the counters name it
+        self.ros.spin_until(lambda: _diag(self.received) is not None, 20.0, "/diagnostics of da3_node")
+        self.check_alive()
         processed = int(_diag(self.received)["rig_groups_processed"])
         try:   # a starved test process may still be taking the last snapshots' messages off the wire
             self.ros.spin_until(lambda: all(len(self.messages(cam, name)) >= processed for cam in self.cameras
                                             for name in CAMERA_TOPICS), 15.0, "every camera's outputs")
         except TimeoutError:
             pass   # the test's own assertions name what is missing
-        counts = re.search(r"COUNTS (\{.*\})", self.launcher.log(self.world))
-        return json.loads(counts.group(1))
+        return counts
 
     @property
     def diagnostics(self) -> dict:
@@ -269,7 +277,7 @@ def test_missing_mounts_drop_snapshots_with_the_reason(ros_node, process_launche
     ("failed", counted for every camera), /diagnostics names the missing edge, and the node keeps running."""
     run = RigRun(ros_node, process_launcher, tmp_path, cameras=["left", "right"], frames=3,
                  world_args=["--rig", "stereo", "--no-static-tf", "--pace-timeout-s", "0.5"], tf_mount_timeout_s=0.2)
-    run.finish(settle_s=0.5)
+    run.finish()
     d = run.diagnostics
     assert int(d["rig_groups_processed"]) == 0 and int(d["left_dropped_failed"]) == 3 == int(d["right_dropped_failed"])
     assert "left_optical_frame" in d["last_error"] and "base_link" in d["last_error"], d["last_error"]
@@ -327,9 +335,17 @@ def test_bad_input_in_one_camera_drops_that_snapshot_only(ros_node, process_laun
                           qos_reliability="reliable", qos_depth=10, diagnostics_period_s=0.25, base_frame="base_link",
                           cameras=list(names), min_depth=0.01, max_depth=100.0)
     node = process_launcher.start(node_command(params, NS), name="da3_node")
-    ros_node.spin_until(lambda: all(ros_node.node.count_publishers(f"{NS}/{cam}/depth") > 0 for cam in names)
-                        and all(p.get_subscription_count() > 0 for p in images.values()), 60.0, "the node")
-    ros_node.spin_for(0.5)
+    for pub in (*images.values(), *infos.values()):
+        ros_node.wait_for_subscribers(pub, 1, timeout=60)
+
+    def alive():
+        assert node.poll() is None, process_launcher.log(node)
+    ros_node.wait_for_node_outputs(f"{NS}/da3_node", check=alive)
+
+    def taken_in(count):   # the newest diagnostics: every camera received ``count`` images, no group in flight
+        d = _diag({"/diagnostics": diags})
+        return d is not None and d.get("left_received") == d.get("right_received") == str(count) \
+            and d.get("rig_groups_in_flight") == "0"
     for i in range(frames):
         for c, cam in enumerate(names):
             header = Header(stamp=stamp_msg(OFFSET_NS + seq.stamp_ns(c, i)), frame_id=f"{cam}_optical_frame")
@@ -342,13 +358,22 @@ def test_bad_input_in_one_camera_drops_that_snapshot_only(ros_node, process_laun
                 msg = numpy_to_image(rendered[i * 2 + c][: H // 2], "rgb8", header=header)
                 msg.height = H   # declares every row, carries half of them
             images[cam].publish(msg)
-        n = len(depth["left"])
-        ros_node.spin_until(lambda: len(depth["left"]) > n or node.poll() is not None or i == 3, 10.0, f"snapshot {i}")
-        ros_node.spin_for(0.3 if i == 3 else 0.05)
-    ros_node.spin_until(lambda: _diag({"/diagnostics": diags}) is not None
-                        and _diag({"/diagnostics": diags}).get("rig_groups_in_flight") == "0", 20.0, "diagnostics")
+        if i == 3:   # the dropped snapshot has no output: wait until the node took both images in
+            try:
+                ros_node.spin_until(lambda: taken_in(i + 1) or node.poll() is not None, 10.0, f"snapshot {i} taken in")
+            except TimeoutError:
+                pass   # the counters asserted below name what went wrong
+        else:
+            n = len(depth["left"])
+            ros_node.spin_until(lambda: len(depth["left"]) > n or node.poll() is not None, 10.0, f"snapshot {i}")
+        ros_node.spin_for(0.05)
+    ros_node.spin_until(lambda: taken_in(frames) or node.poll() is not None, 20.0,
+                        "diagnostics accounting for every image")
     assert node.poll() is None, process_launcher.log(node)
-    ros_node.spin_for(0.6)
+    try:   # the right camera's last depth is published just after the left one's
+        ros_node.spin_until(lambda: len(depth["right"]) >= frames - 1, 10.0, "the right camera's depth")
+    except TimeoutError:
+        pass   # asserted below
     d = _diag({"/diagnostics": diags})
     assert d["rig_groups_processed"] == str(frames - 1), d
     assert d["left_dropped_bad_input"] == d["right_dropped_bad_input"] == "1", d

@@ -59,7 +59,7 @@ class RobotRun:
     """The world and the node for one test; ``received`` holds every message of the subscribed topics."""
 
     def __init__(self, ros, launcher, tmp_path, *, frames, world_args=(), **params):
-        self.ros, self.launcher, self.tmp = ros, launcher, tmp_path
+        self.ros, self.launcher, self.tmp, self.frames = ros, launcher, tmp_path, frames
         self.received = {}
         for topic, kind, qos in (("/tf", TFMessage, TF_QOS), ("/tf_static", TFMessage, TF_STATIC_QOS),
                                  (f"{NS}/odometry", Odometry, RELIABLE), (f"{NS}/path", PathMsg, RELIABLE),
@@ -82,34 +82,57 @@ class RobotRun:
                       odometry_frame="wheel_odom", min_depth=0.01, max_depth=100.0, confidence_threshold=1.0)
         values.update(params)
         self.node = launcher.start(node_command(write_params(tmp_path, **values), NS), name="da3_node")
-        # the node builds an output only for a matched subscriber: let it see this test's subscriptions
-        # (depth and odometry discovered both ways) before the world sends its first frame
-
-        def matched():
-            assert self.node.poll() is None, self.log()
-            return all(ros.node.count_publishers(f"{NS}/{t}") > 0 for t in ("depth", "confidence", "odometry"))
-        ros.spin_until(matched, 60.0, "the node's output publishers")
-        ros.spin_for(0.5)
+        # the node builds an output only for a matched subscriber: every subscription above matched on the
+        # node's side before the world sends its first frame
+        ros.wait_for_node_outputs(f"{NS}/da3_node", check=self.check_alive)
         (tmp_path / "start").write_text("go")
 
     def log(self) -> str:
         return f"--- node:\n{self.launcher.log(self.node)[-6000:]}\n--- world:\n{self.launcher.log(self.world)[-3000:]}"
 
+    def check_alive(self) -> None:
+        assert self.node.poll() is None, self.log()
+
     def wait_world(self, word: str, timeout: float = 90.0) -> None:
         def seen():
-            assert self.node.poll() is None, self.log()
+            self.check_alive()
             return word in self.launcher.log(self.world)
         self.ros.spin_until(seen, timeout, f"world publisher {word}")
 
+    def wait_accounted(self, frames: int, timeout: float = 30.0) -> None:
+        """Until the newest /diagnostics accounts for ``frames`` images (received, none pending); a frame's
+        outputs are published before it counts as processed. On a timeout the test's assertions judge."""
+        def accounted():
+            self.check_alive()
+            values = _diag(self.received)[0]
+            return values is not None and values["received"] == str(frames) and values["pending"] == "0"
+        try:
+            self.ros.spin_until(accounted, timeout, f"/diagnostics accounting for {frames} frames")
+        except TimeoutError:
+            pass
+
     def finish(self) -> None:
+        """The world's DONE, a diagnostics message accounting for every frame, then the last outputs."""
         self.wait_world("DONE")
-        self.ros.spin_for(1.0)   # the last outputs and a diagnostics period
+        self.wait_accounted(self.frames)
         # on a starved CPU a diagnostics message can come late (period 0.25 s): wait for one, with the logs
         try:
             self.ros.spin_until(lambda: _diag(self.received)[0] is not None, 20.0, "/diagnostics of da3_node")
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{self.log()}") from exc
-        assert self.node.poll() is None, self.log()
+        self.check_alive()
+        processed = int(_diag(self.received)[0]["processed"])
+        depth, conf = self.received[f"{NS}/depth"], self.received[f"{NS}/confidence"]
+        try:   # a starved test process may still be taking the last frames' outputs off the wire
+            self.ros.spin_until(lambda: len(depth) >= processed and len(conf) >= processed, 15.0,
+                                "every processed frame's depth and confidence")
+            last = stamp_to_ns(depth[-1].header.stamp) if depth else None
+            # the pose outputs of the last frame follow its depth (none when that frame had no pose)
+            self.ros.spin_until(lambda: last is None or all(
+                self.received[t] and stamp_to_ns(self.received[t][-1].header.stamp) == last
+                for t in (f"{NS}/odometry", f"{NS}/path")), 5.0, "the last frame's odometry and path")
+        except TimeoutError:
+            pass   # the test's own assertions name what is missing
 
     @property
     def diagnostics(self):
@@ -212,7 +235,7 @@ def test_reset_and_lost_state(ros_node, process_launcher, tmp_path):
     run = RobotRun(ros_node, process_launcher, tmp_path, frames=32, scale_source="odometry",
                    world_args=("--garbage-frames", "15-18", "--pause-at", "25"))
     run.wait_world("PAUSED")
-    ros_node.spin_for(1.0)
+    run.wait_accounted(25)   # frames 0..24 went out before the pause
     values, status = run.diagnostics
     assert int(values["tracking_lost_episodes"]) == 1 and values["tracking_state"] == "tracking", values
     odom_frames = {round(_t(o) * 10) for o in run.received[f"{NS}/odometry"]}
@@ -221,7 +244,10 @@ def test_reset_and_lost_state(ros_node, process_launcher, tmp_path):
     assert {14, 19} <= odom_frames      # recovered right after the garbage windows
     reply = run.reset()
     assert reply.success and "new trajectory" in reply.message
-    ros_node.spin_for(0.6)
+    try:
+        ros_node.spin_until(lambda: run.diagnostics[0].get("tracking_resets") == "1", 10.0, "/diagnostics after reset")
+    except TimeoutError:
+        pass   # asserted below
     values, _ = run.diagnostics
     assert values["tracking_state"] == "initialising" and int(values["tracking_resets"]) == 1, values
     run.resume.write_text("go")
