@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from da3_ros.geometry.alignment import robust_align
+from da3_ros.geometry.alignment import robust_align, weighted_median
 from da3_ros.geometry.transforms import rotation_angle
 
 __all__ = ["AlignmentConfig", "SharedView", "WindowAlignment", "align_window"]
@@ -96,12 +96,6 @@ class WindowAlignment:
     stats: Dict[str, float] = field(default_factory=dict)
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cw = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
-
-
 def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAlignment:
     """Estimate ``T_odom_window`` from the shared keyframes and apply the quality gates."""
     if not shared:
@@ -151,7 +145,7 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
     pre_scale = 1.0
     if cfg.with_scale and cfg.scale_from_depth_ratio:
         # scale first (robust: weighted median of per-pixel depth ratios), then SE(3)
-        pre_scale = _weighted_median(rs[is_pt] / np.maximum(dwin[is_pt], 1e-12), w[is_pt])
+        pre_scale = weighted_median(rs[is_pt] / np.maximum(dwin[is_pt], 1e-12), w[is_pt])
         src = np.where(is_pt[:, None], pre_scale * src, src)
         # pose points: scale the window camera centres, keep the axis arms (already depth-scaled)
         pose_src = ~is_pt
@@ -172,7 +166,7 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
     s_fit = fit.scale * pre_scale
     src = np.where(is_pt[:, None], src / pre_scale, src)
     inlier_ratio = float(w[is_pt & fit.inlier_mask].sum() / w[is_pt].sum())
-    median_res = _weighted_median(fit.residuals[is_pt], w[is_pt])
+    median_res = weighted_median(fit.residuals[is_pt], w[is_pt])
     # per-keyframe scale (depth ratio) vs fitted scale, and shared-pose agreement
     worst_scale = 1.0
     worst_rot = 0.0
@@ -182,7 +176,7 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
         m = owner == k
         if np.any(m):
             ratio = rs[m] / np.maximum(dwin[m], 1e-12)
-            s_k = _weighted_median(ratio, w[m])
+            s_k = weighted_median(ratio, w[m])
             worst_scale = max(worst_scale, max(s_k / s_fit, s_fit / s_k))
         R_aligned = R_ow @ s.T_window_cam[:3, :3]
         worst_rot = max(worst_rot, float(np.degrees(rotation_angle(s.T_odom_cam[:3, :3].T @ R_aligned))))
