@@ -46,6 +46,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
 )
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
 ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "export", "backends", "pipeline")
+#: packages whose modules may import only these third-party modules (besides the standard library)
+THIRD_PARTY_ONLY = {"geometry": ("numpy",)}
 #: top-level modules that belong to ROS (a name ending in _msgs/_srvs/_interfaces is a message package)
 ROS_MODULES = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "rosidl_parser", "tf2_ros", "tf2_py",
                "message_filters", "cv_bridge", "builtin_interfaces", "rosbag2_py", "launch", "launch_ros",
@@ -180,6 +182,17 @@ def test_ros_free_packages_never_import_ros(walked):
     _, external = walked
     bad = [hit for pkg in ROS_FREE for hit in external.get(pkg, []) if is_ros_module(hit.rsplit(" ", 1)[1])]
     assert not bad, "ROS imports in the ROS-free core:\n  " + "\n  ".join(bad)
+
+
+def test_geometry_imports_numpy_only(walked):
+    """geometry is the NumPy core (no torch, not even inside a function): the torch pose encoding, quaternions
+    and ray-map solver live beside the network in model/."""
+    import sys
+
+    _, external = walked
+    bad = [hit for pkg, allowed in THIRD_PARTY_ONLY.items() for hit in external.get(pkg, [])
+           if hit.rsplit(" ", 1)[1].split(".")[0] not in allowed + tuple(sys.stdlib_module_names)]
+    assert not bad, "imports beyond numpy and the standard library:\n  " + "\n  ".join(bad)
 
 
 def test_the_walk_sees_lazy_relative_and_dynamic_imports():
