@@ -45,7 +45,7 @@ import numpy as np
 from da3_ros.geometry.alignment import umeyama
 from da3_ros.geometry.pose_encoding import (extrinsics_intrinsics_to_pose_encoding, lower_median,
                                             normalize_window_extrinsics)
-from da3_ros.geometry.transforms import extrinsics_to_T_world_cam, transform_scale
+from da3_ros.geometry.transforms import check_rigid_transform, extrinsics_to_T_world_cam, transform_scale
 
 __all__ = [
     "PoseConditioningError",
@@ -72,18 +72,17 @@ def da3_extrinsics_from_T_world_cam(T_world_cam: np.ndarray) -> np.ndarray:
     """Camera-to-world poses ``(..., 4, 4)`` -> DA3 world->camera extrinsics ``(..., 4, 4)`` float64.
 
     ``E @ p_world = p_cam``; the camera centre ``c = T_world_cam[:3, 3]`` maps to the origin.
-    Rejects matrices whose rotation block is not orthonormal (a Sim(3) or garbage pose).
+    Rejects matrices that are not rigid (``check_rigid_transform``: a Sim(3) or garbage pose).
     """
     T = np.asarray(T_world_cam, dtype=np.float64)
     if T.ndim < 2 or T.shape[-2:] != (4, 4):
         raise PoseConditioningError(f"T_world_cam must have shape (..., 4, 4), got {T.shape}")
     if not np.all(np.isfinite(T)):
         raise PoseConditioningError("T_world_cam contains non-finite values")
-    R = T[..., :3, :3]
-    err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max() if R.size else 0.0
-    if err > 1e-4 or np.any(np.linalg.det(R) < 0):
-        raise PoseConditioningError(f"T_world_cam rotations must be proper and orthonormal "
-                                    f"(max |R^T R - I| = {err:.2g})")
+    try:
+        T = check_rigid_transform(T, "T_world_cam")
+    except ValueError as exc:
+        raise PoseConditioningError(str(exc)) from exc
     return extrinsics_to_T_world_cam(T)  # the rigid inverse; the same formula maps c2w -> w2c
 
 
