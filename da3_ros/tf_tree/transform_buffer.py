@@ -30,8 +30,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import (check_rigid_transform, invert_transform, quaternion_xyzw_to_rotation,
-                         rotation_to_quaternion_xyzw, slerp_quaternion_xyzw)
+from ..geometry.transforms import (check_rigid_transform, invert_transform, quaternion_xyzw_to_rotation,
+                                   rotation_to_quaternion_xyzw, slerp_quaternion_xyzw)
 
 __all__ = [
     "ConnectivityError", "EdgeInterval", "ExtrapolationError", "ReparentEvent", "TransformBuffer",
