@@ -34,7 +34,7 @@ from ..tf_tree.transform_buffer import (ConnectivityError, ExtrapolationError, R
                                         TransformLookupError, UnknownFrameError, format_stamp)
 from .errors import MessageConversionError
 from .optional_packages import importable
-from .pose_messages import stamp_to_ns, transform_to_matrix
+from .pose_messages import ns_to_stamp, stamp_to_ns, transform_stamped, transform_to_matrix
 from .tf_publisher import TF_QOS
 
 __all__ = [
@@ -143,12 +143,7 @@ class Tf2RosLookup:
     def set_transform(self, parent_frame: str, child_frame: str, stamp_ns: int, T_parent_child: np.ndarray,
                       static: bool = False, authority: str = "da3_ros") -> bool:
         """Insert into the tf2 buffer with the ``TransformBuffer.set_transform`` signature (always True)."""
-        from builtin_interfaces.msg import Time
-
-        from .pose_messages import transform_stamped
-
-        stamp = Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
-        msg = transform_stamped(T_parent_child, stamp, parent_frame, child_frame)
+        msg = transform_stamped(T_parent_child, ns_to_stamp(stamp_ns), parent_frame, child_frame)
         if static:
             self.buffer.set_transform_static(msg, authority)
         else:
