@@ -145,3 +145,15 @@ def test_validation_of_size_and_distortion_and_the_accepted_extremes():
     assert cam.fx == 500.0
     with pytest.raises(ValueError, match="read-only"):
         cam.K[0, 0] = 1.0
+
+
+def test_default_hfov_has_one_home():
+    """The no-camera_info guess lives in geometry/camera.py; the pipeline's copies (until they import it) agree."""
+    import importlib
+
+    from da3_ros.geometry.camera import DEFAULT_HFOV_DEG
+
+    assert DEFAULT_HFOV_DEG == 60.0
+    assert PinholeCamera.centred(640, 480) == PinholeCamera.centred(640, 480, DEFAULT_HFOV_DEG)
+    for name in ("da3_ros.pipeline.frame_processor", "da3_ros.pipeline.robot_odometry"):
+        assert getattr(importlib.import_module(name), "DEFAULT_HFOV_DEG", DEFAULT_HFOV_DEG) == DEFAULT_HFOV_DEG, name
