@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from da3_reference import (make_official_model, max_rel_error,  # noqa: E402
                            official_forward, save_hf_checkpoint)
-from da3_ros.geometry.quaternion import quaternion_to_rotation_matrix  # noqa: E402
-from da3_ros.geometry.ray_pose import rays_from_camera, solve_pose_from_rays  # noqa: E402
+from da3_ros.model.quaternion import quaternion_to_rotation_matrix  # noqa: E402
+from da3_ros.model.ray_pose import rays_from_camera, solve_pose_from_rays  # noqa: E402
 from da3_ros.model import load_model  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from da3_ros.geometry.transform_buffer import TransformBuffer
+from da3_ros.tf_tree.transform_buffer import TransformBuffer
 from da3_ros.geometry.transforms import make_transform, rotation_from_axis_angle
 
 S = 1_000_000_000

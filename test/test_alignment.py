@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from da3_ros.geometry import transforms as tf
-from da3_ros.geometry.alignment import robust_align, umeyama
+from da3_ros.geometry.alignment import robust_align, umeyama, weighted_median
 
 
 def _data(seed, n=500, scale=True):
@@ -85,3 +85,16 @@ def test_bad_input_messages():
         umeyama(np.ones((5, 3)), np.random.default_rng(0).normal(size=(5, 3)))
     with pytest.raises(ValueError, match="non-negative"):
         umeyama(np.zeros((3, 3)), np.zeros((3, 3)), weights=[1, -1, 1])
+
+
+def test_weighted_median_is_the_lower_weighted_median():
+    """The one weighted median (alignment, window alignment, metric scale): the smallest value whose cumulative
+    weight reaches half the total; exactly half counts (no averaging), so even equal-weight counts give the
+    lower middle value; order of the input does not matter; no positive weight -> NaN."""
+    assert weighted_median(np.array([3.0, 1.0, 2.0]), np.ones(3)) == 2.0
+    assert weighted_median(np.array([4.0, 1.0, 3.0, 2.0]), np.ones(4)) == 2.0   # lower of 2 and 3
+    assert weighted_median(np.array([1.0, 2.0]), np.array([1.0, 1.0])) == 1.0   # exactly half -> first
+    assert weighted_median(np.array([1.0, 2.0, 10.0]), np.array([0.2, 0.2, 0.6])) == 10.0
+    assert weighted_median(np.array([1.0, 2.0, 10.0]), np.array([0.0, 1.0, 0.0])) == 2.0
+    assert np.isnan(weighted_median(np.array([1.0, 2.0]), np.zeros(2)))
+    assert np.isnan(weighted_median(np.array([]), np.array([])))

@@ -4,8 +4,8 @@ import pytest
 
 from da3_ros.synthetic.robot import SyntheticRobot, planar_pose
 from da3_ros.tracking.base_trajectory import (UNKNOWN_VARIANCE, BaseOdometry, CovarianceModel, T_odom_base_from_camera,
-                                              T_odom_odometry, body_twist, rotation_log)
-from da3_ros.geometry.transforms import invert_transform, rotation_from_axis_angle
+                                              T_odom_odometry, body_twist)
+from da3_ros.geometry.transforms import invert_transform, rotation_from_axis_angle, rotation_log
 
 
 ROBOT = SyntheticRobot()

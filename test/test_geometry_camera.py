@@ -145,3 +145,22 @@ def test_validation_of_size_and_distortion_and_the_accepted_extremes():
     assert cam.fx == 500.0
     with pytest.raises(ValueError, match="read-only"):
         cam.K[0, 0] = 1.0
+
+
+def test_default_hfov_has_one_home():
+    """The no-camera_info guess is defined in geometry/camera.py only; everyone else imports it."""
+    import ast
+    from pathlib import Path
+
+    import da3_ros
+    from da3_ros.geometry.camera import DEFAULT_HFOV_DEG
+
+    assert DEFAULT_HFOV_DEG == 60.0
+    assert PinholeCamera.centred(640, 480) == PinholeCamera.centred(640, 480, DEFAULT_HFOV_DEG)
+    root = Path(da3_ros.__file__).parent
+    homes = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
+                   for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, (ast.Assign, ast.AnnAssign))
+                   and any(isinstance(t, ast.Name) and t.id == "DEFAULT_HFOV_DEG"
+                           for t in (node.targets if isinstance(node, ast.Assign) else [node.target])))
+    assert homes == ["geometry/camera.py"]

@@ -7,8 +7,9 @@ LOWER layer (never one of its own layer, never one above):
        tools                   errors, precisions, ref-view names, graph I/O names); standalone launch / RViz
                                config helpers (import nothing of da3_ros)
     1  model, synthetic,       the PyTorch DA3 network; the synthetic ground-truth world;
-       tracking,               keyframes / window alignment / scale; raw (distorted) cameras and their
-       camera_models           rectification into a pinhole camera (numpy + OpenCV)
+       tracking, tf_tree,      keyframes / window alignment / scale; the ROS-free TF tree (TransformBuffer),
+       camera_models           which imports geometry only; raw (distorted) cameras and their
+                               rectification into a pinhole camera (numpy + OpenCV)
     2  export                  writes artefacts (ONNX, fp16/int8 rewrites, TensorRT engines) from a model
     3  backends                runs artefacts behind one interface + the factory (torch, onnxruntime,
                                tensorrt, oracle); the artefact check (runs two backends)
@@ -42,7 +43,7 @@ ROOT = "da3_ros"
 
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("geometry", "artifact", "tools"),
-    ("model", "synthetic", "tracking", "camera_models"),
+    ("model", "synthetic", "tracking", "tf_tree", "camera_models"),
     ("export",),
     ("backends",),
     ("pipeline",),
@@ -52,8 +53,12 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("cli",),
 )
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
-ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "camera_models", "export", "backends",
-            "pipeline")
+ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "tf_tree", "camera_models", "export",
+            "backends", "pipeline")
+#: packages whose modules may import only these third-party modules (besides the standard library)
+THIRD_PARTY_ONLY = {"geometry": ("numpy",), "tf_tree": ("numpy",)}
+#: packages that may import only these da3_ros packages (stricter than their layer)
+DA3_ROS_ONLY = {"tf_tree": ("geometry",)}
 #: top-level modules that belong to ROS (a name ending in _msgs/_srvs/_interfaces is a message package)
 ROS_MODULES = ("rclpy", "rcl_interfaces", "rosidl_runtime_py", "rosidl_parser", "tf2_ros", "tf2_py",
                "message_filters", "cv_bridge", "builtin_interfaces", "rosbag2_py", "launch", "launch_ros",
@@ -188,6 +193,26 @@ def test_ros_free_packages_never_import_ros(walked):
     _, external = walked
     bad = [hit for pkg in ROS_FREE for hit in external.get(pkg, []) if is_ros_module(hit.rsplit(" ", 1)[1])]
     assert not bad, "ROS imports in the ROS-free core:\n  " + "\n  ".join(bad)
+
+
+def test_geometry_and_tf_tree_import_numpy_only(walked):
+    """geometry is the NumPy core (no torch, not even inside a function): the torch pose encoding, quaternions
+    and ray-map solver live beside the network in model/. The TF tree is NumPy (+ threading) too."""
+    import sys
+
+    _, external = walked
+    bad = [hit for pkg, allowed in THIRD_PARTY_ONLY.items() for hit in external.get(pkg, [])
+           if hit.rsplit(" ", 1)[1].split(".")[0] not in allowed + tuple(sys.stdlib_module_names)]
+    assert not bad, "imports beyond numpy and the standard library:\n  " + "\n  ".join(bad)
+
+
+def test_tf_tree_sits_just_above_geometry(walked):
+    """The TF tree imports geometry only (not model / synthetic / tracking of its layer, nothing above)."""
+    graph, _ = walked
+    bad = [f"{pkg} -> {dst}: {', '.join(where[:3])}" for pkg, allowed in DA3_ROS_ONLY.items()
+           for dst, where in sorted(graph.get(pkg, {}).items()) if dst not in allowed]
+    assert not bad, "imports beyond the allowed packages:\n  " + "\n  ".join(bad)
+    assert "geometry" in graph["tf_tree"] and "tf_tree" in graph["ros_io"]
 
 
 def test_the_walk_sees_lazy_relative_and_dynamic_imports():

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from da3_reference import make_official_model, max_rel_error, official_forward, save_hf_checkpoint
-from da3_ros.geometry.pose_encoding import (extrinsics_intrinsics_to_pose_encoding,
-                                            normalize_window_extrinsics)
-from da3_ros.geometry.quaternion import quaternion_to_rotation_matrix
 from da3_ros.model import load_model
+from da3_ros.model.pose_encoding import extrinsics_intrinsics_to_pose_encoding, normalize_window_extrinsics
+from da3_ros.model.quaternion import quaternion_to_rotation_matrix
 from da3_ros.model.reference_view import select_reference_view
 
 TOL = 1e-4

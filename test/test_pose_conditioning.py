@@ -91,7 +91,7 @@ def _ours(model, frames, T_world_cam, K):
     x, plans = preprocess_images(list(frames), process_res=PROCESS_RES)
     window = PoseConditionedWindow.from_poses(T_world_cam, intrinsics_to_network(K, plans[0]), plans[0].network_hw)
     with torch.inference_mode():
-        out = model(x, pose_encoding=window.pose_encoding)
+        out = model(x, pose_encoding=torch.from_numpy(window.pose_encoding))
     return window, out, window.align(out["depth"], out["extrinsics"])
 
 
@@ -135,7 +135,7 @@ def test_exported_pose_conditioned_graph_matches_official_inference(models, fram
     images = np.stack([resize_image(f, plan) for f in frames])[None]
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out = dict(zip([o.name for o in sess.get_outputs()],
-                   sess.run(None, {"images": images, "pose_encoding": window.pose_encoding.numpy()})))
+                   sess.run(None, {"images": images, "pose_encoding": window.pose_encoding})))
     res = window.align(out["depth"], out["extrinsics"])
     ref, _ = metre_window
     err = max_rel_error(torch.from_numpy(res.depth), torch.from_numpy(ref.depth))

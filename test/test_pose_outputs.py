@@ -6,7 +6,7 @@ from typing import Optional
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from da3_ros.geometry.transform_buffer import TransformBuffer
+from da3_ros.tf_tree.transform_buffer import TransformBuffer
 from da3_ros.geometry.transforms import invert_transform
 from da3_ros.ros_io import transform_to_matrix
 from da3_ros.node.pose_outputs import PoseOutputs

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from da3_ros.geometry.quaternion import quaternion_to_rotation_matrix
-from da3_ros.geometry.ray_pose import rays_from_camera, solve_pose_from_rays
+from da3_ros.model.quaternion import quaternion_to_rotation_matrix
+from da3_ros.model.ray_pose import rays_from_camera, solve_pose_from_rays
 
 
 def _cameras(n, image_hw, principal_offset=(0.0, 0.0), seed=0):

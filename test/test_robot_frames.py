@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from da3_ros.geometry.transform_buffer import TransformBuffer
+from da3_ros.tf_tree.transform_buffer import TransformBuffer
 from da3_ros.node.robot_frames import RobotFrameError, RobotFrames, RobotFrameSettings, robot_frame_problems
 from da3_ros.synthetic.robot import SyntheticRobot
 

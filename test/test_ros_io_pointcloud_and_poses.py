@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 
-from da3_ros.ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, matrix_to_pose, odometry,
-                            pointcloud2_xyz_rgb, pose_stamped, pose_to_matrix, read_pointcloud2, transform_stamped)
+from da3_ros.ros_io import (BoundedPath, MessageConversionError, build_pointcloud2, matrix_to_pose, ns_to_stamp,
+                            odometry, pointcloud2_xyz_rgb, pose_stamped, pose_to_matrix, read_pointcloud2, stamp_to_ns,
+                            transform_stamped)
 from da3_ros.geometry.transforms import rotation_to_quaternion_xyzw
 
 
@@ -132,3 +133,13 @@ def test_pose_round_trip_and_rejections():
     pose.position.x = float("nan")
     with pytest.raises(MessageConversionError, match="pose contains NaN"):
         pose_to_matrix(pose)
+
+
+def test_stamp_and_nanoseconds_convert_both_ways_exactly():
+    for ns in (0, 1, 999_999_999, 1_000_000_000, 1_700_000_000_123_456_789, 2**31 * 1_000_000_000 - 1):
+        stamp = ns_to_stamp(ns)
+        assert isinstance(stamp, Time) and 0 <= stamp.nanosec < 1_000_000_000
+        assert stamp_to_ns(stamp) == ns
+    assert (ns_to_stamp(1_700_000_000_123_456_789).sec, ns_to_stamp(1_700_000_000_123_456_789).nanosec) == \
+        (1_700_000_000, 123_456_789)
+    assert stamp_to_ns(Time(sec=5, nanosec=7)) == 5_000_000_007

@@ -19,7 +19,7 @@ from geometry_msgs.msg import TransformStamped
 from tf2_msgs.msg import TFMessage
 
 import tf_fixtures as fx
-from da3_ros.geometry.transform_buffer import ExtrapolationError, UnknownFrameError, format_stamp
+from da3_ros.tf_tree.transform_buffer import ExtrapolationError, UnknownFrameError, format_stamp
 from da3_ros.geometry.transforms import invert_transform
 from da3_ros.ros_io import MessageConversionError, stamp_to_ns, transform_stamped, transform_to_matrix
 from da3_ros.ros_io.tf_listener import TfListener, create_transform_lookup, tf2_ros_available

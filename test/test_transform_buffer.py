@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from da3_ros.geometry.transform_buffer import (ConnectivityError, ExtrapolationError, TransformBuffer,
-                                               TransformLookupError, UnknownFrameError)
+from da3_ros.tf_tree.transform_buffer import (ConnectivityError, ExtrapolationError, TransformBuffer,
+                                              TransformLookupError, UnknownFrameError)
 from da3_ros.geometry.transforms import invert_transform, make_transform, rotation_from_axis_angle
 
 S = 1_000_000_000  # ns per second

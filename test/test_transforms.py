@@ -100,3 +100,48 @@ def test_quaternion_to_rotation_and_slerp():
     np.testing.assert_allclose(tf.slerp_quaternion_xyzw(q0, q0, 0.3), q0, atol=1e-15)
     with pytest.raises(ValueError, match="non-zero"):
         tf.quaternion_xyzw_to_rotation([0.0, 0.0, 0.0, 0.0])
+
+
+def test_one_rigidity_rule_for_every_validator():
+    """check_rigid_transform: float64 data (~1e-15) and float32 data (~1e-7) pass, a 1e-3 scale / shear, a
+    reflection, a bad last row or a NaN fail, each with the numbers in the message."""
+    rng = np.random.default_rng(5)
+    T = tf.make_transform(tf.rotation_from_axis_angle(rng.normal(size=3)), rng.normal(size=3) * 5.0)
+    out = tf.check_rigid_transform(T, "T_a_b")
+    np.testing.assert_array_equal(out, T)
+    assert out is not T and tf.is_rigid_transform(T.astype(np.float32))
+    assert tf.rigid_transform_error(T.astype(np.float32)) < 1e-6 < tf.RIGID_TOLERANCE
+    stack = np.stack([T, np.eye(4)])
+    assert tf.check_rigid_transform(stack).shape == (2, 4, 4) and tf.is_rigid_transform(np.zeros((0, 4, 4)))
+    near = T.copy()
+    near[3, :3] = 0.5 * tf.RIGID_TOLERANCE  # within the tolerance: accepted, last row returned exact
+    np.testing.assert_array_equal(tf.check_rigid_transform(near)[3], [0, 0, 0, 1])
+    bad = {"scale": tf.make_transform(np.eye(3), np.zeros(3), s=1.001),
+           "shear": np.eye(4) + 1e-3 * np.outer(np.eye(4)[0], np.eye(4)[1]),
+           "reflection": np.diag([1.0, 1.0, -1.0, 1.0]),
+           "last row": np.vstack([np.eye(4)[:3], [0.0, 0.0, 1e-3, 1.0]])}
+    for what, M in bad.items():
+        assert not tf.is_rigid_transform(M), what
+        with pytest.raises(ValueError, match=r"T_a_b is not a rigid SE\(3\) transform.*orthonormal"):
+            tf.check_rigid_transform(M, "T_a_b")
+    with pytest.raises(ValueError, match="NaN"):
+        tf.check_rigid_transform(np.full((4, 4), np.nan), "T_a_b")
+    with pytest.raises(ValueError, match="4x4"):
+        tf.check_rigid_transform(np.eye(3), "T_a_b")
+
+
+@pytest.mark.parametrize("angle", [0.0, 1e-9, 1e-5, 0.3, 2.0, np.pi - 1e-5, np.pi])
+def test_rotation_log_is_the_inverse_of_rotation_from_axis_angle(angle):
+    rng = np.random.default_rng(int(angle * 1000))
+    for _ in range(5):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        v = tf.rotation_log(tf.rotation_from_axis_angle(axis * angle))
+        if angle == np.pi:  # axis and -axis are the same half turn
+            v = v if v @ axis >= 0 else -v
+        # 1e-6; within 1e-4 of pi the axis comes from the symmetric part (R + I) / 2, whose entries lose half
+        # the float64 digits there: a few 1e-6 measured at pi - 1e-5, hence 1e-5
+        atol = 1e-5 if np.pi - angle < 1e-4 else 1e-6
+        np.testing.assert_allclose(v, axis * angle, atol=atol)
+        np.testing.assert_allclose(tf.rotation_from_axis_angle(v), tf.rotation_from_axis_angle(axis * angle),
+                                   atol=atol)

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
@@ -20,7 +19,7 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from ..geometry.camera import PinholeCamera
-from ..ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped
+from ..ros_io import intrinsics_to_camera_info, ns_to_stamp, numpy_to_image, transform_stamped
 from ..ros_io.tf_publisher import TF_QOS, TfBroadcaster
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -30,10 +29,6 @@ def output_topics(ns: str) -> dict:
     return {f"{ns}/depth": Image, f"{ns}/depth/camera_info": CameraInfo, f"{ns}/confidence": Image,
             f"{ns}/points": PointCloud2, f"{ns}/pose": PoseStamped, f"{ns}/odometry": Odometry,
             f"{ns}/path": Path, f"{ns}/map_points": PointCloud2, "/tf": TFMessage, "/diagnostics": DiagnosticArray}
-
-
-def ros_time(stamp_ns: int) -> Time:
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
 def type_name(msg_type) -> str:
@@ -110,7 +105,8 @@ class PlayerRecorder:
 
     def publish_static_tf(self, static_transforms, stamp_ns: int) -> None:
         """Latch the camera mount ((parent, child, T_parent_child) edges) on /tf_static (TRANSIENT_LOCAL)."""
-        transforms = [transform_stamped(T, ros_time(stamp_ns), parent, child) for parent, child, T in static_transforms]
+        transforms = [transform_stamped(T, ns_to_stamp(stamp_ns), parent, child)
+                      for parent, child, T in static_transforms]
         self.tf.send_static(transforms)
         self.recording.messages.append(Recorded("/tf_static", TFMessage,
                                                 serialize_message(TFMessage(transforms=transforms)), time.time_ns()))
@@ -119,13 +115,13 @@ class PlayerRecorder:
         """Wheel odometry samples ((stamp_s, T_parent_child), stamp = ``stamp0_ns`` + stamp_s) on /tf, in
         messages of at most 50 transforms (TF_QOS is KEEP_LAST 100). The recorder gets them back through its
         own /tf subscription."""
-        transforms = [transform_stamped(T, ros_time(stamp0_ns + int(round(t * 1e9))), parent, child)
+        transforms = [transform_stamped(T, ns_to_stamp(stamp0_ns + int(round(t * 1e9))), parent, child)
                       for t, T in samples]
         for k in range(0, len(transforms), 50):
             self.tf.send(transforms[k:k + 50])
 
     def publish(self, rgb, K, stamp_ns: int, frame_id: str) -> None:
-        stamp = ros_time(stamp_ns)
+        stamp = ns_to_stamp(stamp_ns)
         header = Header(stamp=stamp, frame_id=frame_id)
         now = time.time_ns()
         if K is not None:

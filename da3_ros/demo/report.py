@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..ros_io import image_to_numpy, pointcloud2_xyz_rgb
+from ..ros_io import image_to_numpy, pointcloud2_xyz_rgb, stamp_to_ns
 from ..tracking.metrics import ate_fraction_of_path, ate_se3, ate_sim3, depth_metrics, path_length
 from .player_recorder import Recording, type_name
 
@@ -104,10 +104,6 @@ def plot_trajectory(path: Path, estimate: np.ndarray, truth: np.ndarray | None, 
     cv2.imwrite(str(path), canvas)
 
 
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 def scale_state(diagnostics: dict) -> dict:
     """The node's metric scale from its last /diagnostics (``metric_scale_m_per_unit``: a number once known,
     "unknown" while a scale source has no estimate, absent without a scale source)."""
@@ -136,14 +132,14 @@ def _estimate(recording: Recording, ns: str, metric: bool):
         if paths:
             msg = paths[-1].message()
             if len(msg.poses) >= 2:
-                return ([_stamp_ns(p.header) for p in msg.poses],
+                return ([stamp_to_ns(p.header.stamp) for p in msg.poses],
                         [[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in msg.poses], "path")
     for topic in ("odometry", "pose"):
         msgs = [m.message() for m in recording.of(f"{ns}/{topic}")]
         if msgs:
             poses = [m.pose.pose if topic == "odometry" else m.pose for m in msgs]
-            return ([_stamp_ns(m.header) for m in msgs], [[p.position.x, p.position.y, p.position.z] for p in poses],
-                    topic)
+            return ([stamp_to_ns(m.header.stamp) for m in msgs],
+                    [[p.position.x, p.position.y, p.position.z] for p in poses], topic)
     return [], [], "none"
 
 
@@ -227,9 +223,9 @@ def build_report(out: Path, recording: Recording, *, ns: str, frames_by_stamp: d
     chosen = set(np.linspace(0, len(depth_msgs) - 1, min(colormap_count, len(depth_msgs))).round().astype(int)) \
         if depth_msgs else set()
     for k, msg in enumerate(depth_msgs):
-        frame = frames_by_stamp.get(_stamp_ns(msg.header))
+        frame = frames_by_stamp.get(stamp_to_ns(msg.header.stamp))
         pred = image_to_numpy(msg)
-        row = {"stamp_ns": _stamp_ns(msg.header), "frame": frame.index if frame is not None else None}
+        row = {"stamp_ns": stamp_to_ns(msg.header.stamp), "frame": frame.index if frame is not None else None}
         if frame is not None and frame.depth is not None:
             try:
                 row.update(depth_metrics(pred, frame.depth))

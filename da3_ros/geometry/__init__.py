@@ -1,1 +1,2 @@
-"""ROS-free geometry: poses, quaternions, SE(3)/Sim(3), pose encodings, unprojection, ray solver."""
+"""ROS-free, NumPy-only geometry: camera model, SE(3)/Sim(3)/SO(3) helpers and quaternions, the DA3 pose encoding
+(NumPy twin of model/pose_encoding.py), pose-conditioned windows, point-set alignment."""

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["umeyama", "robust_align", "RobustAlignment"]
+__all__ = ["umeyama", "robust_align", "RobustAlignment", "weighted_median"]
 
 
 def _check_inputs(src, dst, weights):
@@ -123,10 +123,21 @@ class RobustAlignment:
         return self.transform[:3, 3].copy()
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The lower weighted median: the smallest value whose cumulative weight (values sorted ascending)
+    reaches half the total weight.
+
+    A value holding exactly half the weight wins (no averaging with the next one), so with equal weights
+    and an even count this is the lower of the two middle values (as ``torch.median``). NaN when the
+    total weight is not positive. ``values`` and ``weights`` are 1-D of the same length, weights >= 0.
+    """
+    values = np.asarray(values)
+    weights = np.asarray(weights)
+    if values.size == 0:
+        return float("nan")
     order = np.argsort(values)
     cw = np.cumsum(weights[order])
-    if cw[-1] <= 0:
+    if not cw[-1] > 0:
         return float("nan")
     return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
@@ -208,7 +219,7 @@ def robust_align(
         weights=w,
         inlier_mask=inliers,
         inlier_ratio=float(w0[inliers].sum() / w0sum),
-        median_residual=_weighted_median(r, w0),
+        median_residual=weighted_median(r, w0),
         iterations=it,
         converged=converged,
     )

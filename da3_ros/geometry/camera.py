@@ -45,7 +45,8 @@ MAX_PX_PER_IMAGE_SIDE = 1e6
 DA3_PIXEL_OFFSET = 0.5
 """``c_da3 - c``: DA3's corner-origin pixel coordinates minus the pixel-centre ones."""
 DEFAULT_HFOV_DEG = 60.0
-"""Horizontal field of view assumed when neither camera_info nor the model gives intrinsics (documented guess)."""
+"""The project's guess of the horizontal field of view (degrees) when neither camera_info nor the model gives
+intrinsics: ``PinholeCamera.centred(width, height, DEFAULT_HFOV_DEG)``."""
 
 
 class InvalidCameraError(ValueError):
@@ -115,9 +116,9 @@ class PinholeCamera:
         return cls(int(width), int(height), K)
 
     @classmethod
-    def centred(cls, width: int, height: int, hfov_deg: float) -> "PinholeCamera":
+    def centred(cls, width: int, height: int, hfov_deg: float = DEFAULT_HFOV_DEG) -> "PinholeCamera":
         """Square pixels, principal point at the image centre ``((W-1)/2, (H-1)/2)``, horizontal
-        field of view ``hfov_deg`` (degrees)."""
+        field of view ``hfov_deg`` (degrees; default :data:`DEFAULT_HFOV_DEG`, the guess without camera_info)."""
         if not 0.0 < hfov_deg < 180.0:
             raise InvalidCameraError(f"horizontal field of view must be in (0, 180) degrees, got {hfov_deg}")
         f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)

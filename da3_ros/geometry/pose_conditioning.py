@@ -10,11 +10,13 @@ does around the network, step by step (``depth_anything_3/api.py``):
 2. **Normalisation** (``_normalize_extrinsics``): relative to the first view (``E'_v = E_v inv(E_0)``,
    so view 0 becomes the identity), translations divided by the median distance of the camera
    centres from camera 0, clamped at 0.1 (:func:`da3_ros.geometry.pose_encoding.normalize_window_extrinsics`).
-   Done in float32 torch like the official code.
+   Done in float32 like the official (torch) code; geometry's NumPy twin of the torch pose encoding
+   (:mod:`da3_ros.model.pose_encoding`) agrees with it to float32 rounding.
 3. **Model input**: the camera encoder takes the 9-D pose encoding of the normalised poses and the
    intrinsics **in network pixels** (``[t, q xyzw, fov_h, fov_w]`` of camera-to-world; only fx, fy enter,
-   via the fields of view). That ``(1, N, 9)`` float32 tensor is what our torch model
-   (``pose_encoding=``) and the exported pose-conditioned graph (input ``pose_encoding``) take.
+   via the fields of view). That ``(1, N, 9)`` float32 array is what the backends (``infer(pose_encoding=)``,
+   its ``[0]``), our torch model (``pose_encoding=``, as a tensor) and the exported pose-conditioned graph
+   (input ``pose_encoding``) take.
 4. **Alignment back** (``_align_to_input_extrinsics_intrinsics`` -> ``align_poses_umeyama``): a
    Sim(3) Umeyama fit of the **given** camera centres onto the **predicted** ones
    (``c_pred ~= s R c_given + t``; positions only, unweighted), so ``s`` is prediction units per given
@@ -39,11 +41,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from da3_ros.geometry.alignment import umeyama
-from da3_ros.geometry.pose_encoding import extrinsics_intrinsics_to_pose_encoding, normalize_window_extrinsics
-from da3_ros.geometry.transforms import extrinsics_to_T_world_cam, transform_scale
+from da3_ros.geometry.pose_encoding import (extrinsics_intrinsics_to_pose_encoding, lower_median,
+                                            normalize_window_extrinsics)
+from da3_ros.geometry.transforms import check_rigid_transform, extrinsics_to_T_world_cam, transform_scale
 
 __all__ = [
     "PoseConditioningError",
@@ -70,18 +72,17 @@ def da3_extrinsics_from_T_world_cam(T_world_cam: np.ndarray) -> np.ndarray:
     """Camera-to-world poses ``(..., 4, 4)`` -> DA3 world->camera extrinsics ``(..., 4, 4)`` float64.
 
     ``E @ p_world = p_cam``; the camera centre ``c = T_world_cam[:3, 3]`` maps to the origin.
-    Rejects matrices whose rotation block is not orthonormal (a Sim(3) or garbage pose).
+    Rejects matrices that are not rigid (``check_rigid_transform``: a Sim(3) or garbage pose).
     """
     T = np.asarray(T_world_cam, dtype=np.float64)
     if T.ndim < 2 or T.shape[-2:] != (4, 4):
         raise PoseConditioningError(f"T_world_cam must have shape (..., 4, 4), got {T.shape}")
     if not np.all(np.isfinite(T)):
         raise PoseConditioningError("T_world_cam contains non-finite values")
-    R = T[..., :3, :3]
-    err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max() if R.size else 0.0
-    if err > 1e-4 or np.any(np.linalg.det(R) < 0):
-        raise PoseConditioningError(f"T_world_cam rotations must be proper and orthonormal "
-                                    f"(max |R^T R - I| = {err:.2g})")
+    try:
+        T = check_rigid_transform(T, "T_world_cam")
+    except ValueError as exc:
+        raise PoseConditioningError(str(exc)) from exc
     return extrinsics_to_T_world_cam(T)  # the rigid inverse; the same formula maps c2w -> w2c
 
 
@@ -156,6 +157,14 @@ def fit_prediction_to_given_scale(centres_given: np.ndarray, centres_pred: np.nd
         raise PoseConditioningError(f"cannot fit the predicted poses to the given ones: {exc}") from exc
 
 
+def _host_array(x) -> np.ndarray:
+    """A NumPy array of ``x``; a torch tensor (duck-typed, so geometry needs no torch) is detached and copied
+    to the host first."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 @dataclass(frozen=True)
 class PoseAlignedPrediction:
     """A window's prediction expressed in the given poses' world frame and unit.
@@ -180,7 +189,8 @@ class PoseAlignedPrediction:
 class PoseConditionedWindow:
     """The known poses of one window and the exact network input made from them.
 
-    Build with :meth:`from_poses`; feed ``pose_encoding`` (1, N, 9) float32 to the model / graph;
+    Build with :meth:`from_poses`; feed ``pose_encoding`` (1, N, 9) float32 NumPy to the graph / a backend
+    (``pose_encoding[0]``) or, as ``torch.from_numpy(pose_encoding)``, to the torch model;
     then :meth:`align` its depth and extrinsics back to the given poses.
     """
 
@@ -190,7 +200,7 @@ class PoseConditionedWindow:
     extrinsics: np.ndarray         # (N, 4, 4) float32, DA3 world->camera of the given poses (official float32)
     normalised_extrinsics: np.ndarray  # (N, 4, 4) float32, what the camera encoder sees (view 0 = identity)
     normalisation_distance: float  # median camera distance from view 0 after the clamp (given units)
-    pose_encoding: torch.Tensor    # (1, N, 9) float32
+    pose_encoding: np.ndarray      # (1, N, 9) float32
 
     @property
     def views(self) -> int:
@@ -215,23 +225,20 @@ class PoseConditionedWindow:
         if h <= 0 or w <= 0:
             raise PoseConditioningError(f"network_hw must be positive, got {network_hw}")
         E = da3_extrinsics_from_T_world_cam(T).astype(np.float32)  # official: float32 tensors from here on
-        e_norm = normalize_window_extrinsics(torch.from_numpy(E)[None], min_scale=MIN_NORMALISATION_DISTANCE)
+        e_norm = normalize_window_extrinsics(E[None], min_scale=MIN_NORMALISATION_DISTANCE)
         # the record of the divisor used inside (torch.median: the lower median for even N, as officially)
-        dist = max(float(torch.median(torch.from_numpy(np.linalg.norm(T[:, :3, 3] - T[:1, :3, 3], axis=1)))),
-                   MIN_NORMALISATION_DISTANCE)
-        k_t = torch.from_numpy(K.astype(np.float32))[None]
-        enc = extrinsics_intrinsics_to_pose_encoding(e_norm, k_t, (h, w))
+        dist = max(lower_median(np.linalg.norm(T[:, :3, 3] - T[:1, :3, 3], axis=1)), MIN_NORMALISATION_DISTANCE)
+        enc = extrinsics_intrinsics_to_pose_encoding(e_norm, K.astype(np.float32)[None], (h, w))
         return cls(T_world_cam=T, intrinsics=K, network_hw=(h, w), extrinsics=E,
-                   normalised_extrinsics=e_norm[0].numpy(), normalisation_distance=dist, pose_encoding=enc)
+                   normalised_extrinsics=e_norm[0], normalisation_distance=dist, pose_encoding=enc)
 
     def align(self, depth, extrinsics) -> PoseAlignedPrediction:
         """Express the model's output in the given poses' frame and unit (official alignment).
 
         ``depth`` (N, h, w) or (1, N, h, w) and ``extrinsics`` (N, 3|4, 4) or (1, N, 3|4, 4) world->camera,
-        as the model / graph returned them for this window (torch or NumPy).
+        as the model / graph returned them for this window (NumPy, or torch tensors: anything with ``.detach()``).
         """
-        d = depth.detach().cpu().numpy() if isinstance(depth, torch.Tensor) else np.asarray(depth)
-        e = extrinsics.detach().cpu().numpy() if isinstance(extrinsics, torch.Tensor) else np.asarray(extrinsics)
+        d, e = _host_array(depth), _host_array(extrinsics)
         n = self.views
         if d.ndim == 4 and d.shape[0] == 1:
             d = d[0]

@@ -1,4 +1,4 @@
-"""SE(3) / Sim(3) helpers on plain 4x4 NumPy matrices.
+"""SE(3) / Sim(3) / SO(3) helpers on plain 4x4 / 3x3 NumPy matrices: the project's one home for them.
 
 Conventions
 -----------
@@ -9,6 +9,9 @@ Conventions
 - Camera extrinsics are world->camera ``[R|t]`` 3x4 (OpenCV optical axes: x right, y down,
   z forward). Camera-to-world poses are always named ``T_world_cam`` / ``c2w``.
 - All functions accept float32 or float64 input and compute in float64.
+- One rigidity rule (:func:`check_rigid_transform`, :func:`is_rigid_transform`): finite, rotation block
+  proper and orthonormal and last row ``[0, 0, 0, 1]``, each within :data:`RIGID_TOLERANCE`.
+- SO(3) exp / log: :func:`rotation_from_axis_angle` / :func:`rotation_log` (rotation vector = axis * angle).
 """
 from __future__ import annotations
 
@@ -16,7 +19,13 @@ from typing import Tuple
 
 import numpy as np
 
+from .quaternion import quaternion_to_rotation_matrix, rotation_matrix_to_quaternion
+
 __all__ = [
+    "RIGID_TOLERANCE",
+    "check_rigid_transform",
+    "is_rigid_transform",
+    "rigid_transform_error",
     "make_transform",
     "decompose_transform",
     "invert_transform",
@@ -26,6 +35,7 @@ __all__ = [
     "rotation_angle",
     "rotation_angle_deg",
     "rotation_from_axis_angle",
+    "rotation_log",
     "project_to_rotation",
     "extrinsics_to_T_world_cam",
     "T_world_cam_to_extrinsics",
@@ -35,6 +45,61 @@ __all__ = [
     "quaternion_xyzw_to_rotation",
     "slerp_quaternion_xyzw",
 ]
+
+
+RIGID_TOLERANCE = 1e-4
+"""Largest accepted ``max |R^T R - I|`` and ``max |last row - [0, 0, 0, 1]|`` of a rigid transform.
+
+Poses computed in float64 are orthonormal to ~1e-15, and float32 ones (model outputs, float32 storage)
+to a few 1e-7; 1e-4 accepts both with a wide margin, while a Sim(3) with ``|s - 1| > 5e-5``, a shear or a
+garbage matrix fails (a rotation error of 1e-4 moves a point 10 m away by at most 1 mm)."""
+
+
+def rigid_transform_error(T: np.ndarray) -> float:
+    """``max(|R^T R - I|, |last row - [0, 0, 0, 1]|)`` over a (stack of) 4x4 matrices (0 for an empty stack)."""
+    T = np.asarray(T, dtype=np.float64)
+    if T.size == 0:
+        return 0.0
+    R = T[..., :3, :3]
+    orthonormal = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max()
+    last_row = np.abs(T[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max()
+    return float(max(orthonormal, last_row))
+
+
+def check_rigid_transform(T: np.ndarray, name: str = "transform") -> np.ndarray:
+    """A float64 copy of ``T`` (4x4, or a stack ``(..., 4, 4)``) after checking it is a rigid SE(3) transform.
+
+    Rigid: finite; rotation block orthonormal (``max |R^T R - I|``) and last row ``[0, 0, 0, 1]``, both within
+    :data:`RIGID_TOLERANCE`; ``det R > 0`` (no reflection). Raises ``ValueError`` naming ``name`` and the
+    numbers otherwise. The returned copy's last row is exactly ``[0, 0, 0, 1]``.
+    """
+    T = np.array(T, dtype=np.float64)
+    if T.ndim < 2 or T.shape[-2:] != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 transform (or a stack of them), got shape {T.shape}")
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} contains NaN/Inf")
+    if T.size == 0:
+        return T
+    err = rigid_transform_error(T)
+    det = float(np.linalg.det(T[..., :3, :3]).min())
+    if err > RIGID_TOLERANCE or not det > 0:
+        R = T[..., :3, :3]
+        orthonormal = float(np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max())
+        last_row = float(np.abs(T[..., 3, :] - [0.0, 0.0, 0.0, 1.0]).max())
+        raise ValueError(f"{name} is not a rigid SE(3) transform: its rotation must be proper and orthonormal and "
+                         f"its last row [0, 0, 0, 1] (max |R^T R - I| = {orthonormal:.3g}, min det R = {det:.6g}, "
+                         f"max |last row - [0, 0, 0, 1]| = {last_row:.3g}; tolerance {RIGID_TOLERANCE:g})")
+    T[..., 3, :] = [0.0, 0.0, 0.0, 1.0]
+    return T
+
+
+def is_rigid_transform(T: np.ndarray) -> bool:
+    """Whether :func:`check_rigid_transform` accepts ``T`` (shape, finiteness and rigidity)."""
+    try:
+        check_rigid_transform(T)
+    except ValueError:
+        return False
+    return True
 
 
 def _as_matrix(T: np.ndarray, name: str = "T") -> np.ndarray:
@@ -125,7 +190,7 @@ def rotation_angle_deg(R: np.ndarray) -> float:
 
 
 def rotation_from_axis_angle(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues: rotation matrix of the rotation vector ``axis * angle`` (radians)."""
+    """SO(3) exponential (Rodrigues): rotation matrix of the rotation vector ``axis * angle`` (radians)."""
     v = np.asarray(axis_angle, dtype=np.float64).reshape(3)
     theta = float(np.linalg.norm(v))
     if theta < 1e-12:
@@ -134,6 +199,29 @@ def rotation_from_axis_angle(axis_angle: np.ndarray) -> np.ndarray:
     k = v / theta
     K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
     return np.eye(3) + np.sin(theta) * K + (1.0 - np.cos(theta)) * (K @ K)
+
+
+def rotation_log(R: np.ndarray) -> np.ndarray:
+    """SO(3) logarithm: the rotation vector (axis * angle, radians, angle in [0, pi]) of a 3x3 rotation.
+
+    The inverse of :func:`rotation_from_axis_angle`; stable near 0 (first order) and near pi (axis from the
+    symmetric part, its sign from the skew part).
+    """
+    R = np.asarray(R, np.float64)
+    angle = rotation_angle(R)
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    if angle < 1e-6:
+        return 0.5 * w
+    if np.pi - angle < 1e-4:   # near pi: axis from the symmetric part
+        B = 0.5 * (R + np.eye(3))
+        axis = np.sqrt(np.clip(np.diag(B), 0.0, None))
+        k = int(np.argmax(axis))
+        axis = B[k] / max(axis[k], 1e-12)
+        axis /= np.linalg.norm(axis)
+        if axis @ w < 0:
+            axis = -axis
+        return angle * axis
+    return angle / (2.0 * np.sin(angle)) * w
 
 
 def project_to_rotation(M: np.ndarray) -> np.ndarray:
@@ -178,33 +266,23 @@ def relative_motion(T_world_a: np.ndarray, T_world_b: np.ndarray) -> Tuple[float
 
 
 def rotation_to_quaternion_xyzw(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> unit quaternion (x, y, z, w), w >= 0 (Shepperd's best-conditioned branch)."""
+    """3x3 rotation -> unit quaternion (x, y, z, w), w >= 0 (best-conditioned branch, normalised; float64).
+
+    The single-matrix float64 form of :func:`da3_ros.geometry.quaternion.rotation_matrix_to_quaternion`.
+    """
     R = np.asarray(R, dtype=np.float64)
-    m00, m11, m22 = R[0, 0], R[1, 1], R[2, 2]
-    trace = m00 + m11 + m22
-    candidates = np.array([trace, m00, m11, m22])
-    k = int(np.argmax(candidates))
-    if k == 0:
-        s = 2.0 * np.sqrt(max(1.0 + trace, 1e-300))
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s]
-    elif k == 1:
-        s = 2.0 * np.sqrt(max(1.0 + m00 - m11 - m22, 1e-300))
-        q = [0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif k == 2:
-        s = 2.0 * np.sqrt(max(1.0 - m00 + m11 - m22, 1e-300))
-        q = [(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(max(1.0 - m00 - m11 + m22, 1e-300))
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
-    q = np.asarray(q)
-    q /= np.linalg.norm(q)
+    if R.shape != (3, 3):
+        raise ValueError(f"R must be 3x3, got shape {R.shape}")
+    q = rotation_matrix_to_quaternion(R)
+    q = q / np.linalg.norm(q)
     return -q if q[3] < 0 else q
 
 
 def quaternion_xyzw_to_rotation(q: np.ndarray) -> np.ndarray:
     """Quaternion (x, y, z, w), scalar last, -> 3x3 rotation; ``q`` is normalised first (must be non-zero).
 
-    NumPy float64 counterpart of ``geometry.quaternion.quaternion_to_rotation_matrix`` (torch).
+    The single-quaternion float64 form of :func:`da3_ros.geometry.quaternion.quaternion_to_rotation_matrix`
+    (whose torch twin, ``da3_ros.model.quaternion``, runs inside the model).
     """
     q = np.asarray(q, dtype=np.float64).reshape(-1)
     if q.shape != (4,):
@@ -212,12 +290,7 @@ def quaternion_xyzw_to_rotation(q: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(q))
     if not np.isfinite(n) or n < 1e-12:
         raise ValueError(f"quaternion must be finite and non-zero, got {q.tolist()}")
-    x, y, z, w = q / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return quaternion_to_rotation_matrix(q / n)
 
 
 def slerp_quaternion_xyzw(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:

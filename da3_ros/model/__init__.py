@@ -18,8 +18,11 @@ Public API (stable):
   ``model.config``.
 * ``IMAGENET_MEAN``, ``IMAGENET_STD``, ``normalize_images``, ``normalize_uint8_images``.
 * Pose conditioning: build the ``(B, N, 9)`` input on the host with
-  ``da3_ros.geometry.pose_encoding.extrinsics_intrinsics_to_pose_encoding`` (after
-  ``normalize_window_extrinsics``), so that the traced graph stays free of data-dependent ops.
+  ``da3_ros.model.pose_encoding.extrinsics_intrinsics_to_pose_encoding`` (torch, after
+  ``normalize_window_extrinsics``) or its NumPy twin in ``da3_ros.geometry.pose_encoding``
+  (``PoseConditionedWindow`` uses that one), so that the traced graph stays free of data-dependent ops.
+* ``da3_ros.model.ray_pose``: camera pose and intrinsics from the ray map (``solve_pose_from_rays``) and the
+  exact ray map of a camera (``rays_from_camera``).
 """
 
 from da3_ros.artifact.ref_view import REF_VIEW_STRATEGIES

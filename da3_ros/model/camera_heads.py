@@ -12,7 +12,7 @@ from .layers import Mlp, TransformerBlock
 
 
 class CameraEncoder(nn.Module):
-    """``(B, N, 9)`` pose encoding (see ``da3_ros.geometry.pose_encoding``) -> ``(B, N, C)`` tokens.
+    """``(B, N, 9)`` pose encoding (see ``da3_ros.model.pose_encoding``) -> ``(B, N, C)`` tokens.
 
     pose_branch MLP (9 -> C/2 -> C) -> LayerNorm -> 4 transformer blocks over the N view tokens
     (16 heads, LayerNorm eps 1e-5, no RoPE) -> LayerNorm.

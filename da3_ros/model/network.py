@@ -13,7 +13,7 @@ Conventions of :meth:`DA3Model.forward` outputs (B windows of N views, network i
   point at ``(W/2, H/2)``; ``PinholeCamera.from_da3_intrinsics`` converts to the project's pixel centres).
 * ``ray`` ``(B, N, 4H/7, 4W/7, 6)`` and ``ray_conf`` ``(B, N, 4H/7, 4W/7)`` -- only with
   ``return_rays=True``: ray direction (3, unnormalised) and origin (3) in the world frame;
-  solve poses from them with :func:`da3_ros.geometry.ray_pose.solve_pose_from_rays`.
+  solve poses from them with :func:`da3_ros.model.ray_pose.solve_pose_from_rays`.
 * ``sky`` ``(B, N, H, W)`` -- metric/mono variants: sky score (ReLU output; >= 0.5 = sky).
 """
 
@@ -24,13 +24,12 @@ import contextlib
 import torch
 from torch import nn
 
-from da3_ros.geometry.pose_encoding import pose_encoding_to_extrinsics_intrinsics
-
 from .backbone import Backbone
 from .camera_heads import CameraDecoder, CameraEncoder
 from .config import DA3Config, NestedConfig, get_config
 from .dpt_head import DPT, DualDPT, GSHead
 from .embeddings import patch_grid
+from .pose_encoding import pose_encoding_to_extrinsics_intrinsics
 from .reference_view import validate_ref_view
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -98,7 +97,7 @@ class DA3Model(nn.Module):
         ``ref_view``: ``"saddle_balanced"`` (official default), ``"saddle_sim_range"``,
         ``"first"``, ``"middle"`` (strategies, used when N >= 3, else view 0) or a view index.
         ``pose_encoding``: optional ``(B, N, 9)`` known camera-to-world poses (see
-        :mod:`da3_ros.geometry.pose_encoding`; normalise them with
+        :mod:`da3_ros.model.pose_encoding`; normalise them with
         ``normalize_window_extrinsics`` first) -> camera encoder; ``ref_view`` is then unused.
         ``return_rays``: also compute the ray branch (any-view variants).
         """

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Optional, Tuple
 
 import numpy as np
 
-from ..geometry.transform_buffer import TransformLookupError
+from ..tf_tree.transform_buffer import TransformLookupError
 from ..geometry.transforms import invert_transform
 from ..pipeline.scale_source import PoseSource, ScaleSource
 

@@ -158,7 +158,7 @@ class RobotOdometry:
             T_world_cam = np.stack([T @ M for T, M in zip(poses, mounts)])
             window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True
             reason = note.lstrip("; ")
-        encoding = window.pose_encoding[0].numpy().astype(np.float32)
+        encoding = window.pose_encoding[0].astype(np.float32)
         return WindowConditioning(encoding, window if aligned else None, reason)
 
     def align(self, conditioning: WindowConditioning, prediction) -> Tuple[object, bool, str]:

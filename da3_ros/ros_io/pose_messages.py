@@ -3,7 +3,8 @@
 ``T_parent_child`` (4x4, float) maps points from the child frame to the parent frame; it is
 published as a pose of the child in the parent frame (PoseStamped.header.frame_id = parent,
 TransformStamped.child_frame_id = child, REP 105 style ``odom -> camera``).
-Quaternions are (x, y, z, w) with w >= 0.
+Quaternions are (x, y, z, w) with w >= 0. Stamps: :func:`stamp_to_ns` / :func:`ns_to_stamp` are the one
+builtin_interfaces/Time <-> integer nanoseconds conversion.
 """
 from __future__ import annotations
 
@@ -89,9 +90,18 @@ def _matrix(xyz: np.ndarray, q: np.ndarray, what: str) -> np.ndarray:
     return T
 
 
+_NS_PER_S = 1_000_000_000
+
+
 def stamp_to_ns(stamp) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    """builtin_interfaces/Time -> integer nanoseconds (the inverse of :func:`ns_to_stamp`)."""
+    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time (``sec = ns // 1e9``, ``0 <= nanosec < 1e9``, exact)."""
+    sec, nanosec = divmod(int(ns), _NS_PER_S)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def ns_to_stamp(stamp_ns: int) -> Time:

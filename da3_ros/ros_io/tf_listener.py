@@ -9,13 +9,13 @@
 - ``take_reparent_events()`` (frames whose parent changed, for the node to warn; tf2_ros: none reported),
 - ``implementation`` ("tf2_ros" or "builtin") and ``destroy()``.
 
-Failures raise the errors of ``geometry.transform_buffer`` (all ``TransformLookupError``); the
+Failures raise the errors of ``tf_tree.transform_buffer`` (all ``TransformLookupError``); the
 tf2_ros adapter converts tf2's LookupException / ConnectivityException / ExtrapolationException to
 ``UnknownFrameError`` / ``ConnectivityError`` / ``ExtrapolationError``.
 
 The built-in :class:`TfListener` subscribes /tf (RELIABLE, VOLATILE, depth 100) and /tf_static
 (RELIABLE, TRANSIENT_LOCAL, depth 100), the QoS of tf2_ros' TransformListener, and feeds a
-:class:`~da3_ros.geometry.transform_buffer.TransformBuffer`.
+:class:`~da3_ros.tf_tree.transform_buffer.TransformBuffer`.
 
 Threading: a lookup with ``timeout_s > 0`` blocks the calling thread until the transform arrives or
 the timeout passes, and the transforms arrive through the node's executor. Call it from a worker
@@ -30,11 +30,11 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
-from ..geometry.transform_buffer import (ConnectivityError, ExtrapolationError, ReparentEvent, TransformBuffer,
-                                         TransformLookupError, UnknownFrameError, format_stamp)
+from ..tf_tree.transform_buffer import (ConnectivityError, ExtrapolationError, ReparentEvent, TransformBuffer,
+                                        TransformLookupError, UnknownFrameError, format_stamp)
 from .errors import MessageConversionError
 from .optional_packages import importable
-from .pose_messages import stamp_to_ns, transform_to_matrix
+from .pose_messages import ns_to_stamp, stamp_to_ns, transform_stamped, transform_to_matrix
 from .tf_publisher import TF_QOS
 
 __all__ = [
@@ -143,12 +143,7 @@ class Tf2RosLookup:
     def set_transform(self, parent_frame: str, child_frame: str, stamp_ns: int, T_parent_child: np.ndarray,
                       static: bool = False, authority: str = "da3_ros") -> bool:
         """Insert into the tf2 buffer with the ``TransformBuffer.set_transform`` signature (always True)."""
-        from builtin_interfaces.msg import Time
-
-        from .pose_messages import transform_stamped
-
-        stamp = Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
-        msg = transform_stamped(T_parent_child, stamp, parent_frame, child_frame)
+        msg = transform_stamped(T_parent_child, ns_to_stamp(stamp_ns), parent_frame, child_frame)
         if static:
             self.buffer.set_transform_static(msg, authority)
         else:

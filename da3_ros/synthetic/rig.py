@@ -39,6 +39,7 @@ import numpy as np
 
 from da3_ros.geometry.transforms import (
     invert_transform,
+    is_rigid_transform,
     quaternion_xyzw_to_rotation,
     rotation_from_axis_angle,
     rotation_to_quaternion_xyzw,
@@ -88,9 +89,7 @@ class CameraRig:
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
         for c in self.cameras:
-            T = np.asarray(c.T_base_cam, np.float64)
-            if T.shape != (4, 4) or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-9) \
-                    or not np.allclose(T[3], [0, 0, 0, 1]):
+            if np.shape(c.T_base_cam) != (4, 4) or not is_rigid_transform(c.T_base_cam):
                 raise ValueError(f"T_base_cam of {c.name!r} must be a rigid 4x4 transform")
 
     def __len__(self) -> int:

@@ -132,19 +132,19 @@ class WindowOracle:
     @staticmethod
     def _follow_pose_encoding(pose_encoding, T_ref_views_true, drawn_scale, hw):
         """(scale, poses of the views in the encoding's frame in metres) for a pose-conditioned window."""
-        import torch  # only pose-conditioned windows need it (the decoder is the model's, in torch)
-
         from da3_ros.geometry.pose_encoding import pose_encoding_to_extrinsics_intrinsics
 
-        enc = pose_encoding.detach().cpu().numpy() if isinstance(pose_encoding, torch.Tensor) else pose_encoding
+        enc = pose_encoding
+        if hasattr(enc, "detach") and hasattr(enc, "cpu"):  # a torch tensor (duck-typed: no torch import here)
+            enc = enc.detach().cpu().numpy()
         enc = np.asarray(enc, dtype=np.float64)
         n = len(T_ref_views_true)
         if enc.ndim == 3 and enc.shape[0] == 1:
             enc = enc[0]
         if enc.shape != (n, 9) or not np.all(np.isfinite(enc)):
             raise ValueError(f"pose_encoding must be finite with shape ({n}, 9) or (1, {n}, 9), got {enc.shape}")
-        w2c, _ = pose_encoding_to_extrinsics_intrinsics(torch.from_numpy(enc), hw)
-        T_enc = extrinsics_to_T_world_cam(w2c.numpy())  # camera -> encoding frame (view 0 ~ identity)
+        w2c, _ = pose_encoding_to_extrinsics_intrinsics(enc, hw)
+        T_enc = extrinsics_to_T_world_cam(w2c)  # camera -> encoding frame (view 0 ~ identity)
         c_enc = np.linalg.norm(T_enc[:, :3, 3], axis=1)
         c_true = np.linalg.norm(np.stack([T[:3, 3] for T in T_ref_views_true]), axis=1)
         denom = float(np.sum(c_true * c_true))

@@ -48,10 +48,10 @@ from typing import Deque, Dict, Optional, Tuple
 
 import numpy as np
 
-from ..geometry.transforms import invert_transform, rotation_angle
+from ..geometry.transforms import check_rigid_transform, invert_transform, rotation_angle, rotation_log
 
 __all__ = ["UNKNOWN_VARIANCE", "CovarianceModel", "BaseOdometrySample", "BaseOdometry", "T_odom_base_from_camera",
-           "body_twist", "rotation_log", "T_odom_odometry"]
+           "body_twist", "T_odom_odometry"]
 
 #: variance published for a quantity that is unknown / must not be fused (rtabmap uses 9999 or 1e6)
 UNKNOWN_VARIANCE = 1e6
@@ -61,10 +61,7 @@ def _rigid(T: np.ndarray, name: str) -> np.ndarray:
     T = np.asarray(T, np.float64)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
         raise ValueError(f"{name} must be a finite 4x4 transform, got shape {T.shape}")
-    R = T[:3, :3]
-    if np.abs(R.T @ R - np.eye(3)).max() > 1e-4 or np.linalg.det(R) <= 0:
-        raise ValueError(f"{name} must be rigid (orthonormal rotation, det +1)")
-    return T
+    return check_rigid_transform(T, name)
 
 
 def T_odom_base_from_camera(T_vis_cam: np.ndarray, T_base_cam: np.ndarray, scale: Optional[float]) -> np.ndarray:
@@ -73,25 +70,6 @@ def T_odom_base_from_camera(T_vis_cam: np.ndarray, T_base_cam: np.ndarray, scale
     if scale is not None:
         T[:3, 3] *= float(scale)
     return T_base_cam @ T @ invert_transform(T_base_cam)
-
-
-def rotation_log(R: np.ndarray) -> np.ndarray:
-    """Axis-angle vector (rad) of a rotation matrix (the SO(3) logarithm), stable near 0 and pi."""
-    R = np.asarray(R, np.float64)
-    angle = rotation_angle(R)
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    if angle < 1e-6:
-        return 0.5 * w
-    if np.pi - angle < 1e-4:   # near pi: axis from the symmetric part
-        B = 0.5 * (R + np.eye(3))
-        axis = np.sqrt(np.clip(np.diag(B), 0.0, None))
-        k = int(np.argmax(axis))
-        axis = B[k] / max(axis[k], 1e-12)
-        axis /= np.linalg.norm(axis)
-        if axis @ w < 0:
-            axis = -axis
-        return angle * axis
-    return angle / (2.0 * np.sin(angle)) * w
 
 
 def body_twist(T_prev: np.ndarray, T_cur: np.ndarray, dt: float) -> Tuple[np.ndarray, np.ndarray]:

@@ -65,6 +65,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from da3_ros.geometry.alignment import weighted_median
+
 __all__ = ["ScaleEstimatorConfig", "ScaleEstimate", "OdometryScaleEstimator", "fuse_scale_estimates"]
 
 UNKNOWN = "unknown"
@@ -186,12 +188,6 @@ def _rigid(T: np.ndarray, name: str) -> np.ndarray:
     out = T.copy()
     out[:3, :3] /= np.cbrt(det)  # a Sim(3) pose is accepted; only its rotation and centre are used
     return out
-
-
-def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
-    order = np.argsort(x)
-    cw = np.cumsum(w[order])
-    return float(x[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -386,7 +382,7 @@ class OdometryScaleEstimator:
         x = np.array([p.log_ratio for p in self._pairs])
         b = np.array([p.baseline for p in self._pairs])
         w = b ** 2
-        med = _weighted_median(x, w)
+        med = weighted_median(x, w)
         # heteroscedastic residuals: a log-ratio's error ~ position noise / baseline, so residuals
         # are standardised by the baseline before the MAD (else long, precise pairs set the MAD and
         # every short pair looks like an outlier)

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from da3_ros.geometry.alignment import robust_align
+from da3_ros.geometry.alignment import robust_align, weighted_median
 from da3_ros.geometry.transforms import rotation_angle
 
 __all__ = ["AlignmentConfig", "SharedView", "WindowAlignment", "align_window"]
@@ -94,12 +94,6 @@ class WindowAlignment:
     shared_rotation_error_deg: float = float("nan")
     shared_centre_error: float = float("nan")
     stats: Dict[str, float] = field(default_factory=dict)
-
-
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cw = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
 @dataclass
@@ -170,7 +164,7 @@ def _depth_ratio_prescale(c: _Correspondences, is_pt: np.ndarray):
 
     Pose points: the window camera centres are scaled, the axis arms kept (already depth-scaled).
     """
-    pre_scale = _weighted_median(c.rs[is_pt] / np.maximum(c.dwin[is_pt], 1e-12), c.w[is_pt])
+    pre_scale = weighted_median(c.rs[is_pt] / np.maximum(c.dwin[is_pt], 1e-12), c.w[is_pt])
     src = np.where(is_pt[:, None], pre_scale * c.src, c.src)
     pose_src = ~is_pt
     if np.any(pose_src):
@@ -197,7 +191,7 @@ def _shared_keyframe_errors(shared: List[SharedView], c: _Correspondences, T: np
         m = c.owner == k
         if np.any(m):
             ratio = c.rs[m] / np.maximum(c.dwin[m], 1e-12)
-            s_k = _weighted_median(ratio, c.w[m])
+            s_k = weighted_median(ratio, c.w[m])
             worst_scale = max(worst_scale, max(s_k / s_fit, s_fit / s_k))
         R_aligned = R_ow @ s.T_window_cam[:3, :3]
         worst_rot = max(worst_rot, float(np.degrees(rotation_angle(s.T_odom_cam[:3, :3].T @ R_aligned))))
@@ -248,7 +242,7 @@ def align_window(shared: List[SharedView], config: AlignmentConfig) -> WindowAli
     T = fit.transform @ np.diag([pre_scale, pre_scale, pre_scale, 1.0])
     s_fit = fit.scale * pre_scale
     inlier_ratio = float(c.w[is_pt & fit.inlier_mask].sum() / c.w[is_pt].sum())
-    median_res = _weighted_median(fit.residuals[is_pt], c.w[is_pt])
+    median_res = weighted_median(fit.residuals[is_pt], c.w[is_pt])
     worst_scale, worst_rot, worst_centre = _shared_keyframe_errors(shared, c, T, s_fit)
     result = WindowAlignment(
         ok=True, reason="", T_odom_window=T, scale=s_fit, n_correspondences=n_points,

@@ -30,8 +30,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .transforms import invert_transform, quaternion_xyzw_to_rotation, rotation_to_quaternion_xyzw, \
-    slerp_quaternion_xyzw
+from ..geometry.transforms import (check_rigid_transform, invert_transform, quaternion_xyzw_to_rotation,
+                                   rotation_to_quaternion_xyzw, slerp_quaternion_xyzw)
 
 __all__ = [
     "ConnectivityError", "EdgeInterval", "ExtrapolationError", "ReparentEvent", "TransformBuffer",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 _NS_PER_S = 1_000_000_000
-_ORTHONORMAL_TOL = 1e-6  # |R^T R - I| bound for an accepted rotation block (float64 data is ~1e-15)
 _MAX_TREE_DEPTH = 1000  # as tf2: a longer walk means a loop in the tree
 
 
@@ -163,14 +162,7 @@ def _check_se3(T: np.ndarray, parent: str, child: str) -> np.ndarray:
     T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4):
         raise ValueError(f"transform {parent} -> {child} must be 4x4, got shape {T.shape}")
-    if not np.all(np.isfinite(T)):
-        raise ValueError(f"transform {parent} -> {child} contains NaN/Inf")
-    R = T[:3, :3]
-    err = float(np.abs(R.T @ R - np.eye(3)).max())
-    if err > _ORTHONORMAL_TOL or np.linalg.det(R) <= 0 or np.abs(T[3] - [0, 0, 0, 1]).max() > 0:
-        raise ValueError(f"transform {parent} -> {child} is not a rigid SE(3) matrix "
-                         f"(|R^T R - I| = {err:.3g}, det R = {np.linalg.det(R):.6g}, last row {T[3].tolist()})")
-    return T.copy()
+    return check_rigid_transform(T, f"transform {parent} -> {child}")
 
 
 class TransformBuffer:
