@@ -15,7 +15,8 @@ from .pose_messages import (BoundedPath, matrix_to_pose, ns_to_stamp, odometry, 
 __all__ = [
     "BoundedPath", "MessageConversionError", "build_pointcloud2", "camera_info_to_intrinsics",
     "compressed_to_numpy", "compressed_to_rgb", "encoding_info", "image_to_numpy", "image_to_rgb",
-    "intrinsics_to_camera_info", "matrix_to_pose", "ns_to_stamp", "numpy_to_compressed", "numpy_to_image", "odometry", "pose_to_matrix",
+    "intrinsics_to_camera_info", "matrix_to_pose", "ns_to_stamp", "numpy_to_compressed", "numpy_to_image", "odometry",
+    "pose_to_matrix",
     "pack_rgb", "pointcloud2_xyz_rgb", "pose_stamped", "read_pointcloud2", "stamp_to_ns", "to_rgb8",
     "transform_stamped", "transform_to_matrix", "unpack_rgb",
 ]

@@ -104,11 +104,6 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def ns_to_stamp(stamp_ns: int) -> Time:
-    """Integer nanoseconds -> builtin_interfaces/Time (the inverse of ``stamp_to_ns``)."""
-    return Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
-
-
 def odometry(T_parent_child: np.ndarray, stamp, parent_frame: str, child_frame: str,
              pose_covariance: np.ndarray | None = None) -> Odometry:
     """Odometry with the pose of ``child_frame`` in ``parent_frame``; twist left zero (unknown).
