@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSCompatibility, QoSProfile, ReliabilityPolicy, qos_check_compatible
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from da3_ros.ros_io.output_matching import wait_for_matched_outputs
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -94,22 +95,9 @@ class RosTestNode:
         ``topics`` (default: every topic subscribed through ``subscribe`` so far); call it after the last
         ``subscribe`` and before the first frame goes out.
 
-        da3_node builds an output only while its publisher has a matched subscriber, and DDS delivers a
-        message only to the readers its writer has matched: the condition that matters is on the node's
-        side, which no rclpy call of another process can read. "Matched" is therefore decided in two steps:
-
-        1. per topic, from this process: the node has a publisher on the topic in the ROS graph
-           (``get_publishers_info_by_topic``, by node name and namespace: ``count_publishers`` would also
-           count the world's /tf publisher), and each of this test's subscriptions on it has matched every
-           QoS-compatible publisher of the graph (``Subscription.get_publisher_count()``, the reader's matched
-           writers; rclpy 9). This is the reader side only: it proves that this process discovered the node's
-           writer, not that the node discovered this reader.
-        2. the node's side, for all topics at once: a ``/diagnostics`` subscription created now, after every
-           subscription of this test, receives a DiagnosticArray of the node (``hardware_id`` = ``node``).
-           The node's /diagnostics writer can only have sent it after matching this newest reader, and a
-           participant announces its readers on one reliable, in-order discovery stream (DDS SEDP): so the
-           node had taken in every older reader of this test, and its output writers (created before its
-           diagnostics publisher, in on_configure) had matched them.
+        "Matched" is decided as ``da3_ros.ros_io.output_matching`` says (its module docstring): the node's
+        publisher on each topic is seen and each of this test's subscriptions matched it, then a /diagnostics
+        message of the node reaches a subscription created after them (the node's side).
 
         Args:
             node: the node's fully qualified name, e.g. ``/da3/da3_node``.
@@ -122,57 +110,12 @@ class RosTestNode:
             TimeoutError: naming every topic that never matched (and why), or that the node never
                 confirmed with a diagnostics message.
         """
-        namespace, _, name = node.rpartition("/")
-        namespace = namespace or "/"
         topics = sorted(self.subscriptions if topics is None else set(topics))
         missing = [t for t in topics if t not in self.subscriptions]
         if missing:
             raise ValueError(f"wait_for_node_outputs: {missing} not subscribed through RosTestNode.subscribe")
-        end = time.monotonic() + timeout
-        problems: dict[str, str] = {}
-
-        def unmatched() -> dict[str, str]:
-            if check is not None:
-                check()
-            out = {}
-            for topic in topics:
-                infos = self.node.get_publishers_info_by_topic(topic)
-                if not any(i.node_name == name and i.node_namespace == namespace for i in infos):
-                    out[topic] = f"{node} has no publisher on it"
-                    continue
-                for sub in self.subscriptions[topic]:
-                    compatible = sum(qos_check_compatible(i.qos_profile, sub.qos_profile)[0]
-                                     != QoSCompatibility.ERROR for i in infos)
-                    if sub.get_publisher_count() < compatible:
-                        out[topic] = (f"this test's subscription matched {sub.get_publisher_count()} of the "
-                                      f"{compatible} QoS-compatible publishers")
-            return out
-
-        while time.monotonic() < end:
-            problems = unmatched()
-            if not problems:
-                break
-            self.spin_once(0.02)
-        if problems:
-            raise TimeoutError(f"timed out after {timeout:.1f} s waiting for {node} to match this test's "
-                               f"subscriptions; never matched: "
-                               + "; ".join(f"{t} ({why})" for t, why in sorted(problems.items())))
-        confirmed = []
-        canary = self.node.create_subscription(
-            DiagnosticArray, "/diagnostics",
-            lambda m: confirmed.extend(s for s in m.status if s.hardware_id == node), RELIABLE)
-        try:
-            while not confirmed and time.monotonic() < end:
-                if check is not None:
-                    check()
-                self.spin_once(0.02)
-        finally:
-            self.node.destroy_subscription(canary)
-        if not confirmed:
-            raise TimeoutError(
-                f"timed out after {timeout:.1f} s waiting for {node} to match this test's subscriptions: every "
-                f"one of {topics} matched on this side, but no /diagnostics message of {node} reached a "
-                "subscription created after them (the node has not confirmed that it sees them)")
+        wait_for_matched_outputs(self.node, {t: self.subscriptions[t] for t in topics}, node, self.spin_once,
+                                 timeout=timeout, check=check)
 
 
 class ProcessLauncher:

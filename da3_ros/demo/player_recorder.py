@@ -20,6 +20,7 @@ from tf2_msgs.msg import TFMessage
 
 from ..geometry.camera import PinholeCamera
 from ..ros_io import intrinsics_to_camera_info, ns_to_stamp, numpy_to_image, transform_stamped
+from ..ros_io.output_matching import wait_for_matched_outputs
 from ..ros_io.tf_publisher import TF_QOS, TfBroadcaster
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -71,9 +72,11 @@ class PlayerRecorder:
         self.info_pub = self.node.create_publisher(CameraInfo, f"{ns}/camera_info", RELIABLE)
         self.tf = TfBroadcaster(self.node)
         self.last_diagnostics: dict = {}
+        self.subscriptions: dict = {}   # output topic -> [its recording Subscription]
         for topic, msg_type in output_topics(ns).items():
             qos = TF_QOS if topic == "/tf" else RELIABLE
-            self.node.create_subscription(msg_type, topic, self._recorder(topic, msg_type), qos, raw=True)
+            callback = self._recorder(topic, msg_type)
+            self.subscriptions[topic] = [self.node.create_subscription(msg_type, topic, callback, qos, raw=True)]
 
     def _recorder(self, topic, msg_type):
         def callback(data: bytes):
@@ -101,7 +104,14 @@ class PlayerRecorder:
         return predicate()
 
     def node_ready(self) -> bool:
-        return self.image_pub.get_subscription_count() > 0
+        return self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0
+
+    def wait_for_outputs(self, node: str, topics, timeout: float, check=None) -> None:
+        """Until the node ``node`` (fully qualified name) matched the recorder's subscriptions on ``topics``
+        (``ros_io.output_matching``): call before the first frame, or its outputs may be lost."""
+        wait_for_matched_outputs(self.node, {t: self.subscriptions[t] for t in topics}, node,
+                                 lambda seconds: self.executor.spin_once(timeout_sec=seconds), timeout=timeout,
+                                 check=check)
 
     def publish_static_tf(self, static_transforms, stamp_ns: int) -> None:
         """Latch the camera mount ((parent, child, T_parent_child) edges) on /tf_static (TRANSIENT_LOCAL)."""

@@ -15,7 +15,7 @@ from typing import Optional
 import yaml
 from tqdm import tqdm
 
-from .player_recorder import PlayerRecorder
+from .player_recorder import PlayerRecorder, output_topics
 from .report import build_report
 from .sources import DemoInput, bag_input, images_input, synthetic_input, video_input
 
@@ -219,7 +219,14 @@ def run_demo(opts: DemoOptions) -> dict:
             raise RuntimeError("da3_node did not subscribe to the image topic within 180 s (see node.log)")
         if node.poll() is not None:
             raise RuntimeError(f"da3_node exited with {node.returncode} (see {out / 'node.log'})")
-        pr.spin_for(0.5)
+
+        def node_alive():
+            if node.poll() is not None:
+                raise RuntimeError(f"da3_node exited with {node.returncode} (see {out / 'node.log'})")
+
+        # the node builds an output only for a matched subscriber: every recorded output first
+        pr.wait_for_outputs(f"{NS}/da3_node", [t for t in output_topics(NS) if t != "/diagnostics"], timeout=120.0,
+                            check=node_alive)
         t0_ns = time.time_ns()
         t0 = time.monotonic()
         frame_id = robot.camera_frame if robot is not None else "camera_optical_frame"
