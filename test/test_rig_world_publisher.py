@@ -91,6 +91,8 @@ def test_rig_world_publisher_paces_on_complete_rig_groups(ros_node, process_laun
     ros_node.node.create_subscription(Image, "/da3/cam0/image", lambda m: arrivals.append((time.monotonic(),
                                                                                            frame_of(m))), RELIABLE)
     others = {n: ros_node.subscribe(f"/da3/{n}/image", Image, RELIABLE) for n in ("cam1", "cam2")}
+    for n in ("cam1", "cam2"):   # the world waits for a subscriber on every camera_info topic too
+        ros_node.subscribe(f"/da3/{n}/camera_info", CameraInfo, RELIABLE)
     proc = process_launcher.start_python(
         [str(HERE / "rig_world_publisher.py"), "--spec", str(tmp_path / "oracle.json"), "--rig", "ring",
          "--first-frame", str(FIRST), "--frames", str(FRAMES), "--width", str(W), "--height", str(H),
