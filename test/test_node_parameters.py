@@ -188,3 +188,32 @@ def test_describe_set_read_only_and_live_change_over_dds(ros_node, process_launc
     changed = set_one("publish_points", type=ParameterType.PARAMETER_BOOL, bool_value=True)
     assert changed.successful and frame(3) is not None
     assert proc.poll() is None, process_launcher.log(proc)
+
+
+def test_a_snapshot_left_in_the_mailbox_at_deactivation_is_counted_busy(tmp_path):
+    """In-process (no DDS traffic): a snapshot the worker never took is dropped "busy" when the worker stops,
+    and the accounting still balances (received = processed + dropped)."""
+    import numpy as np
+    from rclpy.parameter import Parameter
+
+    from da3_ros.backends.oracle_backend import write_oracle_spec
+    from da3_ros.node.da3_node import Da3Node
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    spec = write_oracle_spec(tmp_path / "spec.json", {0: rgb}, width=64, height=48, views=2)
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        node = Da3Node(context=context, parameter_overrides=[
+            Parameter("backend", value="oracle"), Parameter("model_file_path", value=str(spec)),
+            Parameter("autostart", value=False)])
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS, node._configure_error
+        node._offer(object())   # a snapshot nobody will take: no worker runs while inactive
+        node._stop_worker()
+        snap = node.accounting.snapshot()
+        assert (snap["received"], snap["processed"], snap["dropped"], snap["dropped_busy"]) == (1, 0, 1, 1)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -265,7 +265,7 @@ class Da3Node(LifecycleNode):
         self._running.clear()
         replaced = self._mailbox.close()
         if replaced is not None:
-            self._dropped(replaced, "busy")
+            self._dropped("busy")   # the snapshot still waiting in the mailbox
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
