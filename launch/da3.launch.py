@@ -36,10 +36,10 @@ is given too, so the file given at launch decides, whatever the params file's ba
 The model alone is a complete configuration: config/da3.yaml leaves window_size, network_height,
 network_width at 0 and ref_view / variant at "" (= the model file's), so any exported window shape runs
 without further arguments. Non-empty launch arguments override the params file.
-``rviz_config`` empty: rviz/da3.rviz for one camera; for a rig (from ``cameras`` / ``camera_topics`` or
-the params file) a config written at launch by ``da3_ros.tools.rviz_config`` for exactly those cameras and
-this namespace (for [left, right] and [cam0, cam1, cam2] under /da3 it equals the installed
-rviz/da3_rig_stereo.rviz / rviz/da3_rig_ring3.rviz).
+``rviz_config`` empty: a config written at launch by ``da3_ros.tools.rviz_config`` for this namespace, the
+params file's ``odom_frame`` and the cameras (from ``cameras`` / ``camera_topics`` or the params file; none: one
+camera), so its topics are the node's whatever the namespace (under /da3 it equals the installed rviz/da3.rviz,
+rviz/da3_rig_stereo.rviz for [left, right] and rviz/da3_rig_ring3.rviz for [cam0, cam1, cam2]).
 Valid for launch_ros Jazzy and Kilted (LifecycleNode with explicit name and namespace; the node
 configures/activates itself, ``autostart`` parameter, so LifecycleNode's own autostart stays off).
 """
@@ -53,7 +53,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from da3_ros.tools.rig_launch import camera_info_topic, parameter_from_params_file, resolve_rig
-from da3_ros.tools.rviz_config import render as render_rig_rviz_config
+from da3_ros.tools.rviz_config import render as render_rviz_config
 
 #: launch arguments that override the params file when non-empty
 STRING_OVERRIDES = ("engine_file_path", "model_file_path", "backend", "base_frame", "scale_source", "pose_source",
@@ -96,24 +96,22 @@ def _camera_info_topic(context):
     return explicit or camera_info_topic(LaunchConfiguration("image").perform(context).strip())
 
 
-def _rviz_config(context, cameras, share):
-    """The RViz config file: rviz_config if set; for a rig one written for its cameras; else rviz/da3.rviz."""
+def _rviz_config(context, cameras):
+    """The RViz config file: rviz_config if set, else one written for this namespace, odom_frame and cameras
+    (one camera when there are none) by the generator of the installed rviz/*.rviz."""
     explicit = LaunchConfiguration("rviz_config").perform(context).strip()
     if explicit:
         return explicit
-    if not cameras:
-        return os.path.join(share, "rviz", "da3.rviz")
     params_file = LaunchConfiguration("params_file").perform(context)
     odom_frame = parameter_from_params_file(params_file, "odom_frame") or "odom"
     namespace = "/" + LaunchConfiguration("namespace").perform(context).strip("/")
-    handle, path = tempfile.mkstemp(prefix="da3_rig_", suffix=".rviz")
+    handle, path = tempfile.mkstemp(prefix="da3_rig_" if cameras else "da3_", suffix=".rviz")
     with os.fdopen(handle, "w") as stream:
-        stream.write(render_rig_rviz_config(cameras, namespace, str(odom_frame)))
+        stream.write(render_rviz_config(cameras, namespace, str(odom_frame)))
     return path
 
 
 def _actions(context):
-    share = get_package_share_directory("da3_ros")
     overrides = _overrides(context)
     cameras, rig_remaps = resolve_rig(LaunchConfiguration("cameras").perform(context),
                                       LaunchConfiguration("camera_topics").perform(context))
@@ -139,7 +137,7 @@ def _actions(context):
     if rviz in ("true", "1"):
         sim_time = [{"use_sim_time": overrides["use_sim_time"]}] if "use_sim_time" in overrides else []
         actions.append(Node(package="rviz2", executable="rviz2", name="rviz2",
-                            arguments=["-d", _rviz_config(context, cameras, share)], parameters=sim_time))
+                            arguments=["-d", _rviz_config(context, cameras)], parameters=sim_time))
     return actions
 
 
@@ -180,8 +178,8 @@ def generate_launch_description():
         DeclareLaunchArgument("sync_slop_s", default_value="",
                               description="rig frame grouping slop in seconds (overrides params; default 0.02)"),
         DeclareLaunchArgument("rviz", default_value="false",
-                              description="true: start RViz (rviz/da3.rviz, or a config of the rig's cameras)"),
+                              description="true: start RViz (a config written for this namespace and its cameras)"),
         DeclareLaunchArgument("rviz_config", default_value="",
-                              description="RViz config file for rviz:=true (empty: by camera count, see above)"),
+                              description="RViz config for rviz:=true (empty: generated for the namespace)"),
         OpaqueFunction(function=_actions),
     ])

@@ -106,7 +106,10 @@ def test_launch_description_with_launch_ros_single_camera_and_params_file_rig(tm
     node, rviz, context = _evaluate({"image": "/cam/image_raw", "rviz": "true"})
     assert "cameras" not in _node_parameters(node) or _node_parameters(node)["cameras"] in ([], None)
     assert dict(node.expanded_remapping_rules)["image"] == "/cam/image_raw"
-    assert _rviz_file(rviz, context) == REPO / "rviz" / "da3.rviz"
+    assert _rviz_file(rviz, context).read_text() == (REPO / "rviz" / "da3.rviz").read_text()
+    # another namespace: the generated config names the node's topics there (issue 19: not /da3/...)
+    node, rviz, context = _evaluate({"namespace": "/robot1/da3", "rviz": "true"})
+    assert _rviz_file(rviz, context).read_text() == render([], "/robot1/da3", "odom")
     # a params file listing a ring: no rig arguments, the RViz config still shows its three cameras
     params_file = tmp_path / "ring.yaml"
     params_file.write_text("/**:\n  ros__parameters:\n    cameras: [cam0, cam1, cam2]\n    odom_frame: odom\n")

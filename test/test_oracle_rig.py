@@ -52,7 +52,7 @@ def test_stereo_window_gives_the_rig_baseline_in_window_scale(tmp_path):
     spec, seq = _stereo_spec(tmp_path, "stereo.json", noise={"translation_noise": 0.0005})
     data = json.loads(spec.read_text())["oracle"]
     assert data["rig"] == {"preset": "stereo", "baseline": 0.12, "num_cameras": 3, "path": "room_tour",
-                           "path_scale": 1.0, "seed": 0}
+                           "path_scale": 1.0, "seed": 0, "yaw_deg": 0.0, "camera_offset_s": 0.0}
     assert data["noise"] == {"translation_noise": 0.0005} and len(data["frames"]) == 4 * len(PAIRS)
     backend = OracleBackend(str(spec))
     assert (backend.views, backend.height, backend.width) == (4, H, W)

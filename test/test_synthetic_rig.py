@@ -151,7 +151,7 @@ def test_rig_world_round_trip_and_identical_images():
     world = RigWorld("ring", num_cameras=3, path_scale=0.2, seed=3)
     data = world.to_dict()
     assert data == {"preset": "ring", "baseline": 0.12, "num_cameras": 3, "path": "room_tour", "path_scale": 0.2,
-                    "seed": 3}
+                    "seed": 3, "yaw_deg": 0.0, "camera_offset_s": 0.0}
     again = RigWorld.from_dict(data)
     assert again == world and RigWorld.from_dict({"preset": "stereo"}) == RigWorld()
     a, b = world.sequence(40, 30), again.sequence(40, 30, stamp_jitter_s=0.01, rate_divisors=[1, 2, 3])
@@ -179,3 +179,30 @@ def test_base_pose_between_path_frames():
     assert seq.T_world_base_at([[0.0, 0.1]]).shape == (1, 2, 4, 4)
     with pytest.raises(ValueError, match="path time"):
         seq.T_world_base_at(len(seq) / fps)
+
+
+def test_unsynchronised_cameras_capture_at_their_own_stamp():
+    """``camera_offset_s``: camera c's stamp and rendered pose are those of the rig frame's time + c x offset."""
+    world = RigWorld(yaw_deg=-90.0, path_scale=0.3, camera_offset_s=0.015)
+    seq = world.sequence(32, 24)
+    fps = seq.path.fps
+    for i in (0, 7, len(seq) - 2):
+        assert seq.stamp_ns(1, i) - seq.stamp_ns(0, i) == 15_000_000
+        np.testing.assert_allclose(seq.T_world_base_capture(1, i), seq.T_world_base_at((i + 0.15) / fps), atol=1e-12)
+        np.testing.assert_array_equal(seq.T_world_base_capture(0, i), seq.T_world_base[i])
+        np.testing.assert_allclose(seq.T_world_cam[i, 1], seq.T_world_base_capture(1, i) @ seq.rig.T_base_cam[1])
+    # 1 m/s along base x, the pair looking right: 15 mm of the right camera's motion lies along the baseline
+    moved = seq.T_world_base_capture(1, 5)[:3, 3] - seq.T_world_base[5][:3, 3]
+    assert np.linalg.norm(moved) == pytest.approx(0.015, rel=0.02)
+    baseline = seq.T_world_base[5][:3, :3] @ (seq.rig.T_base_cam[1, :3, 3] - seq.rig.T_base_cam[0, :3, 3])
+    # (cos of the angle: the base is pitched -8 deg and its heading wobbles by up to 4 deg about the travel)
+    assert 0.95 <= abs(moved @ baseline) / (0.015 * 0.12) <= 1.0
+    # past the last frame: along the last segment
+    last = seq.T_world_base_capture(1, len(seq) - 1)[:3, 3] - seq.T_world_base[-1][:3, 3]
+    assert np.linalg.norm(last) == pytest.approx(0.15 * np.linalg.norm(seq.T_world_base[-1][:3, 3]
+                                                                       - seq.T_world_base[-2][:3, 3]), rel=1e-6)
+    # the images differ from a synchronised world's for camera 1 only
+    sync = RigWorld(yaw_deg=-90.0, path_scale=0.3).sequence(32, 24)
+    np.testing.assert_array_equal(seq.render(0, 3)[0], sync.render(0, 3)[0])
+    assert np.any(seq.render(1, 3)[0] != sync.render(1, 3)[0])
+    assert RigWorld.from_dict(world.to_dict()) == world

@@ -9,12 +9,16 @@
 - Device buffers are torch CUDA tensors allocated once; every I/O tensor address is bound once
   (``set_tensor_address``); inference is ``execute_async_v3`` on the backend's own CUDA stream;
   with ``use_cuda_graph`` the enqueue is captured once in a CUDA graph and replayed.
+- TensorRT older than ``MIN_TENSORRT_VERSION`` (10.14) is refused before anything is built or loaded
+  (``tensorrt_version_problem``): with TensorRT 10.3 -- JetPack 6.1 / 6.2's -- DA3 engines give frame-to-frame
+  scale jumps. README "Jetson" says what to install. TensorRT-RTX (``tensorrt_rtx``, versions of its own) is not
+  subject to this rule.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -23,6 +27,32 @@ from da3_ros.artifact.sidecar import read_sidecar, validate_engine_runtime, vali
 from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, current_gpu, import_tensorrt
+
+
+#: the oldest TensorRT whose DA3 engines keep the scale from frame to frame (10.3 does not)
+MIN_TENSORRT_VERSION: Tuple[int, int] = (10, 14)
+
+
+def tensorrt_version_problem(version: str, module: str = "tensorrt") -> Optional[str]:
+    """Why TensorRT ``version`` (``tensorrt.__version__``, e.g. "10.3.0.30") cannot run DA3 engines, or None.
+
+    The rule: ``tensorrt`` >= ``MIN_TENSORRT_VERSION`` (major.minor); ``tensorrt_rtx`` is not checked."""
+    if module != "tensorrt":
+        return None
+    parts = str(version).strip().split(".")
+    try:
+        major_minor = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+    except ValueError:
+        return (f"cannot read the TensorRT version {version!r}; DA3 engines need TensorRT >= "
+                f"{MIN_TENSORRT_VERSION[0]}.{MIN_TENSORRT_VERSION[1]}")
+    if major_minor >= MIN_TENSORRT_VERSION:
+        return None
+    need = f"{MIN_TENSORRT_VERSION[0]}.{MIN_TENSORRT_VERSION[1]}"
+    return (f"TensorRT {version} is too old for DA3 engines: they need TensorRT >= {need} (TensorRT 10.3, "
+            "JetPack 6.1 / 6.2's, gives frame-to-frame scale jumps). Install TensorRT >= "
+            f"{need} (on a Jetson: a JetPack whose TensorRT is >= {need}, with a CUDA build of torch), rebuild the "
+            "engine with it (da3-export engine), or run the ONNX model with backend onnxruntime; see README "
+            "'Jetson'")
 
 
 def _torch_dtype(trt, dtype):
@@ -46,6 +76,9 @@ class TensorRTBackend(InferenceBackend):
                  force_engine_update: bool = False, workspace_gb: float = 4.0, timing_cache_path: str = "",
                  use_cuda_graph: bool = False, device: str = "cuda") -> None:
         trt, module_name = import_tensorrt()  # BackendUnavailableError("tensorrt not importable ...")
+        problem = tensorrt_version_problem(str(getattr(trt, "__version__", "unknown")), module_name)
+        if problem:
+            raise BackendUnavailableError(problem)
         try:
             import torch
         except ImportError as exc:

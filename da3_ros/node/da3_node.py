@@ -341,20 +341,24 @@ class Da3Node(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _tf_inputs(self, camera_frames, stamp_ns: int):
-        """(mounts T_base_cam per camera frame, T_odometry_base at ``stamp_ns`` or None) from TF, or None when a
-        mount is missing (the snapshot is then counted as failed). TF reads may wait: call outside the frame lock (a
-        ~/reset call must not wait for TF). The first frame is the body's reference camera (``PoseOutputs``)."""
+    def _tf_inputs(self, camera_frames, stamps_ns):
+        """(mounts T_base_cam per camera frame, T_odometry_base per camera at its own stamp ``stamps_ns[c]``, None
+        where unknown) from TF, or None when a mount is missing (the snapshot is then counted as failed). TF reads
+        may wait: call outside the frame lock (a ~/reset call must not wait for TF). The first frame is the body's
+        reference camera (``PoseOutputs``); a camera sharing its stamp shares its odometry pose."""
         poses = self._poses
         try:
-            T_base_cam0, T_odometry_base = poses.inputs(camera_frames[0], stamp_ns)
+            T_base_cam0, T_odometry_base = poses.inputs(camera_frames[0], stamps_ns[0])
             mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in camera_frames[1:]]
+            T_odometry_base = [T_odometry_base] + [
+                T_odometry_base if s == stamps_ns[0] or T_odometry_base is None else poses.frames.odometry_pose(s)
+                for s in stamps_ns[1:]]
         except RobotFrameError as exc:
             self.accounting.on_event("tf_mount_missing", str(exc), error=True)
             self._dropped("failed", str(exc))
             self.get_logger().error(f"dropping {self._inputs.what}: {exc}", throttle_duration_sec=5.0)
             return None
-        if T_odometry_base is None and poses.frame_settings.uses_odometry:
+        if T_odometry_base[0] is None and poses.frame_settings.uses_odometry:
             self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
             self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
         for warning in poses.take_tf_warnings():
@@ -378,7 +382,7 @@ class Da3Node(LifecycleNode):
         decode_s = time.perf_counter() - t0
         frames = [self._inputs.frame(c, m.header.frame_id) for c, m in enumerate(msgs)]
         stamps_ns = list(group.stamps_ns)
-        inputs = self._tf_inputs(frames, stamps_ns[0])
+        inputs = self._tf_inputs(frames, stamps_ns)
         if inputs is None:
             return
         mounts, T_odometry_base = inputs

@@ -55,7 +55,7 @@ from .depth_unit import METRIC_CANONICAL_FOCAL, depth_unit
 from .map_fusion import MapFusionWorker, MapUpdateCallback
 from .point_cloud import OrganizedCloudBuilder
 from .processor_config import ProcessorConfig
-from .rig_window_scale import RigWindowScale
+from .rig_window_scale import RigSnapshotTiming, RigWindowScale
 from .robot_odometry import RobotOdometry, RobotOdometryConfig
 from .scale_source import source_problems
 from .voxel_map import VoxelMap
@@ -126,6 +126,7 @@ class WindowProcessor:
                         if self.tracking else None)
         self.robot = self._robot_odometry(backend, config)
         self.rig_scale = RigWindowScale(self.num_cameras, rig_scale) if self.num_cameras > 1 else None
+        self._rig_timing: dict = {}   # rig: snapshot id -> RigSnapshotTiming (the current window's snapshots)
         self.tracking_state = TrackingStateMachine() if self.tracking else None
         net_wh = (backend.width, backend.height)
         self.streams = [CameraStream(net_wh, label=f"camera {c}" if self.num_cameras > 1 else "")
@@ -261,14 +262,18 @@ class WindowProcessor:
             self.rig_scale.reset(reason)
 
     # -- the per-snapshot path -----------------------------------------------------------------
-    def process(self, frames: Sequence[CameraFrame], T_odometry_base: Optional[np.ndarray] = None) -> WindowOutcome:
+    def process(self, frames: Sequence[CameraFrame], T_odometry_base=None) -> WindowOutcome:
         """One snapshot: ``frames[c]`` of camera c; the reference camera's stamp is the snapshot's.
         ``T_odometry_base``: the robot odometry at that stamp (used with ``scale_source`` / ``pose_source``;
-        None: not available for this snapshot)."""
+        None: not available for this snapshot), or a rig's list of C poses, the odometry at each camera's own
+        stamp (None entries: not available): unsynchronised cameras are then placed at their own instants
+        (``RigSnapshotTiming``; a single pose serves the cameras that share the reference stamp)."""
         self._check_frames(frames)
         events: List[StreamEvent] = []
         stages: dict = {}
         stamp_ns = int(frames[0].stamp_ns)
+        odometry = self._camera_odometry(frames, T_odometry_base)
+        T_odometry_base = odometry[0]
         reset = self._check_stream(frames, stamp_ns, events)
         t = time.perf_counter()
         nets, K_cams = self._prepare(frames, events)
@@ -279,10 +284,14 @@ class WindowProcessor:
             if mounts[0] is not None:
                 self.robot.set_base_camera(mounts[0])
             self.robot.add_frame(snapshot_id, T_odometry_base)
+        if self.num_cameras > 1:
+            self._rig_timing[snapshot_id] = RigSnapshotTiming.of([f.stamp_ns for f in frames], mounts, odometry)
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
         ids, images = self._window_images(snapshot_id, stamp_ns, nets)
+        if self.num_cameras > 1:   # the snapshots a later window can hold are keyframes of this one or this one
+            self._rig_timing = {i: self._rig_timing[i] for i in ids if i in self._rig_timing}
         conditioning = self._conditioning(ids, K_cams, mounts)
         prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
         stages["inference"] = time.perf_counter() - t
@@ -313,6 +322,18 @@ class WindowProcessor:
             tracking_stats=MappingProxyType(dict(result.stats)) if result.T_odom_cam is not None else None,
             median_depth=scale.median_depth, rig_scale=scale.rig, depth_scaled_by=scale.scaled_by,
             events=tuple(events), stage_seconds=MappingProxyType(stages))
+
+    def _camera_odometry(self, frames: Sequence[CameraFrame], T_odometry_base) -> list:
+        """The robot odometry at each camera's stamp: a list of C poses as given, or one pose for the reference
+        stamp that also serves the cameras with that stamp (None for the others: not known)."""
+        C = self.num_cameras
+        if T_odometry_base is not None and not isinstance(T_odometry_base, np.ndarray):
+            poses = list(T_odometry_base)
+            if len(poses) != C:
+                raise ValueError(f"T_odometry_base per camera needs {C} poses (None: unknown), got {len(poses)}")
+            return [None if T is None else np.asarray(T, np.float64) for T in poses]
+        stamp = int(frames[0].stamp_ns)
+        return [T_odometry_base if int(f.stamp_ns) == stamp else None for f in frames]
 
     def _check_frames(self, frames: Sequence[CameraFrame]) -> None:
         if len(frames) != self.num_cameras:
@@ -361,7 +382,13 @@ class WindowProcessor:
             return None
         view_ids = [i for i in ids for _ in range(self.num_cameras)]
         K_views = None if any(K is None for K in K_cams) else np.stack(K_cams * len(ids))
-        view_mounts = None if any(M is None for M in mounts) else np.stack(mounts * len(ids))
+        view_mounts = None
+        if not any(M is None for M in mounts):
+            # each snapshot's cameras at their own stamps: T_odometry_base(t_0) @ inv(..)(t_0) @ T_odometry_base(t_c)
+            # @ T_base_cam(c) (RigSnapshotTiming; uncompensated snapshots: the static mounts)
+            static = np.stack(mounts)
+            timing = [self._rig_timing.get(i) for i in ids]
+            view_mounts = np.concatenate([static if t is None else t.mounts(static) for t in timing])
         return robot.condition(view_ids, K_views, view_mounts)
 
     def _network_cameras(self, prediction, K_cams: List[Optional[np.ndarray]], snapshots: int) -> np.ndarray:
@@ -407,7 +434,8 @@ class WindowProcessor:
         rig = None
         if self.rig_scale is not None:
             last = (len(ids) - 1) * self.num_cameras
-            rig = self.rig_scale.measure(ids, T_window_cam, prediction.depth[last:last + self.num_cameras], mounts)
+            rig = self.rig_scale.measure(ids, T_window_cam, prediction.depth[last:last + self.num_cameras], mounts,
+                                         self._rig_timing)
             if self.uses_rig_scale:
                 self.rig_scale.add(rig, window_scale, tracked, result.reinitialised)
         median_depth = None

@@ -11,7 +11,9 @@ Frames and conventions:
 
 Presets:
 - ``stereo_pair(baseline=0.12)``: ``left`` at y = +b/2 and ``right`` at y = -b/2, both looking forward,
-  70 deg horizontal FOV (the single-camera default);
+  70 deg horizontal FOV (the single-camera default); ``yaw_deg`` turns the whole pair about the base z axis
+  (-90: a pair looking to the right, its baseline along the direction of travel, so a stamp offset between
+  its cameras moves one camera along the baseline: the worst case for an unsynchronised pair);
 - ``ring(num_cameras=3)``: cameras 120 deg apart in yaw (``cam0`` forward, then to the left), 0.10 m
   from the base origin, with a 150 deg horizontal FOV so that neighbours overlap by 30 deg
   (pinhole; at 320x240 the vertical FOV is then ~140 deg).
@@ -21,8 +23,12 @@ everything that rebuilds the identical rendered world (preset and its size, path
 JSON-able record (the oracle spec's ``"rig"`` entry, the rig world publisher's arguments).
 
 Stamps: camera ``c`` renders path frames ``0, d, 2d, ...`` (``rate_divisors[c] = d``; 2 = half rate) at
-stamp ``t_frame + jitter`` with a seeded uniform jitter in ``[-stamp_jitter_s, +stamp_jitter_s]``. The
-image is rendered at the frame's nominal pose: jitter models trigger/stamp noise only.
+stamp ``t_frame + c * camera_offset_s + jitter`` with a seeded uniform jitter in ``[-stamp_jitter_s,
++stamp_jitter_s]``. ``camera_offset_s`` models unsynchronised cameras: camera ``c`` captures ``c x
+camera_offset_s`` after the rig frame's time, and its image is rendered at the base pose of that instant
+(``T_world_base_at``, extrapolated along the last path segment past the end), so its ground truth
+``T_world_cam`` is the pose at its own capture time; jitter models trigger/stamp noise only (the image stays at
+the capture pose).
 ``RigSequence.T_world_base_at(t)`` is the base pose at any path time (interpolated between path frames:
 linear translation, quaternion slerp), e.g. for a ground-truth odometry stream.
 
@@ -110,12 +116,14 @@ class CameraRig:
         return invert_transform(T[a]) @ T[b]
 
 
-def stereo_pair(baseline: float = 0.12, hfov_deg: float = 70.0) -> CameraRig:
-    """``left`` / ``right`` forward-looking cameras ``baseline`` metres apart along base y."""
+def stereo_pair(baseline: float = 0.12, hfov_deg: float = 70.0, yaw_deg: float = 0.0) -> CameraRig:
+    """``left`` / ``right`` cameras ``baseline`` metres apart, looking along base yaw ``yaw_deg`` (0: forward,
+    the baseline along base y; -90: looking right, the baseline along base x)."""
     if not baseline > 0:
         raise ValueError(f"baseline must be > 0, got {baseline}")
-    return CameraRig((RigCamera("left", optical_mount([0.0, baseline / 2, 0.0]), hfov_deg),
-                      RigCamera("right", optical_mount([0.0, -baseline / 2, 0.0]), hfov_deg)))
+    left = np.array([-np.sin(np.radians(yaw_deg)), np.cos(np.radians(yaw_deg)), 0.0])   # the pair's left axis
+    return CameraRig((RigCamera("left", optical_mount(left * baseline / 2, yaw_deg), hfov_deg),
+                      RigCamera("right", optical_mount(-left * baseline / 2, yaw_deg), hfov_deg)))
 
 
 def ring(num_cameras: int = 3, radius: float = 0.10, hfov_deg: float = 150.0) -> CameraRig:
@@ -136,11 +144,11 @@ def ring(num_cameras: int = 3, radius: float = 0.10, hfov_deg: float = 150.0) ->
 RIG_PRESETS = ("stereo", "ring")
 
 
-def rig_preset(name: str, baseline: float = 0.12, num_cameras: int = 3) -> CameraRig:
-    """The preset rig ``name``: ``"stereo"`` = ``stereo_pair(baseline)`` (metres; ``num_cameras`` unused),
-    ``"ring"`` = ``ring(num_cameras)`` (``baseline`` unused)."""
+def rig_preset(name: str, baseline: float = 0.12, num_cameras: int = 3, yaw_deg: float = 0.0) -> CameraRig:
+    """The preset rig ``name``: ``"stereo"`` = ``stereo_pair(baseline, yaw_deg=yaw_deg)`` (metres, degrees;
+    ``num_cameras`` unused), ``"ring"`` = ``ring(num_cameras)`` (``baseline`` and ``yaw_deg`` unused)."""
     if name == "stereo":
-        return stereo_pair(baseline)
+        return stereo_pair(baseline, yaw_deg=yaw_deg)
     if name == "ring":
         return ring(num_cameras)
     raise ValueError(f"unknown rig preset {name!r}; known presets: {', '.join(RIG_PRESETS)}")
@@ -153,11 +161,14 @@ class RigSequence:
         rig: the rig; path, path_scale, width, height, seed, scene: as in ``SyntheticSequence``.
         stamp_jitter_s: half-width of the uniform stamp jitter per camera frame (seconds).
         rate_divisors: per camera, render every d-th path frame (default 1 for every camera).
+        camera_offset_s: camera ``c`` captures ``c x camera_offset_s`` seconds after the rig frame's time (its
+            stamp and its rendered pose; module docstring).
     """
 
     def __init__(self, rig: CameraRig, path: str = "room_tour", width: int = 320, height: int = 240,
                  seed: int = 0, path_scale: float = 1.0, scene: Optional[RoomScene] = None,
-                 stamp_jitter_s: float = 0.0, rate_divisors: Optional[Sequence[int]] = None, cache: bool = True):
+                 stamp_jitter_s: float = 0.0, rate_divisors: Optional[Sequence[int]] = None, cache: bool = True,
+                 camera_offset_s: float = 0.0):
         self.rig = rig
         self.scene = scene if scene is not None else default_room(texture_seed=seed)
         self.path: CameraPath = camera_path(path, path_scale)
@@ -170,11 +181,19 @@ class RigSequence:
         if len(divs) != len(rig) or any(d < 1 for d in divs):
             raise ValueError(f"rate_divisors needs {len(rig)} integers >= 1, got {rate_divisors}")
         self.rate_divisors = divs
+        if not np.isfinite(camera_offset_s):
+            raise ValueError(f"camera_offset_s must be finite, got {camera_offset_s}")
+        self.camera_offset_s = float(camera_offset_s)
         self.T_world_base = self.path.T_world_cam @ invert_transform(optical_mount([0.0, 0.0, 0.0]))
+        # each camera's capture times and base poses (the rig frame's own without an offset)
+        t_capture = self.path.stamps[None, :] + self.camera_offset_s * np.arange(len(rig))[:, None]   # (C, F)
+        self._T_world_base_capture = np.stack([self.T_world_base if c == 0 or self.camera_offset_s == 0.0 else
+                                               self._interpolate_base(t_capture[c] * self.path.fps)
+                                               for c in range(len(rig))])                            # (C, F, 4, 4)
         rng = np.random.default_rng(seed + 7919)
-        t_ns = np.round(self.path.stamps * 1e9).astype(np.int64)
+        t_ns = np.round(t_capture * 1e9).astype(np.int64)
         jitter = rng.uniform(-stamp_jitter_s, stamp_jitter_s, size=(len(rig), len(self.path)))
-        self._stamps_ns = np.maximum(t_ns[None, :] + np.round(jitter * 1e9).astype(np.int64), 0)  # stamps >= 0
+        self._stamps_ns = np.maximum(t_ns + np.round(jitter * 1e9).astype(np.int64), 0)  # stamps >= 0
         self._cache: Optional[Dict[Tuple[int, int], Tuple[np.ndarray, np.ndarray]]] = {} if cache else None
 
     def __len__(self) -> int:
@@ -183,8 +202,14 @@ class RigSequence:
 
     @property
     def T_world_cam(self) -> np.ndarray:
-        """(F, C, 4, 4) ground-truth camera-to-world pose of every camera at every rig pose."""
-        return np.einsum("fij,cjk->fcik", self.T_world_base, self.rig.T_base_cam)
+        """(F, C, 4, 4) ground-truth camera-to-world pose of every camera at every rig pose (at its capture
+        time)."""
+        return np.einsum("cfij,cjk->fcik", self._T_world_base_capture, self.rig.T_base_cam)
+
+    def T_world_base_capture(self, camera: int, index: int) -> np.ndarray:
+        """The base pose when ``camera`` captured rig frame ``index`` (``T_world_base[index]`` without an
+        offset)."""
+        return self._T_world_base_capture[camera, index].copy()
 
     def frame_indices(self, camera: int) -> np.ndarray:
         """Path frames that camera ``camera`` renders (every ``rate_divisors[camera]``-th)."""
@@ -202,7 +227,7 @@ class RigSequence:
         key = (camera, index)
         if self._cache is not None and key in self._cache:
             return self._cache[key]
-        T = self.T_world_base[index] @ self.rig.T_base_cam[camera]
+        T = self._T_world_base_capture[camera, index] @ self.rig.T_base_cam[camera]
         out = self.renderer.render(self.K[camera], T, self.width, self.height)
         if self._cache is not None:
             self._cache[key] = out
@@ -211,7 +236,7 @@ class RigSequence:
     def frame(self, camera: int, index: int) -> SyntheticFrame:
         """One camera frame; ``stamp`` in seconds (with jitter), ``T_world_cam`` ground truth."""
         rgb, depth = self.render(camera, index)
-        T = self.T_world_base[index] @ self.rig.T_base_cam[camera]
+        T = self._T_world_base_capture[camera, index] @ self.rig.T_base_cam[camera]
         return SyntheticFrame(index, self.stamp_ns(camera, index) * 1e-9, rgb, depth, self.K[camera].copy(), T)
 
     def arrivals(self) -> List[Tuple[int, int, int]]:
@@ -228,10 +253,17 @@ class RigSequence:
         last = (len(self) - 1) / self.path.fps
         if np.any(~np.isfinite(t)) or np.any(t < -1e-9) or np.any(t > last + 1e-9):
             raise ValueError(f"path time must lie in [0, {last}] s, got {np.min(t)}..{np.max(t)}")
-        x = np.clip(t * self.path.fps, 0.0, len(self) - 1.0).reshape(-1)
-        out = np.empty((x.size, 4, 4))
-        for k, xi in enumerate(x):
-            i = min(int(np.floor(xi)), len(self) - 2)
+        x = np.clip(t * self.path.fps, 0.0, len(self) - 1.0)
+        return self._interpolate_base(x)
+
+    def _interpolate_base(self, x) -> np.ndarray:
+        """Base poses at fractional path frame(s) ``x``: linear translation + slerp between neighbours; before
+        the first / past the last frame along the first / last segment (extrapolated)."""
+        x = np.asarray(x, np.float64)
+        flat = x.reshape(-1)
+        out = np.empty((flat.size, 4, 4))
+        for k, xi in enumerate(flat):
+            i = min(max(int(np.floor(xi)), 0), len(self) - 2)
             a = xi - i
             T0, T1 = self.T_world_base[i], self.T_world_base[i + 1]
             if a == 0.0 or a == 1.0:
@@ -242,7 +274,7 @@ class RigSequence:
                                       rotation_to_quaternion_xyzw(T1[:3, :3]), a)
             out[k, :3, :3] = quaternion_xyzw_to_rotation(q)
             out[k, :3, 3] = (1.0 - a) * T0[:3, 3] + a * T1[:3, 3]
-        return out.reshape(t.shape + (4, 4))
+        return out.reshape(x.shape + (4, 4))
 
     def view_id(self, camera: int, index: int) -> int:
         """Flat view id ``index * C + camera`` of ``camera`` at rig pose ``index`` (``RigViewSequence``)."""
@@ -299,9 +331,10 @@ class RigViewSequence:
 @dataclass(frozen=True)
 class RigWorld:
     """What rebuilds one rendered rig world exactly: the preset (``RIG_PRESETS``) with its ``baseline``
-    (stereo, metres) / ``num_cameras`` (ring), the camera ``path`` and ``path_scale``, and the ``seed`` of
-    the room's textures and of the stamp jitter. ``to_dict`` / ``from_dict`` are its JSON form (the oracle
-    spec's ``"rig"``); stamps, jitter and rate divisors are per ``sequence`` call (they do not change an image).
+    (stereo, metres) and ``yaw_deg`` (stereo) / ``num_cameras`` (ring), the camera ``path`` and ``path_scale``,
+    the ``seed`` of the room's textures and of the stamp jitter, and ``camera_offset_s`` (unsynchronised
+    cameras: it changes the images). ``to_dict`` / ``from_dict`` are its JSON form (the oracle spec's
+    ``"rig"``); jitter and rate divisors are per ``sequence`` call (they do not change an image).
     """
 
     preset: str = "stereo"
@@ -310,20 +343,22 @@ class RigWorld:
     path: str = "room_tour"
     path_scale: float = 1.0
     seed: int = 0
+    yaw_deg: float = 0.0
+    camera_offset_s: float = 0.0
 
     def __post_init__(self):
         self.rig()                          # fail early on a bad preset / size
         camera_path(self.path, self.path_scale)
 
     def rig(self) -> CameraRig:
-        return rig_preset(self.preset, baseline=self.baseline, num_cameras=self.num_cameras)
+        return rig_preset(self.preset, baseline=self.baseline, num_cameras=self.num_cameras, yaw_deg=self.yaw_deg)
 
     def sequence(self, width: int, height: int, *, stamp_jitter_s: float = 0.0,
                  rate_divisors: Optional[Sequence[int]] = None, cache: bool = True) -> RigSequence:
         """The ``RigSequence`` of this world at ``width`` x ``height`` pixels."""
         return RigSequence(self.rig(), path=self.path, width=width, height=height, seed=self.seed,
                            path_scale=self.path_scale, stamp_jitter_s=stamp_jitter_s, rate_divisors=rate_divisors,
-                           cache=cache)
+                           cache=cache, camera_offset_s=self.camera_offset_s)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
