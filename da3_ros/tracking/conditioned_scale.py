@@ -62,6 +62,16 @@ class ConditionedScaleEstimator:
         x = np.asarray(self._log)
         return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
+    def relative_uncertainty(self) -> Optional[float]:
+        """The current relative uncertainty of the estimate (``1.4826 MAD / sqrt(n)`` of the log measurements,
+        floored at ``min_relative_uncertainty``), whether or not it is known; None with fewer than 2."""
+        n = len(self._log)
+        if n < 2:
+            return None
+        x = np.asarray(self._log)
+        mad = float(np.median(np.abs(x - np.median(x))))
+        return max(1.4826 * mad / np.sqrt(n), self.config.min_relative_uncertainty)
+
     def reset(self, reason: str = "reset") -> None:
         self._log.clear()
         self.resets += 1
