@@ -354,7 +354,11 @@ class WindowProcessor:
         T_window_cam = (extrinsics_to_T_world_cam(np.asarray(prediction.extrinsics, np.float64))
                         if self.num_cameras > 1 else None)
         if self.placed:
-            scale = self._placed_scale(snapshot_id, stamp_ns, result, conditioned)
+            rig = None
+            if self.rig_scale is not None:   # a placed rig window: its extrinsics are the given (TF) ones
+                last = (len(ids) - 1) * self.num_cameras
+                rig = self.rig_scale.measure(ids, T_window_cam, prediction.depth[last:last + self.num_cameras], mounts)
+            scale = replace(self._placed_scale(snapshot_id, stamp_ns, result, conditioned), rig=rig)
         else:
             scale = self._scale(snapshot_id, stamp_ns, ids, result, prediction, T_window_cam, mounts, conditioned)
         stages["alignment"] = time.perf_counter() - t
