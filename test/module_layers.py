@@ -22,6 +22,7 @@ MODULE_LAYERS: Dict[str, Dict[str, int]] = {
         "rig_window_scale": 0,  # RigWindowScale: a rig window's metric scale from its known extrinsics
         "scale_source": 0,      # ScaleSource / PoseSource: the one home of scale_source / pose_source
         "voxel_map": 0,         # VoxelMap: bounded, voxel-downsampled map of keyframe points
+        "window_dropped": 0,    # WindowDropped: a snapshot refused with a counted drop reason (no_odometry)
         "window_outcome": 0,    # WindowOutcome / CameraOutput: one window's frozen results
         "camera_stream": 1,     # CameraFrame / CameraStream: one camera's input frame and per-camera state
         "map_fusion": 1,        # MapFusionWorker: fuses keyframe clouds into the VoxelMap on its own thread

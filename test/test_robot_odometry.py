@@ -9,7 +9,9 @@ import pytest
 
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.geometry.transforms import invert_transform
+from da3_ros.geometry.transforms import make_transform
 from da3_ros.pipeline.robot_odometry import RobotOdometry, RobotOdometryConfig
+from da3_ros.pipeline.window_dropped import NO_ODOMETRY, WindowDropped
 from da3_ros.synthetic.robot import SyntheticRobot
 from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
 from da3_ros.tracking.base_trajectory import BaseOdometry
@@ -113,10 +115,17 @@ def test_configuration_mismatches_are_refused():
         RobotOdometryConfig(scale_source="wheels")
 
 
-def test_a_view_without_tf_pose_is_fed_identity_and_not_aligned():
+def test_a_view_without_tf_pose_drops_the_window_instead_of_inventing_poses():
+    """Issue 19: identity poses for the whole window told the network "no motion" while the robot moved. A
+    pose-conditioned graph always takes the pose input, so the window is dropped as ``no_odometry``, counted."""
     ro = RobotOdometry(RobotOdometryConfig(pose_source="tf"), pose_conditioned=True, network_hw=(H, W))
     ro.add_frame(0, np.eye(4))
     ro.add_frame(1, None)
-    c = ro.condition([0, 0, 0, 1], None)
-    assert not c.conditioned and "no TF pose for view(s) [3]" in c.reason and "intrinsics guessed" in c.reason
-    assert c.encoding.shape == (4, 9) and np.allclose(c.encoding[:, :3], 0) and np.allclose(c.encoding[:, 6], 1)
+    with pytest.raises(WindowDropped, match=r"no odometry pose for view\(s\) \[3\]") as info:
+        ro.condition([0, 0, 0, 1], None)
+    assert info.value.reason == NO_ODOMETRY == "no_odometry"
+    assert ro.windows_no_odometry == 1 and ro.windows_conditioned == ro.windows_unconditioned == 0
+    ro.add_frame(2, make_transform(np.eye(3), [0.3, 0.0, 0.0]))
+    c = ro.condition([0, 0, 0, 2], None)      # every view has a pose again: conditioned, intrinsics guessed
+    assert c.conditioned and "intrinsics guessed" in c.reason and ro.windows_no_odometry == 1
+    assert c.encoding.shape == (4, 9) and np.allclose(c.encoding[:3, :3], 0) and not np.allclose(c.encoding[3, :3], 0)

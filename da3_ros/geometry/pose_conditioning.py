@@ -27,7 +27,8 @@ RANSAC: the official code switches to RANSAC only for ``N >= 10`` views (``ransa
 ``random_state=42`` (deterministic; 10 iterations of ``max(3, (N+1)//2)``-view samples, inlier threshold =
 median nearest-neighbour distance after the plain fit, final refit on the best inliers). It is ported in
 :func:`fit_prediction_to_given_scale` with the same random stream, so windows of 10+ views give the official
-scale too (except that a collinear RANSAC sample, which evo rejects, is fitted here). With ``N < 10`` it is
+scale too; samples evo cannot fit (fewer than three distinct camera centres, collinear ones) are skipped as
+officially. With ``N < 10`` it is
 the plain Umeyama fit of
 :func:`da3_ros.geometry.alignment.umeyama` (the same maths as evo's ``umeyama_alignment`` used officially).
 
@@ -97,8 +98,40 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
+def _distinct_centres(centres: np.ndarray) -> int:
+    """How many of the (n, 3) ``centres`` differ from every earlier one by more than ``_MIN_BASELINE``."""
+    kept: list = []
+    for c in centres:
+        if all(float(np.linalg.norm(c - k)) > _MIN_BASELINE for k in kept):
+            kept.append(c)
+    return len(kept)
+
+
+def _evo_rank_ok(x: np.ndarray, y: np.ndarray) -> bool:
+    """evo's ``umeyama_alignment`` precondition, computed as evo computes it (x, y: (n, 3) rows): the
+    cross-covariance of the centred sets has at least two singular values above float64 eps (else evo raises
+    "Degenerate covariance rank" and the official RANSAC skips the sample)."""
+    mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
+    outer = np.zeros((3, 3))
+    for xi, yi in zip(x, y):
+        outer += np.outer(yi - mean_y, xi - mean_x)
+    d = np.linalg.svd(outer / len(x), compute_uv=False)
+    return int(np.count_nonzero(d > np.finfo(d.dtype).eps)) >= 2
+
+
+def _degenerate_sample(c_given: np.ndarray, c_pred: np.ndarray) -> bool:
+    """A RANSAC sample the official code does not fit: fewer than three distinct camera centres on either side
+    (a start-up window repeats views), or a covariance evo refuses (collinear centres)."""
+    return (_distinct_centres(c_given) < 3 or _distinct_centres(c_pred) < 3
+            or not _evo_rank_ok(c_pred, c_given))
+
+
 def _ransac_scale(c_given: np.ndarray, c_pred: np.ndarray) -> np.ndarray:
-    """Port of the official ``_ransac_align_sim3`` (same sampling stream); returns the 4x4 Sim(3)."""
+    """Port of the official ``_ransac_align_sim3`` (same sampling stream); returns the 4x4 Sim(3).
+
+    Like the official code (whose evo Umeyama raises on them, caught by ``except Exception: continue``) it skips
+    degenerate samples (``_degenerate_sample``): fewer than three distinct centres, e.g. the repeated views of a
+    padded start-up window, fix no rotation, so their fit must not compete for the inliers."""
     n = c_given.shape[0]
     rng = np.random.default_rng(_RANSAC_SEED)
     sub_n = max(3, (n + 1) // 2)
@@ -109,6 +142,8 @@ def _ransac_scale(c_given: np.ndarray, c_pred: np.ndarray) -> np.ndarray:
     best, best_score, best_inliers = T0, (-1, np.inf), None
     for _ in range(_RANSAC_ITERATIONS):
         sample = rng.choice(np.arange(n), size=sub_n, replace=False)
+        if _degenerate_sample(c_given[sample], c_pred[sample]):
+            continue
         try:
             T = umeyama(c_given[sample], c_pred[sample])
         except ValueError:

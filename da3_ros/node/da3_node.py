@@ -54,6 +54,7 @@ from ..pipeline.camera_stream import CameraFrame
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.processor_config import ProcessorConfig
 from ..pipeline.rig_sync import RigGroup
+from ..pipeline.window_dropped import WindowDropped
 from ..pipeline.window_processor import WindowProcessor
 from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb, ns_to_stamp
 from ..ros_io.qos import qos_profile
@@ -318,6 +319,9 @@ class Da3Node(LifecycleNode):
             except MessageConversionError as exc:
                 self._dropped("bad_input", f"image: {exc}")
                 self.get_logger().warning(f"dropping image: {exc}", throttle_duration_sec=5.0)
+            except WindowDropped as exc:   # e.g. no_odometry: counted with its reason, nothing published
+                self._dropped(exc.reason, exc.message)
+                self.get_logger().warning(f"dropping {self._inputs.what}: {exc.message}", throttle_duration_sec=5.0)
             except Exception as exc:  # keep running whatever one frame does
                 self._dropped("failed", f"{type(exc).__name__}: {exc}")
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)

@@ -3,7 +3,8 @@
 Invariant (checked by the tests): ``received == processed + dropped + pending`` where ``dropped``
 is the sum of the drop reasons (``busy``: replaced by a newer frame while inference was running;
 ``rate``: above ``max_rate_hz``; ``bad_input``: rejected by validation; ``failed``: the pipeline
-raised) and ``pending`` is 0 or 1 (the frame waiting in the mailbox or being processed).
+raised; ``no_odometry``: a pose-conditioned window lacked a view's odometry pose, see
+``pipeline.window_dropped``) and ``pending`` is 0 or 1 (the frame waiting in the mailbox or being processed).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections import Counter, deque
 
 import numpy as np
 
-DROP_REASONS = ("busy", "rate", "bad_input", "failed")
+DROP_REASONS = ("busy", "rate", "bad_input", "failed", "no_odometry")
 
 
 class RateMeter:

@@ -9,12 +9,15 @@ frame id and:
   :class:`~da3_ros.geometry.pose_conditioning.PoseConditionedWindow` from the views' camera poses
   ``T_odometry_cam = T_odometry_base(stamp of the view) @ T_base_cam`` and the network intrinsics
   (camera_info; a centred ``DEFAULT_HFOV_DEG`` guess without it, said in the reason), feeds its pose
-  encoding to the backend and aligns the prediction back (depth in metres, the given extrinsics in the
-  odometry frame). When a view has no TF pose, the encoding is the identity for every view (the
-  network sees "no motion") and the prediction is used unaligned; when the given centres coincide
-  (robot standing, the padded first windows) the alignment raises ``PoseConditioningError`` and the
-  prediction is used unaligned too (``WindowConditioning.conditioned`` / ``align`` say which).
-  The tracker then handles both kinds of window with its usual Sim(3) alignment.
+  encoding to the backend and aligns the prediction back: depth in metres, extrinsics = the given poses in
+  the odometry frame (the official ``inference(..., align_to_input_ext_scale=True)``). Such a window is
+  **already in metres in the odometry frame**: the tracker places it by SE(3) (``WindowTracker.place``) and
+  nothing rescales it. A window is never conditioned on invented poses: when a view has no odometry pose,
+  ``condition`` raises :class:`~.window_dropped.WindowDropped` (``no_odometry``; a pose-conditioned graph
+  always takes the pose input, so it cannot run unconditioned). When the given centres coincide (robot
+  standing, the padded first windows) the official alignment has no answer (evo raises): ``align`` returns
+  the raw depth with the given extrinsics and ``conditioned`` False; the processor places the pose and
+  publishes no depth for it (NaN, counted as ``windows_unconditioned``).
 * **metric scale**: ``scale_source: odometry``: :class:`~da3_ros.tracking.metric_scale.OdometryScaleEstimator`
   (visual camera poses against ``T_odometry_base @ T_base_cam``); else with ``pose_source: tf``:
   :class:`~da3_ros.tracking.conditioned_scale.ConditionedScaleEstimator` (``1 / FrameResult.scale`` of
@@ -33,6 +36,7 @@ from ..geometry.pose_conditioning import PoseConditionedWindow, PoseConditioning
 from ..tracking.conditioned_scale import ConditionedScaleConfig, ConditionedScaleEstimator
 from ..tracking.metric_scale import OdometryScaleEstimator, ScaleEstimate, ScaleEstimatorConfig
 from .scale_source import PoseSource, ScaleSource
+from .window_dropped import NO_ODOMETRY, WindowDropped
 
 __all__ = ["RobotOdometryConfig", "WindowConditioning", "RobotOdometry"]
 
@@ -97,9 +101,12 @@ class RobotOdometry:
         self.last_pose_residual: Optional[float] = None
         self.windows_conditioned = 0
         self.windows_unconditioned = 0
+        self.windows_no_odometry = 0
         self.last_conditioning_reason = ""
 
     def _make_scale_estimator(self):
+        if self.pose_conditioned:
+            return ConditionedScaleEstimator(self.config.conditioned_scale)
         if self.config.scale_source.uses_odometry:
             return OdometryScaleEstimator(self._T_base_cam, self.config.scale)
         if self.config.pose_source is PoseSource.TF:
@@ -149,31 +156,32 @@ class RobotOdometry:
         poses: List[Optional[np.ndarray]] = [self._odometry.get(i) for i in frame_ids]
         missing = [k for k, T in enumerate(poses) if T is None]
         if missing:
-            T_world_cam = np.repeat(np.eye(4)[None], len(frame_ids), axis=0)
-            reason = f"no TF pose for view(s) {missing}: identity poses fed, window not aligned to TF{note}"
-            window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), False
-        else:
-            mounts = ([self._T_base_cam] * len(poses) if T_base_cam_views is None
-                      else [np.asarray(T, np.float64) for T in T_base_cam_views])
-            T_world_cam = np.stack([T @ M for T, M in zip(poses, mounts)])
-            window, aligned = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w)), True
-            reason = note.lstrip("; ")
+            self.windows_no_odometry += 1
+            self.last_conditioning_reason = (f"no odometry pose for view(s) {missing}: window dropped "
+                                             "(a pose-conditioned window is never run on invented poses)")
+            raise WindowDropped(NO_ODOMETRY, self.last_conditioning_reason)
+        mounts = ([self._T_base_cam] * len(poses) if T_base_cam_views is None
+                  else [np.asarray(T, np.float64) for T in T_base_cam_views])
+        T_world_cam = np.stack([T @ M for T, M in zip(poses, mounts)])
+        window = PoseConditionedWindow.from_poses(T_world_cam, K_net, (h, w))
         encoding = window.pose_encoding[0].astype(np.float32)
-        return WindowConditioning(encoding, window if aligned else None, reason)
+        return WindowConditioning(encoding, window, note.lstrip("; "))
 
     def align(self, conditioning: WindowConditioning, prediction) -> Tuple[object, bool, str]:
-        """(prediction, conditioned, reason): the prediction aligned back to the given poses (depth in metres,
-        extrinsics = the given ones in the odometry frame), or unchanged when it cannot be."""
-        if conditioning.window is None:
-            self.windows_unconditioned += int(self.pose_conditioned)
+        """(prediction, conditioned, reason): the prediction in the odometry frame, its extrinsics the given ones.
+        ``conditioned``: aligned back to the given poses (depth in metres, the official answer); False when the
+        given centres coincide (no baseline): the depth is then the network's, in no known unit."""
+        window = conditioning.window
+        if window is None:   # the model is not pose-conditioned
             self.last_conditioning_reason = conditioning.reason
             return prediction, False, conditioning.reason
+        given = np.ascontiguousarray(window.extrinsics[:, :3, :], np.float32)
         try:
-            aligned = conditioning.window.align(prediction.depth, prediction.extrinsics)
+            aligned = window.align(prediction.depth, prediction.extrinsics)
         except PoseConditioningError as exc:
             self.windows_unconditioned += 1
-            self.last_conditioning_reason = f"not aligned to TF: {exc}"
-            return prediction, False, self.last_conditioning_reason
+            self.last_conditioning_reason = f"not aligned to TF (no depth published): {exc}"
+            return dataclasses.replace(prediction, extrinsics=given), False, self.last_conditioning_reason
         self.windows_conditioned += 1
         self.last_pose_residual = aligned.pose_residual
         self.last_conditioning_reason = conditioning.reason or "aligned to TF poses"
@@ -192,6 +200,16 @@ class RobotOdometry:
         est = self.scale_estimate
         return est.scale if est is not None and est.known else None
 
+    def placed_relative_uncertainty(self) -> float:
+        """Relative uncertainty of placed (pose-conditioned) windows' metres: the spread of their re-estimated
+        scales against the shared keyframes (``ConditionedScaleEstimator.relative_uncertainty``); the estimator's
+        ``max_relative_uncertainty`` (5 %) until two windows were measured."""
+        limit = self.config.conditioned_scale.max_relative_uncertainty
+        if not isinstance(self._scale, ConditionedScaleEstimator):
+            return limit
+        rel = self._scale.relative_uncertainty()
+        return limit if rel is None else float(rel)
+
     def update_scale(self, frame_id: Hashable, stamp: float, T_odom_cam: Optional[np.ndarray],
                      window_scale: Optional[float], median_depth: Optional[float], reinitialised: bool,
                      conditioned: bool) -> Optional[ScaleEstimate]:
@@ -206,6 +224,7 @@ class RobotOdometry:
                 return self._scale.estimate
             md = median_depth if median_depth is not None and np.isfinite(median_depth) and median_depth > 0 else None
             return self._scale.add(stamp, T_odom_cam, T_odo, median_depth=md, reinitialised=reinitialised)
+        # a placed window (pose-conditioned): window_scale is its re-estimated scale against the keyframes
         return self._scale.add(window_scale if T_odom_cam is not None else None, conditioned, reinitialised)
 
     def reset(self, reason: str) -> None:

@@ -28,6 +28,20 @@ window's scale) for models that predict poses, metres once a configured metric s
 own rig scale when that window's estimate is trusted, else the odometry frame's). A rejected window is published
 with the last accepted scale and no pose. Poses stay in odometry units (``WindowOutcome.metres_per_unit``: the
 node scales them); the map is kept in odometry units and scaled on output, so a refined scale rescales it.
+**Once metres, always metres**: when the scale estimate becomes unknown again after it was known (its
+uncertainty crossed the limit), the outputs stay in metres with the last known scale (``scaled_by`` "last known
+scale", its relative uncertainty at least the estimator's limit, for the covariances); only a new trajectory
+(full reset) forgets it.
+
+Pose-conditioned models (``pose_source: tf``): a window aligned to its TF poses is the official answer, in
+metres in the robot's odometry frame, so it is **placed by SE(3)** (``WindowTracker.place``, ``_place``), never
+rescaled: published depth = the aligned depth, pose = the TF pose chain (``T_odom_cam`` in metres,
+``metres_per_unit`` 1), map in metres; depth_unit "m" from the first such window on, for good. A window whose
+given centres coincide (standing robot, the padded first windows: the official alignment has no answer) is
+placed by its TF pose and publishes NaN depth (no value in any unit; ``windows_unconditioned``); a snapshot
+without an odometry pose is dropped (``WindowDropped``, ``no_odometry``). The re-estimated scale of a placed
+window against the shared keyframes is measured (``ConditionedScaleEstimator``), never applied: its spread is
+the relative uncertainty of the published scale (covariances, /diagnostics).
 
 Stream events (``WindowOutcome.events``, logged and counted by the node): ``resolution_change`` (window and
 keyframes reset, odometry frame kept), ``time_jump_back`` (e.g. a bag loop: trajectory and map reset),
@@ -45,7 +59,7 @@ import numpy as np
 from ..backends.base import InferenceBackend
 from ..geometry.camera import DEFAULT_HFOV_DEG, PinholeCamera
 from ..geometry.transforms import extrinsics_to_T_world_cam, invert_transform
-from ..tracking.metric_scale import ScaleEstimate, fuse_scale_estimates
+from ..tracking.metric_scale import KNOWN, ScaleEstimate, fuse_scale_estimates
 from ..tracking.rig_scale import RigScaleConfig, RigScaleEstimate
 from ..tracking.tracker import FrameResult, WindowTracker
 from ..tracking.tracking_outcome import TrackingOutcome
@@ -125,6 +139,10 @@ class WindowProcessor:
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=self.snapshots))
                         if self.tracking else None)
         self.robot = self._robot_odometry(backend, config)
+        # pose-conditioned windows are placed by SE(3) (already metres in the odometry frame), never rescaled
+        self.placed = self.robot is not None and self.robot.pose_conditioned
+        self._placed_metres = False               # a placed window was aligned to its TF poses (metres for good)
+        self._last_known: Optional[ScaleEstimate] = None   # "once metres, always metres" (scale-estimating modes)
         self.rig_scale = RigWindowScale(self.num_cameras, rig_scale) if self.num_cameras > 1 else None
         self._rig_timing: dict = {}   # rig: snapshot id -> RigSnapshotTiming (the current window's snapshots)
         self.tracking_state = TrackingStateMachine() if self.tracking else None
@@ -170,9 +188,42 @@ class WindowProcessor:
 
     @property
     def metres_per_unit(self) -> Optional[float]:
-        """Metres per odometry unit once a configured scale source knows it, else None."""
+        """Metres per odometry unit once a configured scale source knows it (or knew it: once metres, always
+        metres), else None. Placed (pose-conditioned) windows: 1 from the first aligned window on."""
+        if self.placed:
+            return 1.0 if self._placed_metres else None
         est = self.scale_estimate
-        return est.scale if est is not None and est.known else None
+        if est is not None and est.known:
+            return est.scale
+        return self._last_known.scale if self._last_known is not None else None
+
+    def _published_estimate(self) -> Optional[ScaleEstimate]:
+        """The scale estimate that goes with the published unit: the current one when known; after it was known
+        (once metres, always metres) the last known scale with the current estimate's state in ``reason`` and a
+        relative uncertainty of at least the estimator's limit; placed windows: 1 m per unit with the spread of
+        the re-estimated window scales."""
+        est = self.scale_estimate
+        if self.placed:
+            if not self._placed_metres:
+                return est
+            rel = self.robot.placed_relative_uncertainty()
+            return ScaleEstimate(state=KNOWN, scale=1.0, uncertainty=rel, relative_uncertainty=rel,
+                                 provisional_scale=1.0, n_pairs=0 if est is None else est.n_pairs,
+                                 n_frames=0 if est is None else est.n_frames, frame_used=True,
+                                 reason="pose-conditioned windows aligned to TF poses (metres by construction)")
+        if est is None or est.known or self._last_known is None:
+            return est
+        last = self._last_known
+        rel = max(last.relative_uncertainty or 0.0, self.robot_scale_limit())
+        return replace(last, uncertainty=last.scale * rel, relative_uncertainty=rel,
+                       reason=f"last known scale (re-estimating: {est.reason})")
+
+    def robot_scale_limit(self) -> float:
+        """The relative uncertainty above which a scale estimate is not known (for the latched scale)."""
+        robot = self.robot
+        if robot is not None and robot.config.scale_source.uses_odometry:
+            return robot.config.scale.max_relative_uncertainty
+        return robot.config.conditioned_scale.max_relative_uncertainty if robot is not None else 0.05
 
     @property
     def tracking_status(self) -> Optional[TrackingStatus]:
@@ -218,7 +269,7 @@ class WindowProcessor:
             info.update(tracking_state=status.state, tracking_reason=status.reason,
                         tracking_lost_episodes=status.lost_episodes, tracking_lost_frames=status.lost_frames,
                         tracking_reinitialisations=status.reinitialisations, tracking_resets=status.resets)
-        est = self.scale_estimate
+        est = self._published_estimate()
         if est is not None:
             info["metric_scale"] = est.summary()
             info["metric_scale_m_per_unit"] = est.scale if est.known else "unknown"
@@ -228,6 +279,9 @@ class WindowProcessor:
         if self.robot is not None and self.robot.pose_conditioned:
             info["windows_conditioned"] = self.robot.windows_conditioned
             info["windows_unconditioned"] = self.robot.windows_unconditioned
+            info["windows_no_odometry"] = self.robot.windows_no_odometry
+            spread = self.robot.placed_relative_uncertainty()
+            info["window_scale_spread"] = round(spread, 6)
             info["conditioning"] = self.robot.last_conditioning_reason
             if self.robot.last_pose_residual is not None:
                 info["pose_residual_m"] = round(self.robot.last_pose_residual, 6)
@@ -252,6 +306,7 @@ class WindowProcessor:
         if keep_odom_frame:
             return
         self.resets += 1
+        self._last_known = None     # a new trajectory: a new odometry unit (placed windows stay metres)
         if self.map is not None:
             self.map.clear()
         if self.robot is not None:
@@ -304,16 +359,24 @@ class WindowProcessor:
         if not self.tracking or prediction.extrinsics is None:
             stages["alignment"] = time.perf_counter() - t
             return self._untracked(frames, prediction, K_cams[0], cameras_net, reset, events, stages)
-        result = self._track(ids, prediction, cameras_net, events)
+        result = self._track(ids, prediction, cameras_net, events, placed_metric=conditioned if self.placed else None)
         T_window_cam = (extrinsics_to_T_world_cam(np.asarray(prediction.extrinsics, np.float64))
                         if self.num_cameras > 1 else None)
-        scale = self._scale(snapshot_id, stamp_ns, ids, result, prediction, T_window_cam, mounts, conditioned)
+        if self.placed:
+            rig = None
+            if self.rig_scale is not None:   # a placed rig window: its extrinsics are the given (TF) ones
+                last = (len(ids) - 1) * self.num_cameras
+                rig = self.rig_scale.measure(ids, T_window_cam, prediction.depth[last:last + self.num_cameras], mounts)
+            scale = replace(self._placed_scale(snapshot_id, stamp_ns, result, conditioned), rig=rig)
+        else:
+            scale = self._scale(snapshot_id, stamp_ns, ids, result, prediction, T_window_cam, mounts, conditioned)
         stages["alignment"] = time.perf_counter() - t
 
         poses = self._camera_poses(result, T_window_cam, len(ids))
         outputs = self._camera_outputs(frames, prediction, cameras_net, scale.to_published, poses, stages,
                                        keyframe=result.keyframe)
-        if self.map is not None and result.keyframe and result.T_odom_cam is not None:
+        if self.map is not None and result.keyframe and result.T_odom_cam is not None and np.isfinite(
+                scale.to_published):
             self._submit_keyframe(snapshot_id, outputs, result.scale / scale.to_published, stages)
         return WindowOutcome(
             cameras=tuple(outputs), tracking=result.outcome, reason=result.reason, keyframe=result.keyframe,
@@ -407,8 +470,10 @@ class WindowProcessor:
             out[v] = K
         return out
 
-    def _track(self, ids, prediction, cameras_net: np.ndarray, events: List[StreamEvent]) -> FrameResult:
-        """The tracker's result for the reference camera's views (every view with one camera)."""
+    def _track(self, ids, prediction, cameras_net: np.ndarray, events: List[StreamEvent],
+               placed_metric: Optional[bool] = None) -> FrameResult:
+        """The tracker's result for the reference camera's views (every view with one camera). ``placed_metric``
+        not None: a pose-conditioned window, placed by SE(3) (``WindowTracker.place``; True: aligned, metres)."""
         C = self.num_cameras
         reference = prediction
         if C > 1:
@@ -417,6 +482,8 @@ class WindowProcessor:
                                 depth_conf=None if prediction.depth_conf is None else prediction.depth_conf[ref],
                                 extrinsics=prediction.extrinsics[ref],
                                 intrinsics=None if prediction.intrinsics is None else prediction.intrinsics[ref])
+        if placed_metric is not None:
+            return self.tracker.place(ids, reference, cameras_net[::C].astype(np.float32), metric=placed_metric)
         result = self.tracker.update(ids, reference, cameras_net[::C].astype(np.float32))
         if result.rejected:
             events.append(StreamEvent("window_rejected", f"window rejected ({result.reason}): depth published "
@@ -450,6 +517,9 @@ class WindowProcessor:
                                                median_depth, result.reinitialised, conditioned)
         if self.uses_rig_scale:
             estimate = self.scale_estimate
+        if estimate is not None and estimate.known:
+            self._last_known = estimate
+        estimate = self._published_estimate()
         s = self.metres_per_unit
         self.tracking_state.on_frame(accepted=tracked, reinitialised=result.reinitialised, stamp=stamp_ns * 1e-9,
                                      reason=result.reason)
@@ -457,10 +527,30 @@ class WindowProcessor:
         if self.uses_rig_scale and rig is not None and rig.trusted:
             to_published, scaled_by = rig.scale, "window rig scale"
         elif s is not None:
-            to_published, scaled_by = window_scale * s, "odometry-frame scale"
+            to_published = window_scale * s
+            scaled_by = "odometry-frame scale" if self.scale_estimate.known else "last known scale"
         else:
             to_published, scaled_by = window_scale, "none"
         return _WindowScale(to_published, scaled_by, s, estimate, rig, median_depth)
+
+    def _placed_scale(self, snapshot_id: int, stamp_ns: int, result: FrameResult, conditioned: bool) -> _WindowScale:
+        """A placed (pose-conditioned) window: depth published as aligned (factor 1, metres) or, when it could not
+        be aligned, as NaN; the re-estimated window scale feeds the uncertainty only."""
+        median_depth = None
+        sub = result.depth[::4, ::4]
+        valid = sub[np.isfinite(sub) & (sub > 0)]
+        if conditioned and valid.size:
+            median_depth = float(np.median(valid))
+        self.robot.keep_frames(list(self.tracker.keyframe_ids) + [snapshot_id])
+        self.robot.update_scale(snapshot_id, stamp_ns * 1e-9, result.T_odom_cam,
+                                result.stats.get("keyframe_depth_ratio"), median_depth, False, conditioned)
+        self._placed_metres = self._placed_metres or conditioned
+        self.tracking_state.on_frame(accepted=True, reinitialised=result.reinitialised, stamp=stamp_ns * 1e-9,
+                                     reason=result.reason)
+        to_published = 1.0 if conditioned else float("nan")
+        scaled_by = "pose-conditioned (metres)" if conditioned else "not aligned to TF (no depth)"
+        return _WindowScale(to_published, scaled_by, self.metres_per_unit, self._published_estimate(), None,
+                            median_depth)
 
     def _camera_poses(self, result: FrameResult, T_window_cam: Optional[np.ndarray], snapshots: int) -> list:
         """Each camera's ``T_odom_cam`` (odometry units; None without a pose): the reference camera's from the

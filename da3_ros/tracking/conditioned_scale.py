@@ -12,6 +12,11 @@ relative uncertainty = ``1.4826 MAD / sqrt(n)`` (standard error of the median-li
 conditioned (no baseline, missing TF) give no measurement. A tracker re-initialisation or reset starts
 a new odometry unit: forget everything. Returns the same :class:`ScaleEstimate` as the odometry-based
 estimator, so /diagnostics and the node treat both alike.
+
+Placed windows (issue 19: a pose-conditioned window is placed by SE(3), never rescaled): the measurement is
+the window's ``FrameResult.stats["keyframe_depth_ratio"]`` (its depth of the shared keyframes over their stored
+metric depth, ~1); the estimate is then never applied, ``relative_uncertainty()`` is the uncertainty of the
+published metres.
 """
 from __future__ import annotations
 
@@ -61,6 +66,16 @@ class ConditionedScaleEstimator:
             return None
         x = np.asarray(self._log)
         return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+    def relative_uncertainty(self) -> Optional[float]:
+        """The current relative uncertainty of the estimate (``1.4826 MAD / sqrt(n)`` of the log measurements,
+        floored at ``min_relative_uncertainty``), whether or not it is known; None with fewer than 2."""
+        n = len(self._log)
+        if n < 2:
+            return None
+        x = np.asarray(self._log)
+        mad = float(np.median(np.abs(x - np.median(x))))
+        return max(1.4826 * mad / np.sqrt(n), self.config.min_relative_uncertainty)
 
     def reset(self, reason: str = "reset") -> None:
         self._log.clear()

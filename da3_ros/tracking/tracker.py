@@ -32,6 +32,15 @@ Conventions
   the newest frame's pose jumps more than the step limits. A rejected frame has ``T_odom_cam``,
   ``depth`` and ``confidence`` = None, ``scale`` = the last accepted scale (``last_scale``: what its
   depth is published with; 1 before the first window) and changes nothing in the tracker state.
+- Placement by SE(3) (``place``, pose-conditioned windows, ``pose_source: tf``): the prediction's
+  extrinsics are the **given** poses in one metric world frame shared by every placed window (the robot's
+  odometry frame; ``PoseConditionedWindow.align`` returns exactly those), so the window is not aligned at
+  all: ``T_odom_world`` is fixed by the first placed frame (its camera is the odometry frame's origin,
+  as always), every later pose is ``T_odom_world @ T_world_cam`` and the depth is used as given (scale 1).
+  ``metric=False`` places a window whose depth is not in the world's unit (it could not be aligned to its
+  poses: no baseline); its keyframe is marked non-metric and replaced by the first metric window that shares
+  it. ``stats["keyframe_depth_ratio"]``: the median ratio of this window's depth of the shared metric
+  keyframes to their stored depth (the re-estimated scale of a metric window; it is measured, never applied).
 - Re-initialisation: after ``max_consecutive_rejections`` rejected windows in a row (or when a
   window shares no keyframe, e.g. after ``reset(keep_odom_frame=True)``), the newest window is
   anchored so that its newest frame keeps the last accepted pose and median depth (the odometry
@@ -155,6 +164,7 @@ class KeyframeRecord:
     median_depth: float
     observations: int = 1
     image: Optional[np.ndarray] = None   # the network input image of this frame (``window_images``)
+    metric: bool = True                  # points / depths in the odometry unit (False: a non-metric placed window)
 
 
 _PENDING_IMAGES = 4
@@ -212,6 +222,7 @@ class WindowTracker:
         self._consecutive_rejections = 0
         self._initialised = False
         self._force_reinit = False
+        self._T_odom_world: Optional[np.ndarray] = None   # placed windows' world -> odom (``place``)
         self.reset_reasons: List[str] = []
 
     # ------------------------------------------------------------------ public API
@@ -292,6 +303,7 @@ class WindowTracker:
             self._trajectory.clear()
             self._last_accepted = None
             self._last_scale = 1.0
+            self._T_odom_world = None
 
     def update(self, window_frame_ids: List[Hashable], prediction: Any, cameras_net: Any) -> FrameResult:
         """Process the prediction of the window ``window_frame_ids`` (as returned by ``window_for``), whose
@@ -374,6 +386,85 @@ class WindowTracker:
         return self._accept(new_id, seq, stamp, pose, s, depth[new_idx], conf[new_idx], K[new_idx], med,
                             keyframe=is_kf, outcome=TrackingOutcome.ALIGNED,
                             reason=decision.reason if is_kf else "", stats=stats)
+
+    def place(self, window_frame_ids: List[Hashable], prediction: Any, cameras_net: Any,
+              metric: bool = True) -> FrameResult:
+        """Place the window ``window_frame_ids`` by SE(3): its extrinsics are the given world->camera poses in the
+        metric world frame of every placed window (see the module docstring); ``metric``: its depth is in that
+        world's unit. The result has scale 1 and the given pose; it is never rejected."""
+        ids = list(window_frame_ids)
+        depth, conf, c2w = self._check_prediction(ids, prediction)
+        K = _window_K(cameras_net, len(ids))
+        n, h, w = depth.shape
+        new_id = ids[-1]
+        if new_id not in self._pending:
+            raise ValueError(f"frame {new_id!r} was not registered with window_for() (or was already updated)")
+        seq, stamp, image = self._pending.pop(new_id)
+        if self._grid is None or (self._grid.height, self._grid.width) != (h, w):
+            if self._keyframes:
+                raise ValueError(f"prediction size {h}x{w} differs from the keyframes' "
+                                 f"{self._grid.height}x{self._grid.width}; call reset(..., keep_odom_frame=True)")
+            self._grid = PixelGrid(h, w, self.config.grid_points)
+        first = self._T_odom_world is None
+        if first:
+            self._T_odom_world = np.linalg.inv(c2w[-1])   # the first placed camera is the odometry origin
+        T = self._T_odom_world
+        depth_g = self._grid.sample(depth).astype(np.float64)
+        conf_g = self._grid.sample(conf).astype(np.float64)
+        pts_cam = self._grid.unproject(depth_g, K)
+        poses = np.matmul(T[None], c2w)                       # (N, 4, 4) camera-to-odom, SE(3)
+        pts_odom = np.matmul(pts_cam, np.swapaxes(poses[:, :3, :3], 1, 2)) + poses[:, None, :3, 3]
+        stats: Dict[str, float] = {}
+        if metric:
+            ratio = self._replace_non_metric_keyframes(ids, depth_g, conf_g, pts_odom)
+            if ratio is not None:
+                stats["keyframe_depth_ratio"] = ratio
+        ratio_ = self.config.alignment.conf_threshold_ratio
+        med = _confident_median(depth_g[-1], conf_g[-1], ratio_)
+        pose = poses[-1]
+        restart = first or self._force_reinit or not self._keyframes
+        if restart:
+            self._keyframes = []
+            self._initialised, self._force_reinit, self._consecutive_rejections = True, False, 0
+            is_kf, reason = np.isfinite(med) and med > 0, "initialised" if first else "reinitialised: reset"
+            outcome = TrackingOutcome.INITIALISED if first else TrackingOutcome.REINITIALISED
+        else:
+            last_kf = self._keyframes[-1]
+            elapsed = stamp - last_kf.stamp if np.isfinite(stamp - last_kf.stamp) else 0.0
+            decision = self.keyframe_policy.decide(last_kf.T_odom_cam, last_kf.median_depth, seq - last_kf.seq,
+                                                   elapsed, pose, self._keyframe_threshold_scale())
+            is_kf = decision.is_keyframe and np.isfinite(med) and med > 0
+            reason, outcome = (decision.reason if is_kf else ""), TrackingOutcome.ALIGNED
+            stats.update(kf_translation_ratio=decision.translation_ratio, kf_rotation_deg=decision.rotation_deg)
+        if is_kf:
+            self._add_keyframe(new_id, seq, stamp, image, pose, pts_odom[-1], depth_g[-1], conf_g[-1], med)
+            self._keyframes[-1].metric = bool(metric)
+        if not np.isfinite(med) or med <= 0:
+            med = self._last_accepted[2] if self._last_accepted is not None else 1.0
+        return self._accept(new_id, seq, stamp, pose, 1.0, depth[-1], conf[-1], K[-1], med, keyframe=bool(is_kf),
+                            outcome=outcome, reason=reason, stats=stats)
+
+    def _replace_non_metric_keyframes(self, ids, depth_g, conf_g, pts_odom) -> Optional[float]:
+        """A metric placed window: each shared keyframe placed without metric depth takes this window's view of
+        it; returns the median over the shared metric keyframes of (this window's depth / stored depth), None
+        without one."""
+        by_id = {k.frame_id: k for k in self._keyframes}
+        ratios, seen = [], set()
+        for i, fid in enumerate(ids[:-1]):
+            kf = by_id.get(fid)
+            if kf is None or fid in seen:
+                continue
+            seen.add(fid)
+            if not kf.metric:
+                med = _confident_median(depth_g[i], conf_g[i], self.config.alignment.conf_threshold_ratio)
+                kf.points_odom, kf.depth_odom, kf.conf = pts_odom[i].copy(), depth_g[i].copy(), conf_g[i].copy()
+                kf.median_depth = med if np.isfinite(med) and med > 0 else kf.median_depth
+                kf.metric, kf.observations = True, 1
+                continue
+            ok = (depth_g[i] > 0) & np.isfinite(depth_g[i]) & (kf.depth_odom > 0) & np.isfinite(kf.depth_odom)
+            if np.count_nonzero(ok) >= 3:
+                ratios.append(float(np.median(depth_g[i][ok] / kf.depth_odom[ok])))
+        return float(np.median(ratios)) if ratios else None
 
     # ------------------------------------------------------------------ internals
     def _check_prediction(self, ids, prediction):
