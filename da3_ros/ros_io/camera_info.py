@@ -79,11 +79,17 @@ def camera_info_to_camera(msg: CameraInfo, *, image_rectified: bool = False,
         BadCameraInfoError: unusable, with the reason and the numbers.
     """
     width, height = _check_size_binning_roi(msg)
+    try:   # K first: the pinhole check words its numbers (as it did before camera models came)
+        PinholeCamera(width, height, np.asarray(msg.k, dtype=np.float64).reshape(3, 3))
+    except InvalidCameraError as exc:
+        raise BadCameraInfoError("bad_K", f"CameraInfo {exc}") from None
     model, d = (("", ()) if image_rectified else (str(msg.distortion_model), msg.d))
     try:
         raw = RawCamera.from_fields(width, height, model, d, msg.k, msg.r, msg.p)
     except RectificationError as exc:
-        raise BadCameraInfoError(exc.reason, f"CameraInfo {exc}") from None
+        text = str(exc)
+        raise BadCameraInfoError(exc.reason, "CameraInfo " + (text[len("camera_info "):]
+                                                              if text.startswith("camera_info ") else text)) from None
     pinhole = raw.rectified_camera
     if network_wh is not None:
         try:
