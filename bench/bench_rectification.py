@@ -4,7 +4,9 @@
 For a plumb_bob (k1 = -0.3) and an equidistant (fisheye) calibration: the map build time
 (``Rectification.build``: cv2.initUndistortRectifyMap / cv2.fisheye.initUndistortRectifyMap into
 CV_16SC2, once per calibration) and the time of one ``remap`` (cv2.remap, bilinear, what every frame
-pays), with OpenCV's default thread count and with one thread. Prints one JSON object (milliseconds;
+pays), with OpenCV's default thread count and with one thread, and the in-pipeline cost per frame
+(``CameraStream.rectify``, the step ``WindowProcessor`` runs for a raw camera: cache lookup of the camera_info's
+numbers + remap; the processor's ``rectify`` stage). Prints one JSON object (milliseconds;
 median / p90 over repeats; wall clock, so noisy on a shared machine: quote the median). Target: a
 remap within ``--target-ms`` (1.5 ms).
 
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 from da3_ros.camera_models import RawCamera, Rectification, Rectifier
+from da3_ros.pipeline.camera_stream import CameraFrame, CameraStream
 
 W, H = 640, 480
 EYE = np.eye(3).ravel().tolist()
@@ -62,6 +65,22 @@ def _time_remap(rect, image, repeats):
     return _summary(wall), round(1e3 * float(np.median(cpu)), 4)
 
 
+def _time_stream(raw, image, repeats):
+    """``CameraStream.rectify`` per frame (a new but equal RawCamera each frame, as from every camera_info)."""
+    stream = CameraStream((504, 378))
+    copies = [RawCamera(raw.width, raw.height, raw.distortion_model, raw.D, raw.K, raw.R, raw.P)
+              for _ in range(repeats + 10)]
+    frames = [CameraFrame(image, i, camera) for i, camera in enumerate(copies)]
+    wall = []
+    for i, frame in enumerate(frames):
+        t0 = time.perf_counter()
+        stream.rectify(frame)
+        if i >= 10:
+            wall.append(time.perf_counter() - t0)
+    assert stream.rectifier.builds == 1
+    return _summary(wall)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=300)
@@ -86,7 +105,8 @@ def main():
             entry[f"remap_ms_{threads}_threads"] = wall
             entry[f"remap_cpu_ms_{threads}_threads"] = cpu_ms
         cv2.setNumThreads(default_threads)
-        entry["within_target"] = bool(entry[f"remap_ms_{default_threads}_threads"]["median"] <= args.target_ms)
+        entry["in_pipeline_ms"] = _time_stream(raw, image, args.repeats)
+        entry["within_target"] = bool(entry["in_pipeline_ms"]["median"] <= args.target_ms)
         results[name] = entry
     print(json.dumps({"benchmark": "rectification", "image": f"{W}x{H} uint8 RGB", "cpu": cpu_model(),
                       "cpu_count": os.cpu_count(), "opencv": cv2.__version__, "opencv_threads": default_threads,

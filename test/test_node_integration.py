@@ -254,8 +254,8 @@ def test_bad_input_never_kills_the_node(ros_node, process_launcher, tmp_path, re
     assert int(values["received"]) == int(values["processed"]) + int(values["dropped"]) + int(values["pending"])
     assert int(values["bad_camera_info"]) >= 3
     assert int(values["resolution_change"]) >= 1 and int(values["time_jump_back"]) == 1
-    assert values["last_error"] == ("camera_info: CameraInfo K has out-of-range focal length fx=1.2e+39 fy=100.0 "
-                                    "(accepted for 160x120: 0.001..1.6e+08 px)")
+    assert values["last_error"] == ("camera_info: bad_K: CameraInfo K has out-of-range focal length fx=1.2e+39 "
+                                    "fy=100.0 (accepted for 160x120: 0.001..1.6e+08 px)")
     assert status.level == DiagnosticStatus.WARN   # WARN while bad input has been seen
     assert len(paths[-1].poses) <= 2     # the bag loop cleared the path
 

@@ -56,7 +56,8 @@ from ..pipeline.processor_config import ProcessorConfig
 from ..pipeline.rig_sync import RigGroup
 from ..pipeline.window_dropped import WindowDropped
 from ..pipeline.window_processor import WindowProcessor
-from ..ros_io import MessageConversionError, camera_info_to_intrinsics, compressed_to_rgb, image_to_rgb, ns_to_stamp
+from ..ros_io import MessageConversionError, compressed_to_rgb, image_to_rgb, ns_to_stamp
+from ..ros_io.camera_info import camera_info_to_camera
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
 from ..ros_io.tf_publisher import TfBroadcaster
@@ -95,7 +96,7 @@ class Da3Node(LifecycleNode):
         self._tf: Optional[TfBroadcaster] = None
         self._poses: Optional[PoseOutputs] = None
         self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
-        self._camera_infos: list = [None]  # per camera: the latest valid PinholeCamera
+        self._camera_infos: list = [None]  # per camera: the latest valid camera (RawCamera, or PinholeCamera P)
         self._last_accept_time = -1.0
         self._diag_timer = None
         self._configure_error = ""
@@ -299,12 +300,17 @@ class Da3Node(LifecycleNode):
         self.get_logger().warning(f"dropping {name} image: {error}", throttle_duration_sec=5.0)
 
     def _on_camera_info(self, msg: CameraInfo, camera: int = 0) -> None:
-        """The latest valid camera_info of a camera (``camera``: rig index); a bad one is reported and ignored."""
+        """The latest valid camera_info of a camera (``camera``: rig index; checked at the network's input size too);
+        a bad one is reported with its reason and ignored (the last good one stays)."""
+        backend = self._backend
         try:
-            self._camera_infos[camera] = camera_info_to_intrinsics(msg)
+            self._camera_infos[camera] = camera_info_to_camera(
+                msg, image_rectified=bool(self.p("image_rectified")),
+                network_wh=None if backend is None else (backend.width, backend.height))
         except MessageConversionError as exc:
             topic = self._inputs.topic(camera, "camera_info")
-            self.accounting.on_event("bad_camera_info", f"{topic}: {exc}", error=True)
+            self.accounting.on_event("bad_camera_info", f"{topic}: {getattr(exc, 'reason', 'bad')}: {exc}",
+                                     error=True)
             self.get_logger().warning(f"ignoring {topic}: {exc}", throttle_duration_sec=5.0)
 
     # -- worker --------------------------------------------------------------------------------
@@ -472,6 +478,9 @@ class Da3Node(LifecycleNode):
         values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
         if self._inputs is not None:
             values.update(self._inputs.describe())
+        crops = [str(v) for k, v in values.items() if k.endswith("crop_warning")]
+        if crops and status.level == DiagnosticStatus.OK:
+            status.level, status.message = DiagnosticStatus.WARN, crops[0]
         status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                status=[status]))

@@ -127,6 +127,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   choices=("best_effort", "reliable")),
     ParameterSpec("qos_depth", 5, "input QoS history depth", minimum=1, maximum=1000),
     ParameterSpec("use_camera_info", True, "use the latest camera_info for intrinsics (else the model's)"),
+    ParameterSpec("image_rectified", False, "false: the image is raw; it is rectified with camera_info's distortion "
+                  "(plumb_bob, rational_polynomial, equidistant) into the pinhole camera of P before the network, "
+                  "and the outputs and depth/camera_info (D empty) are in that rectified geometry. true: the image "
+                  "is already rectified (image_proc's image_rect): P is its camera, D is ignored"),
     # --- outputs -------------------------------------------------------------------------------
     ParameterSpec("publish_depth", True, "publish 'depth' (32FC1) and 'depth/camera_info'", runtime=True),
     ParameterSpec("publish_confidence", True, "publish 'confidence' (32FC1)", runtime=True),

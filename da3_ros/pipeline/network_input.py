@@ -21,6 +21,8 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 
+__all__ = ["NetworkInputMapping", "network_camera"]
+
 
 @dataclass(frozen=True)
 class NetworkInputMapping:
@@ -120,6 +122,14 @@ class NetworkInputMapping:
         resized[:, :fx0] = np.nan
         resized[:, fx0 + fw:] = np.nan
         return resized
+
+
+def network_camera(camera: PinholeCamera, network_wh: tuple[int, int]) -> PinholeCamera:
+    """The camera the network sees of ``camera``'s image mapped to a ``network_wh`` = (W, H) input: the validation
+    every frame's camera goes through (``PinholeCamera``'s limits at network resolution; InvalidCameraError), so an
+    input check that calls this refuses exactly what processing would."""
+    net_w, net_h = (int(v) for v in network_wh)
+    return NetworkInputMapping(camera.width, camera.height, net_w, net_h).camera_to_network(camera)
 
 
 def _covered(n_camera: int, scale: float, crop: int, n_net: int) -> tuple[int, int]:

@@ -6,8 +6,9 @@ views, the model's N; one camera: k = N - 1). One path per snapshot (``process``
 
 1. ``_check_stream``: a stamp going back resets trajectory and map, a new image size the window
    (``CameraStream.update_size``);
-2. ``_prepare``: each camera's image to the network input (``NetworkInputMapping``: aspect kept, centre crop)
-   and its camera_info K in network pixels;
+2. ``_prepare``: a raw image is rectified into the pinhole camera of its camera_info's P (``CameraStream.rectify``;
+   everything after, outputs included, is in that rectified geometry), then each camera's image goes to the
+   network input (``NetworkInputMapping``: aspect kept, centre crop) and its camera_info K to network pixels;
 3. ``_window_images``: the tracker registers the snapshot (``WindowTracker`` owns the keyframe snapshots' images)
    and gives the window; ``_conditioning``: a pose-conditioned model's TF poses per view (``RobotOdometry``);
 4. ``InferenceBackend.infer``, then ``RobotOdometry.align`` back to the given poses;
@@ -45,7 +46,9 @@ the relative uncertainty of the published scale (covariances, /diagnostics).
 
 Stream events (``WindowOutcome.events``, logged and counted by the node): ``resolution_change`` (window and
 keyframes reset, odometry frame kept), ``time_jump_back`` (e.g. a bag loop: trajectory and map reset),
-``camera_info_size_mismatch`` (model intrinsics used), ``window_rejected``, ``reinitialised``.
+``camera_info_size_mismatch`` (model intrinsics used), ``image_cropped`` (a camera loses more than 5 % of its image
+to the network input's crop: the export that fits is named; ``describe()``'s ``crop_warning`` holds it),
+``window_rejected``, ``reinitialised``.
 """
 from __future__ import annotations
 
@@ -331,7 +334,7 @@ class WindowProcessor:
         T_odometry_base = odometry[0]
         reset = self._check_stream(frames, stamp_ns, events)
         t = time.perf_counter()
-        nets, K_cams = self._prepare(frames, events)
+        frames, nets, K_cams = self._prepare(frames, events, stages)
         mounts = [None if f.T_base_cam is None else np.asarray(f.T_base_cam, np.float64) for f in frames]
         snapshot_id = self._next_id
         self._next_id += 1
@@ -421,13 +424,17 @@ class WindowProcessor:
             self.reset("resolution_change", keep_odom_frame=True)
         return reset
 
-    def _prepare(self, frames: Sequence[CameraFrame], events: List[StreamEvent]):
-        """(network images, camera_info K in network pixels or None) per camera."""
-        nets, K_cams = [], []
-        for stream, f in zip(self.streams, frames):
+    def _prepare(self, frames: Sequence[CameraFrame], events: List[StreamEvent], stages: dict):
+        """(the frames rectified, network images, camera_info K in network pixels or None) per camera."""
+        rectified, nets, K_cams = [], [], []
+        for c, (stream, f) in enumerate(zip(self.streams, frames)):
+            f = stream.rectify(f)
+            if f.camera is not frames[c].camera:
+                stages[f"rectify{f'_camera{c}' if self.num_cameras > 1 else ''}"] = stream.rectify_seconds
+            rectified.append(f)
             nets.append(stream.mapping.image_to_network(f.rgb))
             K_cams.append(stream.network_intrinsics(f, events))
-        return nets, K_cams
+        return rectified, nets, K_cams
 
     def _window_images(self, snapshot_id: int, stamp_ns: int, nets: List[np.ndarray]):
         """(the window's snapshot ids or None without tracking, (N, h, w, 3) images snapshot-major)."""
