@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -261,10 +261,13 @@ class WindowProcessor:
             self.rig_scale.reset(reason)
 
     # -- the per-snapshot path -----------------------------------------------------------------
-    def process(self, frames: Sequence[CameraFrame], T_odometry_base: Optional[np.ndarray] = None) -> WindowOutcome:
+    def process(self, frames: Sequence[CameraFrame],
+                T_odometry_base: Union[None, np.ndarray, Callable[[], Optional[np.ndarray]]] = None) -> WindowOutcome:
         """One snapshot: ``frames[c]`` of camera c; the reference camera's stamp is the snapshot's.
         ``T_odometry_base``: the robot odometry at that stamp (used with ``scale_source`` / ``pose_source``;
-        None: not available for this snapshot)."""
+        None: not available for this snapshot), or a callable giving it: called before inference only for a
+        pose-conditioned model (its encoding needs it), else after inference (the scale alone: a late odometry
+        has arrived by then)."""
         self._check_frames(frames)
         events: List[StreamEvent] = []
         stages: dict = {}
@@ -275,10 +278,14 @@ class WindowProcessor:
         mounts = [None if f.T_base_cam is None else np.asarray(f.T_base_cam, np.float64) for f in frames]
         snapshot_id = self._next_id
         self._next_id += 1
+        late = callable(T_odometry_base) and not (self.robot is not None and self.robot.pose_conditioned)
+        if callable(T_odometry_base) and not late:
+            T_odometry_base = T_odometry_base()
         if self.robot is not None:
             if mounts[0] is not None:
                 self.robot.set_base_camera(mounts[0])
-            self.robot.add_frame(snapshot_id, T_odometry_base)
+            if not late:
+                self.robot.add_frame(snapshot_id, T_odometry_base)
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -286,6 +293,10 @@ class WindowProcessor:
         conditioning = self._conditioning(ids, K_cams, mounts)
         prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
         stages["inference"] = time.perf_counter() - t
+        if late:
+            T_odometry_base = T_odometry_base()
+            if self.robot is not None:
+                self.robot.add_frame(snapshot_id, T_odometry_base)
 
         t = time.perf_counter()
         conditioned = False
