@@ -97,10 +97,16 @@ def test_odometry_samples_twist_covariance_and_rescaled_path():
     assert odo.path()[0].size == 0 and not odo.update(5.0, T_vis[0], 1 / u).twist_known
 
 
-def test_without_a_scale_source_the_covariance_is_finite_and_the_camera_is_the_body():
-    odo = BaseOdometry(None, scale_expected=False)
-    s = odo.update(0.0, np.eye(4))
-    assert s.scale_known and np.all(np.diag(s.pose_covariance) < 1.0)
+def test_without_a_known_scale_positions_are_not_fusable_and_the_camera_is_the_body():
+    # odometry units are not metres (issue 19): position variances 1e6 with or without a scale source, rotation
+    # fusable; a known scale makes the positions fusable
+    for expected in (False, True):
+        odo = BaseOdometry(None, scale_expected=expected)
+        s = odo.update(0.0, np.eye(4))
+        assert not s.scale_known and np.all(np.diag(s.pose_covariance)[:3] == UNKNOWN_VARIANCE)
+        assert np.all(np.diag(s.pose_covariance)[3:] < 1e-2)
+        s = odo.update(0.1, np.eye(4), scale=2.0)
+        assert s.scale_known and np.all(np.diag(s.pose_covariance) < 1.0)
     with pytest.raises(ValueError):
         BaseOdometry(np.diag([2.0, 2.0, 2.0, 1.0]))   # not rigid
     with pytest.raises(ValueError):

@@ -136,8 +136,9 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
     assert float(values["latency_receive_to_publish_p50_ms"]) > 0
     # no bad input: OK, unless the random-weights model's last window was rejected (tracking "lost" is a
     # WARN by design, issue 13; its reason says which gate refused it)
-    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN
-                                                   and status.message.startswith("lost: ")), status.message
+    # (and no scale source: the outputs are in odometry units, published and said so, issue 19)
+    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN and status.message.startswith(
+        ("lost: ", "outputs not in metres"))), status.message
     print(f"source={source} processed={processed_n} dropped={dropped_n} "
           f"p50 latency={values['latency_receive_to_publish_p50_ms']} ms")
 
@@ -343,8 +344,9 @@ def test_window_shape_comes_from_the_model_file(ros_node, process_launcher, tmp_
     assert values["backend_ref_view"] == "middle" and values["window_size"] == "2"
     assert values["depth_unit"] == "odometry units (scale of the first window)"
     # random weights: a rejected last window reports tracking "lost" (WARN by design, issue 13)
-    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN
-                                                   and status.message.startswith("lost: ")), status.message
+    # (and no scale source: the outputs are in odometry units, published and said so, issue 19)
+    assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN and status.message.startswith(
+        ("lost: ", "outputs not in metres"))), status.message
 
 
 def test_explicit_shape_that_disagrees_with_the_model_fails_configure_naming_it(ros_node, process_launcher, tmp_path,

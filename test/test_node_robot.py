@@ -170,7 +170,10 @@ def test_odometry_scale_tf_tree_and_metric_outputs(ros_node, process_launcher, t
     assert edges["wheel_odom"] == {"odom"} and edges["base_link"] == {"wheel_odom"}
     assert edges["camera_link"] == {"base_link"} and edges["camera_optical"] == {"camera_link"}
     odoms = run.received[f"{NS}/odometry"]
-    assert len(odoms) >= 35, run.log()
+    # publish_unscaled auto with a scale source: nothing in odometry units goes out, only metres (issue 19)
+    withheld = int(values["frames_withheld_not_metres"])
+    assert withheld >= 1 and len(odoms) + withheld >= 35 and len(odoms) >= 20, (withheld, len(odoms), run.log())
+    assert values["publish_unscaled"] == "false (auto)" and int(values["published_not_metres"]) == 0, values
     assert all((o.header.frame_id, o.child_frame_id) == ("odom", "base_link") for o in odoms)
     # (b) the scale after 30 frames: the path published with frame 29 (re-expressed at that frame's scale)
     paths = {round(_t(p) * 10): p for p in run.received[f"{NS}/path"]}
@@ -189,10 +192,10 @@ def test_odometry_scale_tf_tree_and_metric_outputs(ros_node, process_launcher, t
     assert ate <= 0.03, ate
     assert values["tracking_state"] == "tracking" and "m per odometry unit" in values["metric_scale"], values
     assert values["depth_unit"] == "m" and int(values["dropped_failed"]) == 0, values
-    # covariances: positions fusable once the scale is known, huge before
-    cov_first = np.reshape(odoms[0].pose.covariance, (6, 6))
+    # covariances: every published odometry is metric, positions fusable
+    assert all(0 < np.reshape(o.pose.covariance, (6, 6))[0, 0] < 0.1 for o in odoms)
     cov_last = np.reshape(odoms[-1].pose.covariance, (6, 6))
-    assert cov_first[0, 0] == 1e6 and 0 < cov_last[0, 0] < 0.01 and 0 < cov_last[5, 5] < 0.01
+    assert 0 < cov_last[0, 0] < 0.01 and 0 < cov_last[5, 5] < 0.01
     assert abs(odoms[-1].twist.twist.linear.x - 0.3) < 0.05     # 0.3 m/s forward, body frame
     # depth in metres (the last frame against the rendered truth, confident pixels)
     confs = {stamp_to_ns(c.header.stamp): c for c in run.received[f"{NS}/confidence"]}
@@ -232,7 +235,8 @@ def test_pose_conditioned_windows_give_metric_depth(ros_node, process_launcher, 
 
 
 def test_reset_and_lost_state(ros_node, process_launcher, tmp_path):
-    run = RobotRun(ros_node, process_launcher, tmp_path, frames=32, scale_source="odometry",
+    # publish_unscaled: true (odometry units visible, WARN), so every tracked frame's odometry goes out
+    run = RobotRun(ros_node, process_launcher, tmp_path, frames=32, scale_source="odometry", publish_unscaled="true",
                    world_args=("--garbage-frames", "15-18", "--pause-at", "25"))
     run.wait_world("PAUSED")
     run.wait_accounted(25)   # frames 0..24 went out before the pause
@@ -286,9 +290,12 @@ def test_real_pose_conditioned_graph_with_tf_poses_and_odometry_scale(ros_node, 
     assert int(values["windows_conditioned"]) >= 1, values
     depth = run.received[f"{NS}/depth"]
     # a window without a baseline (the first: N copies of one frame) has no official answer: NaN depth; every
-    # aligned window is published in metres, placed by SE(3), and the unit stays metres (issue 19)
+    # aligned window is published in metres, placed by SE(3), and the unit stays metres (issue 19); depth that is
+    # not in metres is withheld (publish_unscaled auto with a scale source) and counted
+    withheld = int(values.get("withheld_not_metres_depth", 0))
     finite = [bool(np.isfinite(image_to_numpy(d)).any()) for d in depth]
-    assert len(depth) >= 14 and sum(finite) >= int(values["windows_conditioned"]) - 1, (finite, values)
+    assert len(depth) + withheld >= 14 and sum(finite) >= int(values["windows_conditioned"]) - 1, (
+        finite, withheld, values)
     assert values["depth_unit"] == "m" and int(values["dropped_no_odometry"]) == 0, values
     assert "Traceback" not in process_launcher.log(run.node), run.log()
 
@@ -303,8 +310,13 @@ def test_base_frame_without_robot_odometry_publishes_odom_to_base(ros_node, proc
     assert "wheel_odom" not in edges
     odoms = run.received[f"{NS}/odometry"]
     assert len(odoms) >= 9 and all(o.child_frame_id == "base_link" for o in odoms)
-    # no scale source: the pose is in odometry units and its covariance finite (nothing is "unknown")
-    assert 0 < np.reshape(odoms[-1].pose.covariance, (6, 6))[0, 0] < 1.0
+    # no scale source: the pose is in odometry units, published (publish_unscaled auto) with position variances
+    # 1e6 (not metres: an EKF must not fuse them) and a WARN saying so (issue 19)
+    cov = np.reshape(odoms[-1].pose.covariance, (6, 6))
+    assert cov[0, 0] == 1e6 and 0 < cov[5, 5] < 0.1
+    values, status = run.diagnostics
+    assert values["publish_unscaled"] == "true (auto)" and status.message.startswith("outputs not in metres"), \
+        status.message
 
 
 def test_missing_camera_mount_drops_frames_with_the_reason(ros_node, process_launcher, tmp_path):
@@ -326,5 +338,7 @@ def test_ekf_mode_publishes_odometry_and_no_tf(ros_node, process_launcher, tmp_p
     seen = [(t.child_frame_id, stamp_to_ns(t.header.stamp)) for m in run.received["/tf"] for t in m.transforms]
     assert len(seen) == len(set(seen)) and {c for c, _ in seen} == {"base_link"}   # the world's samples only
     odoms = run.received[f"{NS}/odometry"]
-    assert len(odoms) >= 20 and odoms[-1].child_frame_id == "base_link"
+    values, _ = run.diagnostics
+    assert len(odoms) + int(values["frames_withheld_not_metres"]) >= 20 and len(odoms) >= 10, values
+    assert odoms[-1].child_frame_id == "base_link"
     assert 0 < np.reshape(odoms[-1].pose.covariance, (6, 6))[0, 0] < 0.01   # scale known: positions fusable

@@ -56,8 +56,10 @@ def test_odometry_messages_keep_the_path_when_nothing_is_built():
     assert out["pose"].header.frame_id == "odom" and out["pose"].header.stamp == stamp
     assert (out["odometry"].header.frame_id, out["odometry"].child_frame_id) == ("odom", "cam")
     assert (out["tf"].header.frame_id, out["tf"].child_frame_id) == ("odom", "cam")
-    np.testing.assert_allclose(transform_to_matrix(out["tf"].transform), T, atol=1e-12)
-    assert out["odometry"].pose.pose.position.z == 3.0
+    # odom of a bare camera: its first pose in REP 103 axes (x forward = optical z, z up = -optical y)
+    from da3_ros.node.robot_frames import T_BODY_OPTICAL
+    np.testing.assert_allclose(transform_to_matrix(out["tf"].transform), T_BODY_OPTICAL @ T, atol=1e-12)
+    assert out["odometry"].pose.pose.position.x == 3.0 and out["odometry"].pose.pose.position.z == -2.0
     map_msg = map_message(cloud, np.zeros(cloud.shape, np.uint8), stamp, "odom")
     assert map_msg.header.frame_id == "odom" and map_msg.header.stamp == stamp
     np.testing.assert_array_equal(pointcloud2_xyz_rgb(map_msg)[0].reshape(-1, 3), cloud)

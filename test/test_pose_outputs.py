@@ -1,5 +1,7 @@
-"""PoseOutputs' publishing convention on real ROS messages (no DDS):
-tracked -> pose/odometry/path/TF; scale unknown -> odometry only (position variance 1e6); lost -> nothing."""
+"""PoseOutputs' publishing convention on real ROS messages (no DDS): tracked in metres -> pose/odometry/path (the
+correction edge for the node's TF timer); not in metres -> withheld with a scale source (publish_unscaled auto),
+published with position variance 1e6 otherwise; lost -> nothing; camera-only odom in REP 103 axes, or the root of
+the camera's static tree (never a second parent)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -26,6 +28,9 @@ def _publish(outputs, frame, stamp, camera_frame, pubs, tf, settings):
             pubs[name].publish(messages[name])
     if "tf" in messages:
         tf.send([messages["tf"]])
+    edge = outputs.correction_edge()   # what the node's TF timer republishes (correction mode)
+    if edge is not None:
+        tf.send([edge])
     return outputs.last_sample
 
 
@@ -87,26 +92,25 @@ def test_convention_over_a_short_trajectory():
         counts = {n: len(r.messages) for n, r in pubs.items()}, len(tf.messages)
         sample = _publish(pub, frame, stamp, "camera_optical", pubs, tf, SETTINGS)
         new = {n: len(r.messages) - counts[0][n] for n, r in pubs.items()}, len(tf.messages) - counts[1]
+        parent, child, T_edge = tf.messages[-1]   # the correction edge exists from the first frame
+        assert (parent, child) == ("odom", "wheel_odom")
         if lost:
-            assert sample is None and new == ({"pose": 0, "odometry": 0, "path": 0}, 0)
-        elif k < 2:   # scale unknown: odometry only, positions not to be fused, orientation valid
-            assert new == ({"pose": 0, "odometry": 1, "path": 0}, 0)
-            cov = np.reshape(pubs["odometry"].messages[-1].pose.covariance, (6, 6))
-            assert np.all(np.diag(cov)[:3] == UNKNOWN_VARIANCE) and np.all(np.diag(cov)[3:] < 1e-2)
+            assert sample is None and new == ({"pose": 0, "odometry": 0, "path": 0}, 1)
+        elif k < 2:   # scale unknown, a scale source configured: nothing in odometry units; the edge identity
+            assert new == ({"pose": 0, "odometry": 0, "path": 0}, 1)
+            np.testing.assert_array_equal(T_edge, np.eye(4))
         else:
             assert new == ({"pose": 1, "odometry": 1, "path": 1}, 1)
             odo = pubs["odometry"].messages[-1]
             assert (odo.header.frame_id, odo.child_frame_id) == ("odom", "base_link")
-            edge = tf.messages[-1]
-            assert (edge.header.frame_id, edge.child_frame_id) == ("odom", "wheel_odom")
             # odom -> wheel_odom -> base_link (wheel odometry at the stamp) = the published base pose
-            T_edge = transform_to_matrix(edge.transform)
             np.testing.assert_allclose(T_edge @ T_wheel, transform_to_matrix_pose(odo.pose.pose), atol=1e-6)
             # the base pose is the truth relative to the first frame (perfect visual odometry, exact scale)
             gt = ROBOT.T_odom_base([0.0, t])
             np.testing.assert_allclose(sample.T_odom_base, invert_transform(gt[0]) @ gt[1], atol=1e-9)
             # body twist from consecutive poses: 0.3 m/s forward (the lost frame only lengthens dt)
             assert sample.twist_known and abs(odo.twist.twist.linear.x - 0.3) < 0.02
+    assert pub.withheld_frames == 2 and pub.units.describe()["withheld_not_metres"] == 2
     path = pubs["path"].messages[-1]
     # every tracked frame is in the path (the first two re-expressed at the now known scale), lost one absent
     assert [p.header.stamp.nanosec for p in path.poses] == [
@@ -125,17 +129,94 @@ def transform_to_matrix_pose(pose):
     return transform_to_matrix(t)
 
 
-def test_bare_camera_keeps_the_former_outputs():
-    settings = dict(SETTINGS, base_frame="", scale_source="none", odometry_frame="odom")
-    pub = PoseOutputs(settings, lambda: (_ for _ in ()).throw(AssertionError("no TF needed")), False)
+def _d435_tree(dynamic_parent: str = ""):
+    """A RealSense driver's /tf_static: camera_link -> camera_color_frame -> camera_color_optical_frame (and, with
+    ``dynamic_parent``, another node's odometry owning camera_link's parent)."""
+    from da3_ros.node.robot_frames import T_BODY_OPTICAL
+
+    buf = TransformBuffer(cache_time_s=60.0)
+    T_link_color = np.eye(4)
+    T_link_color[:3, 3] = [0.0, 0.015, 0.0]
+    buf.set_transform("camera_link", "camera_color_frame", 0, T_link_color, static=True)
+    buf.set_transform("camera_color_frame", "camera_color_optical_frame", 0, T_BODY_OPTICAL, static=True)
+    if dynamic_parent:
+        buf.set_transform(dynamic_parent, "camera_link", 5 * NS, np.eye(4))
+    return buf, T_link_color @ T_BODY_OPTICAL
+
+
+def _camera_only(buf, **overrides):
+    settings = dict(SETTINGS, base_frame="", scale_source="none", odometry_frame="odom", **overrides)
+    return PoseOutputs(settings, lambda: buf, False), settings
+
+
+def _camera_motion():
+    """Camera poses in the first camera frame (optical axes): forward (z) 0.2, right (x) 0.1, a yaw."""
+    T = np.eye(4)
+    c, s_ = np.cos(0.1), np.sin(0.1)
+    T[:3, :3] = [[c, 0, s_], [0, 1, 0], [-s_, 0, c]]   # about the optical y axis (down): a turn
+    T[:3, 3] = [0.1, 0.0, 0.2]
+    return [np.eye(4), T]
+
+
+def test_camera_only_without_a_tree_has_a_rep103_odom_and_honest_covariance():
+    from da3_ros.node.robot_frames import T_BODY_OPTICAL
+
+    pub, settings = _camera_only(TransformBuffer())
     pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
     tf = Recorder()
-    T = np.eye(4)
-    T[:3, 3] = [0.1, 0.2, 0.3]
-    _publish(pub, Frame(T), Time(sec=5), "cam", pubs, tf, settings)
-    assert (tf.messages[0].header.frame_id, tf.messages[0].child_frame_id) == ("odom", "cam")
-    assert pubs["odometry"].messages[0].child_frame_id == "cam"
-    np.testing.assert_allclose(transform_to_matrix(tf.messages[0].transform), T, atol=1e-12)
+    for k, T in enumerate(_camera_motion()):
+        _publish(pub, Frame(T), Time(sec=5 + k), "cam", pubs, tf, settings)
+    assert [(m.header.frame_id, m.child_frame_id) for m in tf.messages] == [("odom", "cam")] * 2
+    T_odom_cam = transform_to_matrix(tf.messages[-1].transform)
+    np.testing.assert_allclose(T_odom_cam, T_BODY_OPTICAL @ _camera_motion()[1], atol=1e-9)
+    # REP 103: the camera looked along odom x; moving 0.2 forward and 0.1 right is x = 0.2, y = -0.1, z = 0
+    np.testing.assert_allclose(T_odom_cam[:3, 3], [0.2, -0.1, 0.0], atol=1e-9)
+    # odom's z is up: the camera's down axis (optical y) is -z
+    np.testing.assert_allclose(T_odom_cam[:3, 1], [0.0, 0.0, -1.0], atol=1e-9)
+    odo = pubs["odometry"].messages[-1]
+    cov = np.reshape(odo.pose.covariance, (6, 6))
+    # no scale source: odometry units, not metres -> positions not to be fused, rotation fusable
+    assert odo.child_frame_id == "cam" and np.all(np.diag(cov)[:3] == UNKNOWN_VARIANCE) and cov[5, 5] < 1e-2
+    assert pub.units.publish_unscaled and pub.units.unscaled_published == 2 and pub.withheld_frames == 0
+
+
+def test_camera_only_with_a_driver_tree_publishes_odom_to_its_root():
+    buf, T_link_optical = _d435_tree()
+    pub, settings = _camera_only(buf)
+    pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
+    tf = Recorder()
+    for k, T in enumerate(_camera_motion()):
+        _publish(pub, Frame(T), Time(sec=5 + k), "camera_color_optical_frame", pubs, tf, settings)
+    # the optical frame keeps its one (static) parent: the node's edge is odom -> camera_link, the tree's root
+    assert [(m.header.frame_id, m.child_frame_id) for m in tf.messages] == [("odom", "camera_link")] * 2
+    assert pubs["odometry"].messages[-1].child_frame_id == "camera_link"
+    np.testing.assert_allclose(transform_to_matrix(tf.messages[0].transform), np.eye(4), atol=1e-12)
+    # through the static chain, odom -> optical is the camera's motion in odom (= camera_link at the first frame)
+    T_odom_link = transform_to_matrix(tf.messages[-1].transform)
+    np.testing.assert_allclose(T_odom_link @ T_link_optical, T_link_optical @ _camera_motion()[1], atol=1e-9)
+    assert "odom -> camera_link" in pub.describe()["tf_camera_tree"]
+
+
+def test_camera_only_refuses_a_second_parent_with_the_fix():
+    buf, _ = _d435_tree(dynamic_parent="vio_odom")
+    pub, settings = _camera_only(buf)
+    pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
+    tf = Recorder()
+    for k, T in enumerate(_camera_motion()):
+        _publish(pub, Frame(T), Time(sec=5 + k), "camera_color_optical_frame", pubs, tf, settings)
+    assert tf.messages == [] and pub.tf_refused == 2 and len(pubs["odometry"].messages) == 2
+    reason = pub.describe()["tf_last_error"]
+    assert "'vio_odom' is dynamic" in reason and "Fix: set base_frame: camera_link" in reason, reason
+
+
+def test_publish_unscaled_false_withholds_everything_not_in_metres():
+    pub, settings = _camera_only(TransformBuffer(), publish_unscaled="false")
+    pubs = {name: Recorder() for name in ("pose", "odometry", "path")}
+    tf = Recorder()
+    for k, T in enumerate(_camera_motion()):
+        _publish(pub, Frame(T), Time(sec=5 + k), "cam", pubs, tf, settings)
+    assert tf.messages == [] and all(not r.messages for r in pubs.values())
+    assert pub.describe()["withheld_not_metres"] == 2 and pub.describe()["publish_unscaled"] == "false (false)"
 
 
 def test_only_the_asked_messages_are_built_but_the_path_is_kept():
@@ -146,4 +227,5 @@ def test_only_the_asked_messages_are_built_but_the_path_is_kept():
         out = pub.messages(Frame(T), Time(sec=10 + k), "cam", "odom", pose=False, odometry_msg=False, path_msg=k == 2,
                            tf=False)
         assert set(out) == ({"path"} if k == 2 else set())
-    assert len(out["path"].poses) == 3 and out["path"].poses[2].pose.position.x == 0.2
+    # optical x (right) is odom -y (REP 103 odom of a bare camera)
+    assert len(out["path"].poses) == 3 and abs(out["path"].poses[2].pose.position.y + 0.2) < 1e-12

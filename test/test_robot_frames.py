@@ -96,3 +96,43 @@ def test_published_edge_follows_the_guess_frame_convention():
     # publish_tf: false (e.g. an EKF owns odom -> base_link) is the caller's switch: the edge is still defined
     ekf = RobotFrames(RobotFrameSettings.from_settings(_values(publish_tf=False, odometry_frame="odom")), buf)
     assert ekf.published_edge("camera_optical", T_odom_base, T_wheel)[:2] == ("odom", "base_link")
+
+
+def test_a_missing_mount_backs_off_and_never_waits():
+    # tf_mount_timeout_s is the longest back-off: 0.1, 0.2, 0.4, 0.8 (then 0.8) s between two lookups
+    import time
+
+    now = [100.0]
+    settings = RobotFrameSettings.from_settings(dict(_values(), tf_mount_timeout_s=0.8))
+    buf = _buffer(with_mount=False)
+    frames = RobotFrames(settings, buf, clock=lambda: now[0])
+    lookups_at = []
+    t0 = time.monotonic()
+    for step in range(40):   # 40 frames 0.1 s apart (4 s); 1 us late, so float rounding cannot move a retry
+        now[0] = 100.0 + 0.1 * step + 1e-6
+        before = frames.mount_lookups
+        with pytest.raises(RobotFrameError, match="base_link -> camera_optical"):
+            frames.T_base_cam("camera_optical")
+        if frames.mount_lookups > before:
+            lookups_at.append(round(now[0] - 100.0, 3))
+    wall = time.monotonic() - t0
+    assert lookups_at[:5] == [0.0, 0.1, 0.3, 0.7, 1.5] and len(lookups_at) == 8, lookups_at   # 1.5 + 3 x 0.8
+    assert wall < 0.5, wall   # no lookup waited (the old code waited tf_mount_timeout_s per frame)
+    assert "next one in 0.8 s" in frames.last_error
+    # the mount arrives: the next due lookup finds it, and it is cached from then on
+    for parent, child, T in ROBOT.static_transforms:
+        buf.set_transform(parent, child, 0, T, static=True)
+    now[0] += 0.8
+    np.testing.assert_allclose(frames.T_base_cam("camera_optical"), ROBOT.T_base_cam, atol=1e-9)
+    n = frames.mount_lookups
+    frames.T_base_cam("camera_optical")
+    assert frames.mount_lookups == n
+
+
+def test_odometry_lookup_without_waiting():
+    import time
+
+    frames = RobotFrames(RobotFrameSettings.from_settings(dict(_values(), tf_timeout_s=2.0)), _buffer())
+    t0 = time.monotonic()
+    assert frames.odometry_pose(int(2000 * NS), timeout_s=0.0) is None
+    assert time.monotonic() - t0 < 0.5 and "without waiting" in frames.last_error

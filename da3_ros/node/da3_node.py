@@ -25,9 +25,14 @@ outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_
 either way. Service ``~/reset`` (std_srvs/Trigger) restarts the trajectory.
 
 Robot integration (``base_frame``, ``scale_source``, ``pose_source``; README "On your robot"): the worker
-reads the camera mount and the robot odometry from TF before each frame (``PoseOutputs.inputs``: waiting
-lookups, outside the frame lock and never in an executor callback) and the pose outputs follow REP 105
-(``PoseOutputs.messages``: which edge, twist, covariances, the lost / scale-unknown convention).
+reads the camera mount from TF before each frame (``PoseOutputs.inputs``: never waiting; a missing mount backs
+off) and the robot odometry at the image stamp: before inference (waiting ``tf_timeout_s``, outside the frame
+lock) only for a pose-conditioned model, else after inference without waiting (``PoseOutputs.late_odometry``,
+handed to the processor as a callable). The pose outputs follow REP 105 (``PoseOutputs.messages``: which edge,
+twist, covariances, the lost convention); outputs not in metres go out only as ``publish_unscaled`` says
+(``output_units.UnitPolicy``: withheld ones are counted, published ones make /diagnostics WARN). In the
+correction mode a timer republishes ``odom_frame -> odometry_frame`` at ``tf_publish_rate_hz``, stamped
+``now + transform_tolerance_s`` (``_publish_correction``).
 """
 from __future__ import annotations
 
@@ -51,12 +56,13 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from ..pipeline.camera_stream import CameraFrame
+from ..pipeline.depth_unit import DEPTH_UNIT_METRES
 from ..pipeline.frame_accounting import FrameAccounting
 from ..pipeline.processor_config import ProcessorConfig
 from ..pipeline.rig_sync import RigGroup
 from ..pipeline.window_dropped import WindowDropped
 from ..pipeline.window_processor import WindowProcessor
-from ..ros_io import MessageConversionError, compressed_to_rgb, image_to_rgb, ns_to_stamp
+from ..ros_io import MessageConversionError, compressed_to_rgb, image_to_rgb, ns_to_stamp, transform_stamped
 from ..ros_io.camera_info import camera_info_to_camera
 from ..ros_io.qos import qos_profile
 from ..ros_io.tf_listener import create_transform_lookup
@@ -65,6 +71,7 @@ from .backend_setup import create_backend_from_parameters
 from .camera_inputs import create_camera_input
 from .latest_mailbox import LatestMailbox
 from .output_messages import CAMERA_FRAME_TOPICS, camera_frame_messages, map_message, odometry_messages
+from .output_units import UnitPolicy
 from .pose_outputs import PoseOutputs
 from .robot_frames import RobotFrameError
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
@@ -95,6 +102,8 @@ class Da3Node(LifecycleNode):
         self._subs: list = []
         self._tf: Optional[TfBroadcaster] = None
         self._poses: Optional[PoseOutputs] = None
+        self._units: Optional[UnitPolicy] = None
+        self._tf_timer = None
         self._frame_lock = threading.Lock()   # one frame (process + publish) or one ~/reset at a time
         self._camera_infos: list = [None]  # per camera: the latest valid camera (RawCamera, or PinholeCamera P)
         self._last_accept_time = -1.0
@@ -179,8 +188,11 @@ class Da3Node(LifecycleNode):
         self._create_publishers(settings)
         if self._tf is None:
             self._tf = TfBroadcaster(self)
+        self._units = UnitPolicy(settings["publish_unscaled"], self._processor.scale_expected)
         self._poses = PoseOutputs(settings, lambda: create_transform_lookup(self, cache_time_s=10.0),
-                                  scale_expected=self._processor.scale_expected)
+                                  scale_expected=self._processor.scale_expected, units=self._units)
+        if self._poses.frame_settings.correction_mode and self._tf_timer is None:
+            self._tf_timer = self.create_timer(1.0 / float(settings["tf_publish_rate_hz"]), self._publish_correction)
         self._ensure_diagnostics()
         return TransitionCallbackReturn.SUCCESS
 
@@ -246,9 +258,12 @@ class Da3Node(LifecycleNode):
         self._pubs, self._camera_pubs = {}, []
         self._inputs = None
         self._close_pipeline()
+        if self._tf_timer is not None:
+            self.destroy_timer(self._tf_timer)
+            self._tf_timer = None
         if self._poses is not None:
             self._poses.destroy()
-        self._backend = self._processor = self._poses = None
+        self._backend = self._processor = self._poses = self._units = None
         self._settings = self._applied_settings = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -352,29 +367,61 @@ class Da3Node(LifecycleNode):
         return response
 
     def _tf_inputs(self, camera_frames, stamps_ns):
-        """(mounts T_base_cam per camera frame, T_odometry_base per camera at its own stamp ``stamps_ns[c]``, None
-        where unknown) from TF, or None when a mount is missing (the snapshot is then counted as failed). TF reads
-        may wait: call outside the frame lock (a ~/reset call must not wait for TF). The first frame is the body's
-        reference camera (``PoseOutputs``); a camera sharing its stamp shares its odometry pose."""
+        """(mounts T_base_cam per camera frame, the robot odometry ``T_odometry_base`` per camera at its own stamp
+        ``stamps_ns[c]`` (None where unknown): a list, None, or a callable giving the list that the processor calls
+        after inference) from TF, or None when a mount is missing (the snapshot is then counted as failed; the
+        mount lookup backs off, never waits). Only a pose-conditioned model's odometry is read here, waiting up to
+        ``tf_timeout_s``: call outside the frame lock (a ~/reset call must not wait for TF). The first frame is
+        the body's reference camera (``PoseOutputs``); a camera sharing its stamp shares its odometry pose."""
         poses = self._poses
+        robot = self._processor.robot
+        before = robot is not None and robot.pose_conditioned
         try:
-            T_base_cam0, T_odometry_base = poses.inputs(camera_frames[0], stamps_ns[0])
+            T_base_cam0, T_odometry_base = poses.inputs(camera_frames[0], stamps_ns[0], odometry=before)
             mounts = [T_base_cam0] + [poses.frames.T_base_cam(f) for f in camera_frames[1:]]
-            T_odometry_base = [T_odometry_base] + [
-                T_odometry_base if s == stamps_ns[0] or T_odometry_base is None else poses.frames.odometry_pose(s)
-                for s in stamps_ns[1:]]
         except RobotFrameError as exc:
             self.accounting.on_event("tf_mount_missing", str(exc), error=True)
             self._dropped("failed", str(exc))
             self.get_logger().error(f"dropping {self._inputs.what}: {exc}", throttle_duration_sec=5.0)
             return None
-        if T_odometry_base[0] is None and poses.frame_settings.uses_odometry:
-            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
-            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
+        if before:
+            T_odometry_base = self._camera_odometry(T_odometry_base, stamps_ns, poses.frames.odometry_pose)
+        elif poses.frame_settings.uses_odometry:
+            def T_odometry_base():   # called by the processor after inference, in this thread
+                return self._camera_odometry(poses.late_odometry(stamps_ns[0]), stamps_ns, poses.late_odometry)
         for warning in poses.take_tf_warnings():
             self.accounting.on_event("tf_reparented", warning)
             self.get_logger().warning(warning, throttle_duration_sec=5.0)
         return mounts, T_odometry_base
+
+    def _camera_odometry(self, T_odometry_base, stamps_ns, lookup) -> list:
+        """The odometry at every camera's stamp given the reference camera's (``lookup(stamp_ns)`` for the other
+        stamps of a rig); a failed reference lookup is counted and logged."""
+        self._odometry_looked_up(T_odometry_base)
+        return [T_odometry_base] + [T_odometry_base if s == stamps_ns[0] or T_odometry_base is None else lookup(s)
+                                    for s in stamps_ns[1:]]
+
+    def _odometry_looked_up(self, T_odometry_base):
+        """Count and log a failed robot odometry lookup; returns ``T_odometry_base``."""
+        poses = self._poses
+        if T_odometry_base is None and poses.frame_settings.uses_odometry:
+            self.accounting.on_event("odometry_lookup_failed", poses.frames.last_error)
+            self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
+        return T_odometry_base
+
+    def _publish_correction(self) -> None:
+        """TF timer (correction mode): the latest ``odom_frame -> odometry_frame`` stamped ``now +
+        transform_tolerance_s`` (AMCL / slam_toolbox publish map -> odom so), whenever ``publish_tf``."""
+        poses, settings = self._poses, self._settings
+        if poses is None or settings is None or not settings["publish_tf"] or self._tf is None:
+            return
+        edge = poses.correction_edge()
+        if edge is None:
+            return
+        parent, child, T = edge
+        tolerance_ns = int(round(float(settings["transform_tolerance_s"]) * 1e9))
+        stamp = ns_to_stamp(self.get_clock().now().nanoseconds + tolerance_ns)
+        self._tf.send([transform_stamped(T, stamp, parent, child)])
 
     def _apply_settings(self, settings) -> None:
         """Hand changed runtime parameters to the processor (between frames, under the frame lock)."""
@@ -418,8 +465,12 @@ class Da3Node(LifecycleNode):
 
     def _publish_map(self, stamp_ns: int, points, colours) -> None:
         """Map-thread callback after each fused keyframe: publish ``map_points`` if anyone subscribes."""
-        pub, settings = self._pubs.get("map_points"), self._settings
+        pub, settings, units, processor = self._pubs.get("map_points"), self._settings, self._units, self._processor
         if pub is None or settings is None or pub.get_subscription_count() == 0:
+            return
+        if units is not None and processor is not None and not units.allows(
+                processor.metres_per_unit is not None or processor.depth_unit == DEPTH_UNIT_METRES, "map_points",
+                processor.depth_unit):
             return
         pub.publish(map_message(points, colours, ns_to_stamp(stamp_ns), settings["odom_frame"]))
 
@@ -430,12 +481,18 @@ class Da3Node(LifecycleNode):
     def _publish_camera(self, camera, header: Header, pubs: dict, settings: Mapping[str, Any]) -> None:
         """One camera's depth, depth/camera_info, confidence and points (its frame and stamp in ``header``): those
         switched on (publish_*) and subscribed to (messages nobody receives are not built)."""
-        depth = settings["publish_depth"]
-        messages = camera_frame_messages(camera, header, depth=depth and self._subscribed(pubs, "depth"),
-                                         depth_info=depth and self._subscribed(pubs, "depth_info"),
+        unit = self._processor.depth_unit
+        metric = unit == DEPTH_UNIT_METRES
+        depth = settings["publish_depth"] and self._subscribed(pubs, "depth") and self._units.allows(
+            metric, "depth", unit)
+        points = settings["publish_points"] and self._subscribed(pubs, "points") and self._units.allows(
+            metric, "points", unit)
+        # depth/camera_info and confidence carry no length: they go out whatever the unit
+        messages = camera_frame_messages(camera, header, depth=depth,
+                                         depth_info=settings["publish_depth"] and self._subscribed(pubs, "depth_info"),
                                          confidence=settings["publish_confidence"] and self._subscribed(
                                              pubs, "confidence"),
-                                         points=settings["publish_points"] and self._subscribed(pubs, "points"))
+                                         points=points)
         for name, message in messages.items():
             pubs[name].publish(message)
 
@@ -466,6 +523,11 @@ class Da3Node(LifecycleNode):
             status.level, status.message = DiagnosticStatus.WARN, f"lost: {self._processor.tracking_status.reason}"
         elif snap["dropped_bad_input"] or snap["dropped_failed"]:
             status.level, status.message = DiagnosticStatus.WARN, "bad input or failed frames (see last_error)"
+        elif self._units is not None and self._units.unscaled_published and self._processor.depth_unit != \
+                DEPTH_UNIT_METRES:
+            status.level = DiagnosticStatus.WARN
+            status.message = (f"outputs not in metres: {self._processor.depth_unit} (publish_unscaled "
+                              f"{self._units.setting}; README 'On your robot')")
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
         values = dict(snap)

@@ -140,6 +140,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("publish_tf", True, "broadcast the odometry on /tf: odom_frame -> base_frame (camera frame "
                   "when base_frame is empty; odom_frame -> odometry_frame when those differ and the robot "
                   "odometry is read); false when another node (e.g. an EKF) owns the edge", runtime=True),
+    ParameterSpec("publish_unscaled", "auto", "whether outputs that are not in metres go out at all (depth, points, "
+                  "map_points, pose, odometry, path, TF): auto = true only when no scale source is configured "
+                  "(scale_source: none and no pose_source: tf); false: a robot configured for metres receives metres "
+                  "or nothing (withheld outputs are counted on /diagnostics: withheld_not_metres); true: they go out "
+                  "in odometry units, with a WARN on /diagnostics (quote it in YAML: \"true\")",
+                  choices=("auto", "true", "false")),
     ParameterSpec("publish_map_points", _P.publish_map_points, "publish 'map_points' (keyframe points fused in "
                   "odom_frame; read-only because the map is built from configure on)"),
     ParameterSpec("point_stride", _P.point_stride, "keep every n-th pixel in rows and columns of 'points'",
@@ -171,10 +177,19 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("pose_source", _P.pose_source.value, "none | tf: feed a pose-conditioned model the window's camera "
                   "poses from TF (odometry_frame -> base_frame at each view's stamp); depth in metres",
                   choices=PoseSource.choices()),
-    ParameterSpec("tf_timeout_s", 0.1, "wait for odometry_frame -> base_frame at an image stamp (seconds)",
+    ParameterSpec("tf_timeout_s", 0.1, "wait for odometry_frame -> base_frame at an image stamp before inference "
+                  "(seconds; only a pose-conditioned model needs it then: for the scale alone it is looked up after "
+                  "inference, without waiting)",
                   minimum=0.0, maximum=10.0),
-    ParameterSpec("tf_mount_timeout_s", 5.0, "wait for base_frame -> camera frame (the mount) on the first image "
-                  "(seconds)", minimum=0.0, maximum=600.0),
+    ParameterSpec("tf_mount_timeout_s", 5.0, "longest back-off between two lookups of a missing camera mount "
+                  "base_frame -> camera frame (seconds; lookups never wait: a missing mount drops the frame at "
+                  "once and is looked up again after 0.1 s, 0.2 s, 0.4 s, ... up to this)", minimum=0.0, maximum=600.0),
+    ParameterSpec("tf_publish_rate_hz", 20.0, "rate at which the correction edge odom_frame -> odometry_frame is "
+                  "republished on /tf (it exists from the first frame: identity until the scale is known)",
+                  minimum=0.1, maximum=1000.0),
+    ParameterSpec("transform_tolerance_s", 0.5, "how far into the future the republished correction edge is "
+                  "stamped (seconds; as AMCL / slam_toolbox stamp map -> odom), so that a lookup at 'now' through "
+                  "odom_frame succeeds", minimum=0.0, maximum=10.0),
     ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
                   "from the last pose) instead of starting a new trajectory at the origin"),
     ParameterSpec("cameras", [], "camera namespaces of a rig, e.g. [left, right] (subscribes <cam>/image or "

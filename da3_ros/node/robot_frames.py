@@ -1,24 +1,35 @@
 """The node's robot frames (REP 105): which TF edges it reads, which one it publishes, configure-time rules.
 
 No rclpy here: the TF lookup object is injected (``da3_ros.ros_io.tf_listener.create_transform_lookup``
-in the node, a ``TransformBuffer`` in tests). Lookups may wait, so call them from the worker thread.
+in the node, a ``TransformBuffer`` in tests). Only the odometry lookup of a pose-conditioned model waits
+(``tf_timeout_s``), so call them from the worker thread.
 
 Edges **read**:
 
-* ``base_frame -> camera frame`` (``T_base_cam``, the URDF's static mount): looked up on the first image
-  (the camera frame may come from the image header), waiting up to ``tf_mount_timeout_s``; cached (treated
-  as static, like isaac_ros_visual_slam). Until it is found the frame is dropped with the error.
+* ``base_frame -> camera frame`` (``T_base_cam``, the URDF's static mount): looked up without waiting; once
+  found it is cached (treated as static, like isaac_ros_visual_slam). A failure is remembered: the frame is
+  dropped with the error and the mount is looked up again only after an exponential back-off (0.1 s, 0.2 s,
+  ... up to ``tf_mount_timeout_s``), so a missing mount never stalls the worker.
 * ``odometry_frame -> base_frame`` at every image stamp (``scale_source: odometry`` or ``pose_source:
-  tf``), waiting up to ``tf_timeout_s`` (rtabmap's ``wait_for_transform``). A failed lookup does not drop
-  the frame: it only gives no scale sample / no pose for conditioning.
+  tf``). A pose-conditioned model needs it before inference (waiting up to ``tf_timeout_s``); for the scale
+  alone the node looks it up after inference without waiting (the late odometry has arrived by then). A failed
+  lookup does not drop the frame: it only gives no scale sample / no pose for conditioning.
+* default mode (no ``base_frame``): the static ancestors of the camera frame (:meth:`RobotFrames.camera_tree`).
 
-Edge **published** on /tf (``publish_tf: true``), :meth:`RobotFrames.published_edge`:
+Edge **published** on /tf (``publish_tf: true``), :meth:`RobotFrames.published_edge`, never a second parent:
 
-* ``base_frame`` empty: ``odom_frame -> camera frame`` (the node's behaviour without a robot);
-* the robot odometry is used and ``odometry_frame != odom_frame`` (e.g. ``wheel_odom``, which owns
-  ``wheel_odom -> base_link``): ``odom_frame -> odometry_frame`` = ``T_odom_base @ inv(T_odometry_base)``,
-  rtabmap's ``guess_frame_id`` convention, so that ``odom -> wheel_odom -> base_link`` equals the visual
-  estimate and every frame keeps one parent;
+* ``base_frame`` empty (**camera-only**): when the camera frame has no parent, ``odom_frame -> camera frame``,
+  with ``odom`` the first camera pose rotated to REP 103 body axes (x forward, y left, z up:
+  ``T_BODY_OPTICAL``), so the RViz grid lies on the floor for a level camera. When the camera frame already has
+  a parent on /tf_static (a RealSense / ZED driver: ``camera_link -> camera_color_frame ->
+  camera_color_optical_frame``), the node publishes ``odom_frame -> <the root of that static tree>``
+  (``camera_link``) computed through the static chain, and that root is the body (``odom`` = the root at the first
+  frame); the camera keeps its one parent. When that root has a dynamic parent (another node's odometry), the
+  node publishes no TF and says the fix (``CameraTree.refused``);
+* **correction mode**: the robot odometry is used and ``odometry_frame != odom_frame`` (e.g. ``wheel_odom``,
+  which owns ``wheel_odom -> base_link``): ``odom_frame -> odometry_frame`` = ``T_odom_base @
+  inv(T_odometry_base)``, rtabmap's ``guess_frame_id`` convention, so that ``odom -> wheel_odom -> base_link``
+  equals the visual estimate; identity until the scale is known, republished on a timer (the node);
 * otherwise ``odom_frame -> base_frame``.
 
 Refused at configure (:func:`robot_frame_problems`), each with its reason: a base frame equal to the odom
@@ -27,8 +38,9 @@ frame or the odometry frame; robot odometry without ``base_frame``; ``odometry_f
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -36,7 +48,18 @@ from ..tf_tree.transform_buffer import TransformLookupError
 from ..geometry.transforms import invert_transform
 from ..pipeline.scale_source import PoseSource, ScaleSource
 
-__all__ = ["RobotFrameError", "RobotFrameSettings", "robot_frame_problems", "RobotFrames"]
+__all__ = ["RobotFrameError", "RobotFrameSettings", "robot_frame_problems", "RobotFrames", "CameraTree",
+           "T_BODY_OPTICAL", "MOUNT_RETRY_FIRST_S"]
+
+#: REP 103 body axes (x forward, y left, z up) from camera optical axes (z forward, x right, y down): the
+#: rotation of a URDF's ``camera_link -> camera_optical_frame`` (rpy -pi/2, 0, -pi/2)
+T_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0, 0.0],
+                           [-1.0, 0.0, 0.0, 0.0],
+                           [0.0, -1.0, 0.0, 0.0],
+                           [0.0, 0.0, 0.0, 1.0]])
+
+#: the first back-off after a failed mount lookup (seconds); it doubles up to ``tf_mount_timeout_s``
+MOUNT_RETRY_FIRST_S = 0.1
 
 
 class RobotFrameError(RuntimeError):
@@ -54,6 +77,8 @@ class RobotFrameSettings:
     pose_source: PoseSource = PoseSource.NONE
     tf_timeout_s: float = 0.1
     tf_mount_timeout_s: float = 5.0
+    tf_publish_rate_hz: float = 20.0
+    transform_tolerance_s: float = 0.5
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> "RobotFrameSettings":
@@ -73,6 +98,12 @@ class RobotFrameSettings:
     def uses_odometry(self) -> bool:
         """The node reads ``odometry_frame -> base_frame`` from TF."""
         return self.scale_source.uses_odometry or self.pose_source is PoseSource.TF
+
+    @property
+    def correction_mode(self) -> bool:
+        """The node publishes ``odom_frame -> odometry_frame`` (the robot odometry owns ``odometry_frame -> base``)."""
+        return bool(self.base_frame) and self.uses_odometry and bool(self.odometry_frame) \
+            and self.odometry_frame != self.odom_frame
 
 
 def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
@@ -115,16 +146,50 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class CameraTree:
+    """Camera-only mode: what the node publishes for a camera frame (:meth:`RobotFrames.camera_tree`).
+
+    ``body_frame``: the child of ``odom_frame`` on /tf and of the pose outputs (the camera frame, or the root of
+    its static tree); ``T_body_cam``: that root's static chain to the camera (identity without a tree);
+    ``T_odom_vis``: ``odom`` from the first camera pose (REP 103 axes without a tree, the root with one);
+    ``refused``: the reason (with the fix) when no edge can be published without a second parent, else "".
+    """
+
+    camera_frame: str
+    body_frame: str
+    T_body_cam: np.ndarray
+    T_odom_vis: np.ndarray
+    refused: str = ""
+
+    def describe(self) -> str:
+        if self.refused:
+            return f"no TF ({self.refused})"
+        if self.body_frame == self.camera_frame:
+            return f"{self.camera_frame} has no parent: odom -> {self.camera_frame} (odom in REP 103 axes)"
+        return f"{self.camera_frame} is in the static tree of {self.body_frame}: odom -> {self.body_frame}"
+
+
+@dataclass
+class _MountFailure:
+    failures: int
+    retry_at: float
+    error: str
+
+
 class RobotFrames:
     """TF reads and the published edge for one configuration (module docstring).
 
     ``lookup``: anything with ``lookup(target, source, stamp_ns, timeout_s) -> T_target_source``.
     """
 
-    def __init__(self, settings: RobotFrameSettings, lookup):
+    def __init__(self, settings: RobotFrameSettings, lookup, clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self._lookup = lookup
+        self._clock = clock
         self._mount: dict[str, np.ndarray] = {}
+        self._mount_failures: dict[str, _MountFailure] = {}
+        self.mount_lookups = 0
         self.odometry_failures = 0
         self.last_error = ""
 
@@ -133,52 +198,94 @@ class RobotFrames:
         return self.settings.base_frame or camera_frame
 
     def T_base_cam(self, camera_frame: str) -> np.ndarray:
-        """The static mount base_frame -> ``camera_frame`` (identity without base_frame); cached.
+        """The static mount base_frame -> ``camera_frame`` (identity without base_frame); cached. Never waits.
 
-        Raises ``RobotFrameError`` with the reason (no transform within ``tf_mount_timeout_s``)."""
+        Raises ``RobotFrameError`` with the reason when it is not in TF; the failure is remembered and the next
+        lookup happens only after the back-off (module docstring): until then the remembered error is raised."""
         base = self.settings.base_frame
         if not base or base == camera_frame:
             return np.eye(4)
         cached = self._mount.get(camera_frame)
         if cached is not None:
             return cached.copy()
+        now = self._clock()
+        failed = self._mount_failures.get(camera_frame)
+        if failed is not None and now < failed.retry_at:
+            raise RobotFrameError(failed.error)
+        self.mount_lookups += 1
         try:
-            T = self._lookup.lookup(base, camera_frame, 0, self.settings.tf_mount_timeout_s)
+            T = self._lookup.lookup(base, camera_frame, 0, 0.0)
         except TransformLookupError as exc:
-            self.last_error = (f"no transform {base} -> {camera_frame} (the camera mount) within "
-                               f"{self.settings.tf_mount_timeout_s:g} s: {exc}. Publish the robot's URDF "
-                               "(robot_state_publisher) or a static transform, check base_frame / camera_frame, "
-                               "or leave base_frame empty to publish odom_frame -> camera frame")
+            n = failed.failures + 1 if failed is not None else 1
+            longest = max(self.settings.tf_mount_timeout_s, MOUNT_RETRY_FIRST_S)
+            backoff = min(MOUNT_RETRY_FIRST_S * 2 ** (n - 1), longest)
+            self.last_error = (f"no transform {base} -> {camera_frame} (the camera mount): {exc}. Publish the robot's "
+                               "URDF (robot_state_publisher) or a static transform, check base_frame / camera_frame, "
+                               "or leave base_frame empty to publish odom_frame -> camera frame "
+                               f"({n} failed lookup(s); the next one in {backoff:g} s, frames are dropped until then)")
+            self._mount_failures[camera_frame] = _MountFailure(n, now + backoff, self.last_error)
             raise RobotFrameError(self.last_error) from exc
         T = np.asarray(T, np.float64)
         self._mount[camera_frame] = T.copy()
+        self._mount_failures.pop(camera_frame, None)
         return T
 
-    def odometry_pose(self, stamp_ns: int) -> Optional[np.ndarray]:
+    def camera_tree(self, camera_frame: str) -> CameraTree:
+        """Camera-only mode: the static tree the camera frame is in, as the TF listener knows it now (module
+        docstring). Call before the node published anything for this camera (its own edge would be seen)."""
+        s = self.settings
+        rep103 = CameraTree(camera_frame, camera_frame, np.eye(4), T_BODY_OPTICAL.copy())
+        parent_of = getattr(self._lookup, "parent_of", None)
+        if parent_of is None:
+            return rep103
+        frame, T_root_cam = camera_frame, np.eye(4)
+        for _ in range(1000):   # a longer walk is a loop (the buffer reports it on lookup)
+            parent = parent_of(frame)
+            if parent is None:
+                break
+            try:
+                T_parent_frame, used_ns = self._lookup.lookup_stamped(parent, frame, 0, 0.0)
+            except TransformLookupError:
+                used_ns, T_parent_frame = -1, None
+            if used_ns != 0 or parent == s.odom_frame:
+                fix = (f"set base_frame: {frame} (the node then reads the camera mount {frame} -> {camera_frame} and "
+                       f"publishes {s.odom_frame} -> {frame}: only if nothing else publishes {frame}'s parent), or "
+                       f"publish_tf: false (another node owns {parent} -> {frame}), or give the other odometry its "
+                       f"own frame with base_frame + odometry_frame: {parent}")
+                return CameraTree(camera_frame, camera_frame, np.eye(4), T_BODY_OPTICAL.copy(),
+                                  refused=(f"camera frame '{camera_frame}' hangs below '{frame}', whose parent "
+                                           f"'{parent}' is dynamic (another node's odometry): publishing "
+                                           f"{s.odom_frame} -> {frame} would give it a second parent. Fix: {fix}"))
+            T_root_cam = np.asarray(T_parent_frame, np.float64) @ T_root_cam
+            frame = parent
+        if frame == camera_frame:
+            return rep103
+        return CameraTree(camera_frame, frame, T_root_cam, T_root_cam.copy())
+
+    def odometry_pose(self, stamp_ns: int, timeout_s: Optional[float] = None) -> Optional[np.ndarray]:
         """``T_odometry_base`` at the image stamp, or None (counted, reason in ``last_error``) when TF
-        cannot give it within ``tf_timeout_s``. None as well when the robot odometry is not used."""
+        cannot give it within ``timeout_s`` (default ``tf_timeout_s``; 0: no wait). None as well when the robot
+        odometry is not used."""
         s = self.settings
         if not s.uses_odometry:
             return None
+        wait = s.tf_timeout_s if timeout_s is None else float(timeout_s)
         try:
-            return np.asarray(self._lookup.lookup(s.odometry_frame, s.base_frame, int(stamp_ns), s.tf_timeout_s),
-                              np.float64)
+            return np.asarray(self._lookup.lookup(s.odometry_frame, s.base_frame, int(stamp_ns), wait), np.float64)
         except TransformLookupError as exc:
             self.odometry_failures += 1
-            self.last_error = (f"no robot odometry {s.odometry_frame} -> {s.base_frame} at the image stamp within "
-                               f"{s.tf_timeout_s:g} s: {exc}")
+            self.last_error = (f"no robot odometry {s.odometry_frame} -> {s.base_frame} at the image stamp "
+                               f"({'without waiting' if wait <= 0 else f'within {wait:g} s'}): {exc}")
             return None
 
-    def published_edge(self, camera_frame: str, T_odom_body: np.ndarray,
+    def published_edge(self, body_frame: str, T_odom_body: np.ndarray,
                        T_odometry_base: Optional[np.ndarray]) -> Optional[Tuple[str, str, np.ndarray]]:
-        """(parent, child, T_parent_child) to broadcast for a frame whose body pose is ``T_odom_body``
-        (base, or camera without base_frame); None when the correction edge needs a robot odometry pose this
-        frame lacks. Whether to broadcast at all is the caller's (``publish_tf`` may change at runtime)."""
+        """(parent, child, T_parent_child) to broadcast for a frame whose body pose is ``T_odom_body`` (base, or
+        in camera-only mode ``CameraTree.body_frame``); None when the correction edge needs a robot odometry pose
+        this frame lacks. Whether to broadcast at all is the caller's (``publish_tf`` may change at runtime)."""
         s = self.settings
-        if not s.base_frame:
-            return s.odom_frame, camera_frame, np.asarray(T_odom_body, np.float64)
-        if s.uses_odometry and s.odometry_frame != s.odom_frame:
+        if s.correction_mode:
             if T_odometry_base is None:
                 return None
             return s.odom_frame, s.odometry_frame, T_odom_body @ invert_transform(T_odometry_base)
-        return s.odom_frame, s.base_frame, np.asarray(T_odom_body, np.float64)
+        return s.odom_frame, s.base_frame or body_frame, np.asarray(T_odom_body, np.float64)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -325,25 +325,26 @@ class WindowProcessor:
         ``T_odometry_base``: the robot odometry at that stamp (used with ``scale_source`` / ``pose_source``;
         None: not available for this snapshot), or a rig's list of C poses, the odometry at each camera's own
         stamp (None entries: not available): unsynchronised cameras are then placed at their own instants
-        (``RigSnapshotTiming``; a single pose serves the cameras that share the reference stamp)."""
+        (``RigSnapshotTiming``; a single pose serves the cameras that share the reference stamp). It may also be
+        a callable giving either: called before inference only for a pose-conditioned model (its encoding needs
+        it), else after inference (the scale alone: a late odometry has arrived by then)."""
         self._check_frames(frames)
         events: List[StreamEvent] = []
         stages: dict = {}
         stamp_ns = int(frames[0].stamp_ns)
-        odometry = self._camera_odometry(frames, T_odometry_base)
-        T_odometry_base = odometry[0]
+        late = callable(T_odometry_base) and not (self.robot is not None and self.robot.pose_conditioned)
+        if callable(T_odometry_base) and not late:
+            T_odometry_base = T_odometry_base()
         reset = self._check_stream(frames, stamp_ns, events)
         t = time.perf_counter()
         frames, nets, K_cams = self._prepare(frames, events, stages)
         mounts = [None if f.T_base_cam is None else np.asarray(f.T_base_cam, np.float64) for f in frames]
         snapshot_id = self._next_id
         self._next_id += 1
-        if self.robot is not None:
-            if mounts[0] is not None:
-                self.robot.set_base_camera(mounts[0])
-            self.robot.add_frame(snapshot_id, T_odometry_base)
-        if self.num_cameras > 1:
-            self._rig_timing[snapshot_id] = RigSnapshotTiming.of([f.stamp_ns for f in frames], mounts, odometry)
+        if self.robot is not None and mounts[0] is not None:
+            self.robot.set_base_camera(mounts[0])
+        if not late:
+            T_odometry_base = self._record_odometry(snapshot_id, frames, mounts, T_odometry_base)
         stages["preprocess"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -353,6 +354,8 @@ class WindowProcessor:
         conditioning = self._conditioning(ids, K_cams, mounts)
         prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
         stages["inference"] = time.perf_counter() - t
+        if late:
+            T_odometry_base = self._record_odometry(snapshot_id, frames, mounts, T_odometry_base())
 
         t = time.perf_counter()
         conditioned = False
@@ -388,6 +391,16 @@ class WindowProcessor:
             tracking_stats=MappingProxyType(dict(result.stats)) if result.T_odom_cam is not None else None,
             median_depth=scale.median_depth, rig_scale=scale.rig, depth_scaled_by=scale.scaled_by,
             events=tuple(events), stage_seconds=MappingProxyType(stages))
+
+    def _record_odometry(self, snapshot_id: int, frames: Sequence[CameraFrame], mounts: list, T_odometry_base):
+        """The snapshot's robot odometry to ``RobotOdometry`` (the reference camera's) and, in a rig, each camera's
+        to the snapshot's ``RigSnapshotTiming``; returns the reference camera's pose."""
+        odometry = self._camera_odometry(frames, T_odometry_base)
+        if self.robot is not None:
+            self.robot.add_frame(snapshot_id, odometry[0])
+        if self.num_cameras > 1:
+            self._rig_timing[snapshot_id] = RigSnapshotTiming.of([f.stamp_ns for f in frames], mounts, odometry)
+        return odometry[0]
 
     def _camera_odometry(self, frames: Sequence[CameraFrame], T_odometry_base) -> list:
         """The robot odometry at each camera's stamp: a list of C poses as given, or one pose for the reference

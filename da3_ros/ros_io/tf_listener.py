@@ -7,6 +7,9 @@
 - ``lookup_stamped(...) -> (T_target_source, stamp_ns_used)``,
 - ``can_transform(target_frame, source_frame, stamp_ns, timeout_s=0.0) -> bool``,
 - ``take_reparent_events()`` (frames whose parent changed, for the node to warn; tf2_ros: none reported),
+- ``parent_of(frame) -> parent or None`` (the node's camera-only mode walks a camera's static tree up to its
+  root, so that it never gives a frame a second parent; whether an edge is static: ``lookup_stamped(parent,
+  frame, 0)`` returns the stamp 0),
 - ``implementation`` ("tf2_ros" or "builtin") and ``destroy()``.
 
 Failures raise the errors of ``tf_tree.transform_buffer`` (all ``TransformLookupError``); the
@@ -67,6 +70,8 @@ class TransformLookup(Protocol):
 
     def take_reparent_events(self) -> List[ReparentEvent]: ...
 
+    def parent_of(self, frame: str) -> Optional[str]: ...
+
     def destroy(self) -> None: ...
 
 
@@ -119,6 +124,9 @@ class TfListener:
 
     def take_reparent_events(self) -> List[ReparentEvent]:
         return self.buffer.take_reparent_events()
+
+    def parent_of(self, frame: str) -> Optional[str]:
+        return self.buffer.parent_of(frame)
 
     def destroy(self) -> None:
         for sub in self._subs:
@@ -192,6 +200,18 @@ class Tf2RosLookup:
 
     def take_reparent_events(self) -> List[ReparentEvent]:
         return []  # tf2 keeps per-sample parents and does not report changes
+
+    def parent_of(self, frame: str) -> Optional[str]:
+        """The parent tf2 knows for ``frame`` (from ``all_frames_as_yaml``), None for a root or an unknown frame."""
+        import yaml
+
+        try:
+            frames = yaml.safe_load(self.buffer.all_frames_as_yaml()) or {}
+        except yaml.YAMLError:
+            return None
+        entry = frames.get(frame.lstrip("/")) if isinstance(frames, dict) else None
+        parent = entry.get("parent") if isinstance(entry, dict) else None
+        return str(parent) if parent else None
 
     def destroy(self) -> None:
         unregister = getattr(self.listener, "unregister", None) if self.listener is not None else None

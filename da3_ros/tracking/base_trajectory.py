@@ -7,7 +7,10 @@ from TF) and the metric scale ``s`` (metres per odometry unit, or None when unkn
 **Pose.** The odometry frame ``odom`` is the base frame at the first frame (REP 105: the robot starts at
 the origin, z up for a level mount), so ``T_odom_vis = T_base_cam`` and::
 
-    T_odom_base = T_base_cam @ S(T_vis_cam, s) @ inv(T_base_cam)
+    T_odom_base = T_odom_vis @ S(T_vis_cam, s) @ inv(T_base_cam),   T_odom_vis = T_base_cam
+
+(a bare camera without a TF tree: the body is the camera, ``T_base_cam = I``, and ``odom`` is its first pose
+rotated to REP 103 axes, ``T_odom_vis = T_BODY_OPTICAL``; ``node/robot_frames.py``)
 
 where ``S`` multiplies the translation by ``s`` (metres). Without a scale (``s`` None) the visual
 translation is taken as metres (``s = 1``): the lever arm of the mount is metric, the visual motion is
@@ -30,9 +33,10 @@ or ``dt <= 0``: zero twist with variance ``UNKNOWN_VARIANCE``.
   the origin);
 * position variance = ``sigma_f^2 + drift^2 + scale^2``; rotation: ``sigma_r = max(min_rotation_sigma_deg,
   rotation_gain * shared_rotation_error_deg)`` plus ``rotation_drift_per_rad`` x the rotation travelled;
-* **scale unknown** while a metric scale is expected (``scale_expected``): position and linear-twist
-  variances are ``UNKNOWN_VARIANCE`` (1e6, rtabmap's convention for "do not fuse"); the rotation entries
-  keep their values (a rotation needs no scale), so an EKF can still fuse the orientation / yaw rate;
+* **not in metres** (no metric scale known: none configured, or not known yet): position and linear-twist
+  variances are ``UNKNOWN_VARIANCE`` (1e6, rtabmap's convention for "do not fuse"; a position in odometry
+  units is no position in metres); the rotation entries keep their values (a rotation needs no scale), so an
+  EKF can still fuse the orientation / yaw rate;
 * twist: linear ``2 sigma_f^2 / dt^2 + (rel_scale * |v|)^2``, angular ``2 sigma_r^2 / dt^2``.
 
 These are 1-sigma models of the tracker's quality numbers, not a calibrated filter: their purpose is that
@@ -64,12 +68,14 @@ def _rigid(T: np.ndarray, name: str) -> np.ndarray:
     return check_rigid_transform(T, name)
 
 
-def T_odom_base_from_camera(T_vis_cam: np.ndarray, T_base_cam: np.ndarray, scale: Optional[float]) -> np.ndarray:
-    """``T_base_cam @ S(T_vis_cam, scale) @ inv(T_base_cam)`` (module docstring); ``scale`` None = 1."""
+def T_odom_base_from_camera(T_vis_cam: np.ndarray, T_base_cam: np.ndarray, scale: Optional[float],
+                            T_odom_vis: Optional[np.ndarray] = None) -> np.ndarray:
+    """``T_odom_vis @ S(T_vis_cam, scale) @ inv(T_base_cam)`` (module docstring); ``scale`` None = 1,
+    ``T_odom_vis`` None = ``T_base_cam``."""
     T = np.array(T_vis_cam, np.float64)
     if scale is not None:
         T[:3, 3] *= float(scale)
-    return T_base_cam @ T @ invert_transform(T_base_cam)
+    return (T_base_cam if T_odom_vis is None else T_odom_vis) @ T @ invert_transform(T_base_cam)
 
 
 def body_twist(T_prev: np.ndarray, T_cur: np.ndarray, dt: float) -> Tuple[np.ndarray, np.ndarray]:
@@ -140,14 +146,18 @@ class BaseOdometrySample:
 class BaseOdometry:
     """Converts accepted camera poses into base poses, twists and covariances (module docstring).
 
-    ``T_base_cam``: static mount (identity: ``base_frame`` empty, the camera is the body).
-    ``scale_expected``: a metric scale source is configured (until it is known, positions get
-    ``UNKNOWN_VARIANCE``). ``max_history``: visual poses kept for :meth:`path` (re-scaled on every call).
+    ``T_base_cam``: static mount (identity: ``base_frame`` empty, the camera is the body). ``T_odom_vis``: the
+    odom frame from the first camera frame (default ``T_base_cam``: odom = the base at the first frame).
+    ``scale_expected``: a metric scale source is configured (kept for the callers; positions get
+    ``UNKNOWN_VARIANCE`` whenever no scale is known). ``max_history``: visual poses kept for :meth:`path`
+    (re-scaled on every call).
     """
 
     def __init__(self, T_base_cam: Optional[np.ndarray] = None, scale_expected: bool = False,
-                 covariance: Optional[CovarianceModel] = None, max_history: int = 1000):
+                 covariance: Optional[CovarianceModel] = None, max_history: int = 1000,
+                 T_odom_vis: Optional[np.ndarray] = None):
         self.T_base_cam = _rigid(np.eye(4) if T_base_cam is None else T_base_cam, "T_base_cam")
+        self.T_odom_vis = self.T_base_cam if T_odom_vis is None else _rigid(T_odom_vis, "T_odom_vis")
         self.scale_expected = bool(scale_expected)
         self.covariance = covariance if covariance is not None else CovarianceModel()
         self._history: Deque[Tuple[float, np.ndarray]] = deque(maxlen=int(max_history))
@@ -180,7 +190,7 @@ class BaseOdometry:
         T_vis_cam = _rigid(T_vis_cam, "T_vis_cam")
         known = scale is not None and np.isfinite(scale) and scale > 0
         s = float(scale) if known else 1.0
-        T = T_odom_base_from_camera(T_vis_cam, self.T_base_cam, s)
+        T = T_odom_base_from_camera(T_vis_cam, self.T_base_cam, s, self.T_odom_vis)
         if self._last_vis is not None:
             step = self._last_vis[:3, :3].T @ T_vis_cam[:3, :3]
             self._path_m += s * float(np.linalg.norm(T_vis_cam[:3, 3] - self._last_vis[:3, 3]))
@@ -194,7 +204,7 @@ class BaseOdometry:
         pos_var = sp ** 2 + (self.covariance.drift_per_metre * self._path_m) ** 2 \
             + (rel * float(np.linalg.norm(T[:3, 3]))) ** 2
         rot_var = sr ** 2 + (self.covariance.rotation_drift_per_rad * self._rotation_rad) ** 2
-        metric_ok = known or not self.scale_expected
+        metric_ok = known   # a position in odometry units is not to be fused as metres
         pose_cov = np.diag([pos_var if metric_ok else UNKNOWN_VARIANCE] * 3 + [rot_var] * 3)
 
         linear = np.zeros(3)
@@ -204,7 +214,8 @@ class BaseOdometry:
         if self._last is not None and stamp - self._last[0] > 0:
             dt = float(stamp - self._last[0])
             # the previous pose at the current scale: a refined scale is no velocity
-            linear, angular = body_twist(T_odom_base_from_camera(self._last[1], self.T_base_cam, s), T, dt)
+            linear, angular = body_twist(T_odom_base_from_camera(self._last[1], self.T_base_cam, s, self.T_odom_vis),
+                                         T, dt)
             lin_var = 2 * max(sp, self._last[2]) ** 2 / dt ** 2 + (rel * float(np.linalg.norm(linear))) ** 2
             ang_var = 2 * max(sr, self._last[3]) ** 2 / dt ** 2
             twist_cov = np.diag([lin_var if metric_ok else UNKNOWN_VARIANCE] * 3 + [ang_var] * 3)
@@ -221,4 +232,4 @@ class BaseOdometry:
         T = np.stack([h[1] for h in self._history]).copy()
         if scale is not None:
             T[:, :3, 3] *= float(scale)
-        return stamps, self.T_base_cam @ T @ invert_transform(self.T_base_cam)
+        return stamps, self.T_odom_vis @ T @ invert_transform(self.T_base_cam)
