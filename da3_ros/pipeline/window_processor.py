@@ -55,7 +55,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Callable, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import numpy as np
 
