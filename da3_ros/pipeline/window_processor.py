@@ -284,7 +284,9 @@ class WindowProcessor:
         t = time.perf_counter()
         ids, images = self._window_images(snapshot_id, stamp_ns, nets)
         conditioning = self._conditioning(ids, K_cams, mounts)
-        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
+        view_keys = None if ids is None else [(i, c) for i in ids for c in range(self.num_cameras)]  # token cache
+        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None,
+                                        view_keys=view_keys)
         stages["inference"] = time.perf_counter() - t
 
         t = time.perf_counter()
