@@ -239,3 +239,34 @@ def test_tensorrt_builds_two_engines_from_one_split_artefact(exported, tmp_path)
     assert esc.split.tokens == sc.split.tokens
     assert esc.split.window.inputs == sc.split.window.inputs
     assert set(validate_split(read_sidecar(engine), engine)) == {"encoder", "window"}
+
+
+def test_window_processor_passes_snapshot_keys_and_keeps_the_outputs(model, tmp_path):
+    from da3_ros.geometry.camera import PinholeCamera
+    from da3_ros.pipeline.processor_config import ProcessorConfig
+    from da3_ros.pipeline.window_processor import WindowProcessor
+    from da3_ros.synthetic.sequence import SyntheticSequence
+    from window_processing import process_frame
+
+    h, w = 112, 154
+    for name, split in (("m", False), ("s", True)):
+        export_model_to_onnx(model, tmp_path / f"{name}.onnx", views=3, height=h, width=w, ref_view="first",
+                             verbose=False, split=split)
+    backends = {name: OnnxRuntimeBackend(str(tmp_path / f"{name}.onnx"), num_threads=2) for name in ("m", "s")}
+    config = ProcessorConfig(window_size=3, point_stride=4, min_depth=0.01, max_depth=1e3, confidence_threshold=1.0)
+    procs = {name: WindowProcessor(b, config) for name, b in backends.items()}
+    seq = SyntheticSequence(width=320, height=240)
+    cam = PinholeCamera(seq.width, seq.height, seq.K)
+    frames = 6
+    for i in range(frames):
+        f = seq.frame(i)
+        outs = {name: process_frame(p, f.rgb, int(f.stamp * 1e9), cam) for name, p in procs.items()}
+        ref = outs["m"].reference.depth
+        assert np.isfinite(ref).any()
+        got = outs["s"].reference.depth
+        both = np.isfinite(ref) & np.isfinite(got)
+        assert (np.isfinite(ref) == np.isfinite(got)).all() and both.any()
+        assert np.max(np.abs(got[both] - ref[both])) <= SPLIT_RTOL * np.max(np.abs(ref[both])), i
+    d = backends["s"].describe()
+    assert d["encoded_views_total"] + d["reused_views_total"] == 3 * frames
+    assert d["reused_views_total"] > 0 and d["cached_views"] <= 3    # keyframes' tokens reused, bounded
