@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose-conditioned", action="store_true",
                    help="add the pose_encoding (1, N, 9) input (camera encoder)")
     p.add_argument("--with-rays", action="store_true", help="also output ray (1,N,h',w',6) and ray_conf")
+    p.add_argument("--split", action="store_true",
+                   help="write a split artefact: FILE.encoder.onnx (per-view encoder: normalisation, patch embedding, "
+                        "blocks before alt_start) and FILE.onnx (window graph on the N views' tokens), one FILE.json; "
+                        "backends then encode each view once while it stays in the window")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
     p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
                    help="fp32 (default; every backend); fp16: mixed-precision graph for fp16 engines with "
@@ -122,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         export_onnx(args.checkpoint, args.output, views=args.views, height=args.height, width=args.width,
                     variant=args.variant, ref_view=args.ref_view, pose_conditioned=args.pose_conditioned,
                     with_rays=args.with_rays, opset=args.opset, verbose=not args.quiet,
-                    precision=args.precision)
+                    precision=args.precision, split=args.split)
         return 0
     if args.command == "engine":
         from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine

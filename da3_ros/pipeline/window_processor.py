@@ -352,7 +352,9 @@ class WindowProcessor:
         if self.num_cameras > 1:   # the snapshots a later window can hold are keyframes of this one or this one
             self._rig_timing = {i: self._rig_timing[i] for i in ids if i in self._rig_timing}
         conditioning = self._conditioning(ids, K_cams, mounts)
-        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
+        view_keys = None if ids is None else [(i, c) for i in ids for c in range(self.num_cameras)]  # token cache
+        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None,
+                                        view_keys=view_keys)
         stages["inference"] = time.perf_counter() - t
         if late:
             T_odometry_base = self._record_odometry(snapshot_id, frames, mounts, T_odometry_base())
