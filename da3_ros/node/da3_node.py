@@ -448,7 +448,8 @@ class Da3Node(LifecycleNode):
                     for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
         with self._frame_lock:
             self._apply_settings(settings)
-            result = self._processor.process(snapshot, T_odometry_base=T_odometry_base)
+            result = self._processor.process(snapshot, T_odometry_base=T_odometry_base,
+                                             odometry_at=self._poses.earlier_odometry)
             for event in result.events:
                 self.accounting.on_event(event.name, event.message)
                 self.get_logger().warning(event.message, throttle_duration_sec=5.0)
