@@ -182,8 +182,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "inference, without waiting)",
                   minimum=0.0, maximum=10.0),
     ParameterSpec("tf_mount_timeout_s", 5.0, "longest back-off between two lookups of a missing camera mount "
-                  "base_frame -> camera frame (seconds; lookups never wait: a missing mount drops the frame at "
-                  "once and is looked up again after 0.1 s, 0.2 s, 0.4 s, ... up to this)", minimum=0.0, maximum=600.0),
+                  "base_frame -> camera frame (seconds; only the very first lookup waits, up to 1 s and at most "
+                  "this: a missing mount drops the frame at once and is looked up again, without waiting, after "
+                  "0.1 s, 0.2 s, 0.4 s, ... up to this)", minimum=0.0, maximum=600.0),
     ParameterSpec("tf_publish_rate_hz", 20.0, "rate at which the correction edge odom_frame -> odometry_frame is "
                   "republished on /tf (it exists from the first frame: identity until the scale is known)",
                   minimum=0.1, maximum=1000.0),

@@ -6,10 +6,12 @@ in the node, a ``TransformBuffer`` in tests). Only the odometry lookup of a pose
 
 Edges **read**:
 
-* ``base_frame -> camera frame`` (``T_base_cam``, the URDF's static mount): looked up without waiting; once
-  found it is cached (treated as static, like isaac_ros_visual_slam). A failure is remembered: the frame is
-  dropped with the error and the mount is looked up again only after an exponential back-off (0.1 s, 0.2 s,
-  ... up to ``tf_mount_timeout_s``), so a missing mount never stalls the worker.
+* ``base_frame -> camera frame`` (``T_base_cam``, the URDF's static mount): the very first lookup of a mount
+  waits up to ``MOUNT_FIRST_WAIT_S`` (1 s, at most ``tf_mount_timeout_s``: a driver's /tf_static can arrive just
+  after its first image); once found it is cached (treated as static, like isaac_ros_visual_slam). A failure is
+  remembered: the frame is dropped with the error and the mount is looked up again, without waiting, only after
+  an exponential back-off (0.1 s, 0.2 s, ... up to ``tf_mount_timeout_s``), so a missing mount stalls the worker
+  once at bring-up at most.
 * ``odometry_frame -> base_frame`` at every image stamp (``scale_source: odometry`` or ``pose_source:
   tf``). A pose-conditioned model needs it before inference (waiting up to ``tf_timeout_s``); for the scale
   alone the node looks it up after inference without waiting (the late odometry has arrived by then). A failed
@@ -60,6 +62,9 @@ T_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0, 0.0],
 
 #: the first back-off after a failed mount lookup (seconds); it doubles up to ``tf_mount_timeout_s``
 MOUNT_RETRY_FIRST_S = 0.1
+#: bring-up grace: the very first lookup of a mount waits up to this long (at most ``tf_mount_timeout_s``), since a
+#: camera driver's /tf_static can reach the node just after its first image; after that, lookups never wait
+MOUNT_FIRST_WAIT_S = 1.0
 
 
 class RobotFrameError(RuntimeError):
@@ -198,7 +203,8 @@ class RobotFrames:
         return self.settings.base_frame or camera_frame
 
     def T_base_cam(self, camera_frame: str) -> np.ndarray:
-        """The static mount base_frame -> ``camera_frame`` (identity without base_frame); cached. Never waits.
+        """The static mount base_frame -> ``camera_frame`` (identity without base_frame); cached. Only its very first
+        lookup waits (``MOUNT_FIRST_WAIT_S``, bring-up grace); after a failure it never waits.
 
         Raises ``RobotFrameError`` with the reason when it is not in TF; the failure is remembered and the next
         lookup happens only after the back-off (module docstring): until then the remembered error is raised."""
@@ -212,9 +218,10 @@ class RobotFrames:
         failed = self._mount_failures.get(camera_frame)
         if failed is not None and now < failed.retry_at:
             raise RobotFrameError(failed.error)
+        wait = 0.0 if failed is not None else min(MOUNT_FIRST_WAIT_S, self.settings.tf_mount_timeout_s)
         self.mount_lookups += 1
         try:
-            T = self._lookup.lookup(base, camera_frame, 0, 0.0)
+            T = self._lookup.lookup(base, camera_frame, 0, wait)
         except TransformLookupError as exc:
             n = failed.failures + 1 if failed is not None else 1
             longest = max(self.settings.tf_mount_timeout_s, MOUNT_RETRY_FIRST_S)
