@@ -62,6 +62,8 @@ class Sidecar:
     artifact: str = "onnx"  # "onnx" | "engine"
     pose_conditioned: bool = False
     with_rays: bool = False
+    #: the graph outputs ``descriptor`` (place recognition); False in sidecars written before it existed
+    with_descriptor: bool = False
     opset: int = 0
     depth_unit: str = DEPTH_UNIT_WINDOW_SCALE  # ModelCapabilities.depth_unit ("canonical_metric": metric variants)
     checkpoint: str = ""
@@ -129,17 +131,20 @@ class Sidecar:
         """The export command that reproduces this artifact's graph (for error messages)."""
         return export_command(variant=self.variant, views=self.views, height=self.height,
                               width=self.width, ref_view=self.ref_view,
-                              pose_conditioned=self.pose_conditioned, with_rays=self.with_rays)
+                              pose_conditioned=self.pose_conditioned, with_rays=self.with_rays,
+                              with_descriptor=self.with_descriptor)
 
 
 def export_command(*, variant: Optional[str], views: int, height: int, width: int, ref_view: str,
-                   pose_conditioned: bool = False, with_rays: bool = False) -> str:
+                   pose_conditioned: bool = False, with_rays: bool = False, with_descriptor: bool = False) -> str:
     cmd = (f"da3-export onnx --checkpoint <{variant or 'checkpoint'}> --views {views} --height {height} "
            f"--width {width} --ref-view {ref_view}")
     if pose_conditioned:
         cmd += " --pose-conditioned"
     if with_rays:
         cmd += " --with-rays"
+    if with_descriptor:
+        cmd += " --with-descriptor"
     return cmd + " --output FILE.onnx"
 
 
@@ -253,7 +258,7 @@ def validate_sidecar(
                      height=height or sidecar.height, width=width or sidecar.width,
                      ref_view=ref_view if ref_view is not None else sidecar.ref_view,
                      pose_conditioned=sidecar.pose_conditioned if pose_conditioned is None else pose_conditioned,
-                     with_rays=sidecar.with_rays)
+                     with_rays=sidecar.with_rays, with_descriptor=sidecar.with_descriptor)
         what = "engine" if sidecar.artifact == "engine" else "ONNX model"
         hint = f"rebuild it: {export_command(**fixed)}"
         if sidecar.artifact == "engine":

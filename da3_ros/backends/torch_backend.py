@@ -39,7 +39,7 @@ class TorchBackend(InferenceBackend):
                  height: Optional[int] = None, width: Optional[int] = None, ref_view: Optional[str] = None,
                  device: str = "cpu", precision: str = "fp32",
                  pose_conditioned: bool = False, with_rays: bool = False, num_threads: int = 0,
-                 model=None) -> None:
+                 model=None, with_descriptor: bool = False) -> None:
         import torch
 
         from da3_ros.model import load_model
@@ -72,6 +72,7 @@ class TorchBackend(InferenceBackend):
         self.model = model
         self.precision = precision
         self.with_rays = bool(with_rays)
+        self.with_descriptor = bool(with_descriptor)
         self.model_file_path = str(model_file_path)
         self._torch = torch
         self.load_s = time.perf_counter() - t0
@@ -90,6 +91,8 @@ class TorchBackend(InferenceBackend):
             kwargs["pose_encoding"] = torch.from_numpy(pose_encoding)[None].to(self._device)
         if self.with_rays:
             kwargs["return_rays"] = True
+        if self.with_descriptor:
+            kwargs["return_descriptor"] = True
         with torch.inference_mode():
             return self.model(self.normalise(images), **kwargs)
 
@@ -105,7 +108,8 @@ class TorchBackend(InferenceBackend):
     def describe(self) -> Dict[str, Any]:
         d = super().describe()
         d.update(model_file=self.model_file_path, device=str(self._device), precision=self.precision,
-                 with_rays=self.with_rays, torch_version=self._torch.__version__, load_s=round(self.load_s, 3))
+                 with_rays=self.with_rays, with_descriptor=self.with_descriptor,
+                 torch_version=self._torch.__version__, load_s=round(self.load_s, 3))
         return d
 
     def close(self) -> None:

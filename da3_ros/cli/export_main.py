@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose-conditioned", action="store_true",
                    help="add the pose_encoding (1, N, 9) input (camera encoder)")
     p.add_argument("--with-rays", action="store_true", help="also output ray (1,N,h',w',6) and ray_conf")
+    p.add_argument("--with-descriptor", action="store_true",
+                   help="also output descriptor (1,N,D): each view's place-recognition descriptor (loop closure)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
     p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
                    help="fp32 (default; every backend); fp16: mixed-precision graph for fp16 engines with "
@@ -121,7 +123,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"camera {args.camera_size} -> network H x W = {args.height} x {args.width}")
         export_onnx(args.checkpoint, args.output, views=args.views, height=args.height, width=args.width,
                     variant=args.variant, ref_view=args.ref_view, pose_conditioned=args.pose_conditioned,
-                    with_rays=args.with_rays, opset=args.opset, verbose=not args.quiet,
+                    with_rays=args.with_rays, with_descriptor=args.with_descriptor,
+                    opset=args.opset, verbose=not args.quiet,
                     precision=args.precision)
         return 0
     if args.command == "engine":

@@ -4,6 +4,9 @@ Input ``(B, N, 3, H, W)`` normalised images, H and W multiples of 14. Token 0 of
 special token (cls, replaced by a camera token at block ``alt_start``), followed by the
 ``ph*pw`` patch tokens in row-major order. Returns, for each of the 4 ``out_layers``, the patch
 features ``(B, N, ph*pw, C or 2C)`` and the special token ``(B, N, C or 2C)``, in input view order.
+With ``return_descriptor`` it also returns each view's place-recognition descriptor ``(B, N, C)`` float32:
+the patch tokens after block ``DA3Config.descriptor_block`` (before any cross-view attention, so a view's
+descriptor does not depend on the other views of its window), layer-normed, mean-pooled, L2-normalised.
 
 Instead of reordering views so that the reference view comes first (official code), the
 reference camera token is given to the reference view in place; global attention has no view
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import PATCH_SIZE, POS_EMBED_GRID, DA3Config
 from .embeddings import patch_grid, resize_pos_embed, rope_positions, rope_tables
@@ -87,8 +91,7 @@ class VisionTransformer(nn.Module):
 
     # ----------------------------------------------------------------- forward
     def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
-                cam_token: torch.Tensor | None = None
-                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                cam_token: torch.Tensor | None = None, return_descriptor: bool = False):
         cfg = self.cfg
         b, n, _, h, w = images.shape
         self.prepare(h, w)
@@ -101,6 +104,7 @@ class VisionTransformer(nn.Module):
         local_x = x
         ref = 0
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        descriptor = None
         out_layers = set(cfg.out_layers)
         for i, blk in enumerate(self.blocks):
             if cfg.multi_view and i == cfg.alt_start - 1 and cam_token is None:
@@ -122,6 +126,9 @@ class VisionTransformer(nn.Module):
                 rope = (self.rope_local_cos, self.rope_local_sin) if use_rope else None
                 x = blk(x.reshape(b * n, t, -1), rope).reshape(b, n, t, -1)
                 local_x = x
+            if return_descriptor and i == cfg.descriptor_block:
+                pooled = self.norm(x[:, :, 1:]).float().mean(dim=2)
+                descriptor = F.normalize(pooled, dim=-1, eps=1e-12)
             if i in out_layers:
                 if cfg.cat_token:
                     token = torch.cat((local_x[:, :, 0], x[:, :, 0]), dim=-1)
@@ -130,7 +137,7 @@ class VisionTransformer(nn.Module):
                     token = x[:, :, 0]
                     feats = self.norm(x[:, :, 1:])
                 outputs.append((feats, token))
-        return outputs
+        return (outputs, descriptor) if return_descriptor else outputs
 
 
 class Backbone(nn.Module):
@@ -140,5 +147,5 @@ class Backbone(nn.Module):
         super().__init__()
         self.pretrained = VisionTransformer(cfg)
 
-    def forward(self, images: torch.Tensor, **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, images: torch.Tensor, **kwargs):
         return self.pretrained(images, **kwargs)

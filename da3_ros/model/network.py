@@ -15,6 +15,9 @@ Conventions of :meth:`DA3Model.forward` outputs (B windows of N views, network i
   ``return_rays=True``: ray direction (3, unnormalised) and origin (3) in the world frame;
   solve poses from them with :func:`da3_ros.model.ray_pose.solve_pose_from_rays`.
 * ``sky`` ``(B, N, H, W)`` -- metric/mono variants: sky score (ReLU output; >= 0.5 = sky).
+* ``descriptor`` ``(B, N, C)`` -- only with ``return_descriptor=True``: each view's L2-normalised global
+  descriptor for place recognition (the backbone's pooled patch tokens before cross-view attention; see
+  :mod:`da3_ros.model.backbone`). Nested variant: the any-view network's.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class DA3Model(nn.Module):
 
     def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
                 pose_encoding: torch.Tensor | None = None,
-                return_rays: bool = False) -> dict[str, torch.Tensor]:
+                return_rays: bool = False, return_descriptor: bool = False) -> dict[str, torch.Tensor]:
         """Run one window. ``images`` ``(B, N, 3, H, W)`` ImageNet-normalised float.
 
         ``ref_view``: ``"saddle_balanced"`` (official default), ``"saddle_sim_range"``,
@@ -100,6 +103,7 @@ class DA3Model(nn.Module):
         :mod:`da3_ros.model.pose_encoding`; normalise them with
         ``normalize_window_extrinsics`` first) -> camera encoder; ``ref_view`` is then unused.
         ``return_rays``: also compute the ray branch (any-view variants).
+        ``return_descriptor``: also return ``descriptor`` ``(B, N, C)`` (see the module docstring).
         """
         b, n, h, w = _check_images(images)
         cfg = self.config
@@ -120,7 +124,11 @@ class DA3Model(nn.Module):
         else:
             ctx = torch.autocast(device_type=images.device.type, dtype=self.compute_dtype)
         with ctx:
-            layers = self.backbone(images, ref_view=ref_view, cam_token=cam_token)
+            layers = self.backbone(images, ref_view=ref_view, cam_token=cam_token,
+                                   return_descriptor=return_descriptor)
+        descriptor = None
+        if return_descriptor:
+            layers, descriptor = layers
         with torch.autocast(device_type=images.device.type, enabled=False):
             feats = [f.float().reshape(b * n, ph * pw, -1) for f, _ in layers]
             out = self.head(feats, h, w, ph, pw, with_rays=return_rays)
@@ -129,6 +137,8 @@ class DA3Model(nn.Module):
                 enc = self.cam_dec(layers[-1][1].float())
                 out["extrinsics"], out["intrinsics"] = pose_encoding_to_extrinsics_intrinsics(
                     enc, (h, w))
+        if descriptor is not None:
+            out["descriptor"] = descriptor.float()
         return out
 
 
