@@ -7,6 +7,11 @@ that); the wheel odometry ``wheel_odom -> base_link`` (``--no-odometry-tf``: non
 capture time and published ``--odom-lead-s`` ahead of it (a simulated robot knows its future: the wheel edge
 itself never makes a lookup at "now" fail, so a TF client measures the node's edges only).
 
+A real sensor's odometry instead (issue 19): ``--odom-delay-s D`` publishes each sample D after its stamp (late
+odometry: with D > ``--latency-s`` the images of a time arrive before its odometry), ``--odom-rate-hz R`` sends R Hz
+(every n-th of the 50 Hz samples, on the same clock as the camera) and ``--odom-gap START:END`` drops the samples
+stamped in [START, END) s of robot time (a silent odometry, e.g. a driver restart).
+
 ``--static-tree robot`` (default): the mount ``base_link -> camera_link -> camera_optical`` on /tf_static;
 ``d435``: a RealSense driver's tree ``camera_link -> camera_color_frame -> camera_color_optical_frame`` (the
 image's frame), no robot; ``none``: nothing.
@@ -34,7 +39,7 @@ from da3_ros.geometry.camera import PinholeCamera  # noqa: E402
 from da3_ros.node.robot_frames import T_BODY_OPTICAL  # noqa: E402
 from da3_ros.ros_io import intrinsics_to_camera_info, numpy_to_image, transform_stamped  # noqa: E402
 from ros_harness import RELIABLE  # noqa: E402
-from world_process import OdometryStream, WorldProcess, stamp_msg  # noqa: E402
+from world_process import OdometryStream, WorldProcess, odometry_samples, stamp_msg  # noqa: E402
 from da3_ros.synthetic.robot import BASE_FRAME, CAMERA_OPTICAL_FRAME, WHEEL_ODOM_FRAME, SyntheticRobot  # noqa: E402
 
 D435_OPTICAL_FRAME = "camera_color_optical_frame"
@@ -59,8 +64,13 @@ def main(argv=None) -> int:
     ap.add_argument("--namespace", default="/da3")
     ap.add_argument("--latency-s", type=float, default=1.0)
     ap.add_argument("--odom-lead-s", type=float, default=0.1)
+    ap.add_argument("--odom-delay-s", type=float, default=None,
+                    help="publish each odometry sample this long after its stamp (replaces --odom-lead-s)")
+    ap.add_argument("--odom-rate-hz", type=float, default=0.0, help="odometry rate (0: the wheel's 50 Hz)")
+    ap.add_argument("--odom-gap", default="", help="START:END (s of robot time): no odometry stamped in between")
     ap.add_argument("--static-tree", choices=("robot", "d435", "none"), default="robot")
     ap.add_argument("--no-odometry-tf", action="store_true")
+    ap.add_argument("--pose-conditioned", action="store_true", help="the oracle spec's model takes poses")
     ap.add_argument("--start-file", default="")
     args = ap.parse_args(argv)
 
@@ -68,7 +78,7 @@ def main(argv=None) -> int:
     seq = robot.sequence(args.width, args.height)
     frames = {i: seq.render(i)[0] for i in range(args.frames)}
     write_oracle_spec(args.spec, frames, camera_path="robot_tour", width=args.width, height=args.height,
-                      views=args.views, robot_fps=robot.fps)
+                      views=args.views, robot_fps=robot.fps, pose_conditioned=args.pose_conditioned)
     print("SPEC_WRITTEN", flush=True)
 
     world = WorldProcess("da3_realtime_world")
@@ -84,11 +94,12 @@ def main(argv=None) -> int:
         world.wait_to_start([image_pub, info_pub], args.start_file)
         t0_ns = time.time_ns() + 200_000_000
         wheel = robot.wheel_odometry
-        odometry = OdometryStream(world.tf, np.round(np.asarray(wheel.stamps) * 1e9).astype(np.int64),
-                                  None if args.no_odometry_tf else wheel.T_odomwheel_base, WHEEL_ODOM_FRAME,
-                                  BASE_FRAME, t0_ns)
+        stamps_ns, poses = odometry_samples(wheel.stamps, None if args.no_odometry_tf else wheel.T_odomwheel_base,
+                                            args.odom_rate_hz, args.odom_gap)
+        odometry = OdometryStream(world.tf, stamps_ns, poses, WHEEL_ODOM_FRAME, BASE_FRAME, t0_ns)
         print(f"T0 {t0_ns}", flush=True)
-        latency_ns, lead_ns = int(args.latency_s * 1e9), int(args.odom_lead_s * 1e9)
+        lead_s = args.odom_lead_s if args.odom_delay_s is None else -args.odom_delay_s
+        latency_ns, lead_ns = int(args.latency_s * 1e9), int(round(lead_s * 1e9))
         K = seq.K
         k = 0
         while True:

@@ -22,7 +22,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry, Path as PathMsg
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
@@ -33,6 +33,7 @@ from da3_ros.geometry.transforms import invert_transform
 from da3_ros.ros_io import image_to_numpy, pose_to_matrix, stamp_to_ns
 from da3_ros.ros_io.tf_publisher import TF_QOS
 from da3_ros.synthetic.robot import SyntheticRobot
+from da3_ros.tracking.keyframes import select_window
 from da3_ros.tracking.metrics import ate_fraction_of_path, ate_sim3
 
 pytestmark = pytest.mark.ros  # DDS test: the world publisher and da3_node as their own processes over DDS
@@ -64,6 +65,7 @@ class RobotRun:
         for topic, kind, qos in (("/tf", TFMessage, TF_QOS), ("/tf_static", TFMessage, TF_STATIC_QOS),
                                  (f"{NS}/odometry", Odometry, RELIABLE), (f"{NS}/path", PathMsg, RELIABLE),
                                  (f"{NS}/depth", Image, RELIABLE), (f"{NS}/confidence", Image, RELIABLE),
+                                 (f"{NS}/depth/camera_info", CameraInfo, RELIABLE),
                                  ("/diagnostics", DiagnosticArray, RELIABLE)):
             self.received[topic] = ros.subscribe(topic, kind, qos)
         spec = tmp_path / "oracle.json"
@@ -342,3 +344,92 @@ def test_ekf_mode_publishes_odometry_and_no_tf(ros_node, process_launcher, tmp_p
     assert len(odoms) + int(values["frames_withheld_not_metres"]) >= 20 and len(odoms) >= 10, values
     assert odoms[-1].child_frame_id == "base_link"
     assert 0 < np.reshape(odoms[-1].pose.covariance, (6, 6))[0, 0] < 0.01   # scale known: positions fusable
+
+
+# --- issue 19: the real pose-conditioned graph through the node equals the official answer ---------------------
+OFFICIAL_W, OFFICIAL_H, OFFICIAL_N = 252, 140, 3
+OFFICIAL_FIRST, OFFICIAL_FRAMES = 100, 8   # robot_tour 10.0-10.7 s: the start of the quarter-circle turn (metres, yaw)
+# ORT and torch run the same float32 network on the same uint8 images (camera = network size: no resize on either
+# side; ~5e-7 relative measured in test_pose_conditioning.py); the alignment back is float64 on both sides from
+# float32 extrinsics of a few metres (~3e-7 m rounding over a >= 3 cm baseline: ~1e-5 relative in the scale).
+# 1e-3 is the issue's bound, two orders above what these roundings give on any CPU.
+OFFICIAL_DEPTH_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def official_pose_conditioned(tmp_path_factory):
+    """(official DepthAnything3 API, ONNX path) of one random-weight da3-small, pose-conditioned N=3 at 140x252."""
+    from da3_official_api import official_api
+    from da3_reference import make_official_model, save_hf_checkpoint
+    from da3_ros.export.onnx_export import export_model_to_onnx
+    from da3_ros.model import load_model
+
+    official = make_official_model("da3-small", seed=0)
+    d = tmp_path_factory.mktemp("official_pc")
+    path = d / "da3_small_pose_n3_140x252.onnx"
+    export_model_to_onnx(load_model(save_hf_checkpoint(official, d / "ckpt", "da3-small")), path, views=OFFICIAL_N,
+                         height=OFFICIAL_H, width=OFFICIAL_W, pose_conditioned=True, verbose=False)
+    return official_api(official), path
+
+
+def _T_odometry_base_at(k: int) -> np.ndarray:
+    """The wheel odometry the world publishes on /tf, at image k's stamp (camera stamps lie on the 50 Hz samples)."""
+    return ROBOT.wheel_odometry.pose_at(float(ROBOT.camera_stamps[k]))
+
+
+def test_real_pose_conditioned_graph_publishes_the_official_depth(ros_node, process_launcher, tmp_path,
+                                                                  official_pose_conditioned):
+    api, onnx_path = official_pose_conditioned
+    # every frame a keyframe (keyframe_max_frames 1): the window of the k-th processed frame is the processed
+    # frames [k-2, k-1, k], front-padded with the first at the start (tracking/keyframes.py select_window)
+    run = RobotRun(ros_node, process_launcher, tmp_path, frames=OFFICIAL_FRAMES, backend="onnxruntime",
+                   model_file_path=str(onnx_path), num_threads=2, pose_source="tf", keyframe_max_frames=1,
+                   min_depth=0.0, max_depth=1e6, confidence_threshold=0.0,
+                   world_args=("--width", str(OFFICIAL_W), "--height", str(OFFICIAL_H), "--first-frame",
+                               str(OFFICIAL_FIRST), "--views", str(OFFICIAL_N), "--pace-timeout-s", "60"))
+    run.finish()
+    values, _ = run.diagnostics
+    assert int(values["processed"]) == OFFICIAL_FRAMES and int(values["dropped_failed"]) == 0, run.log()
+    assert int(values["dropped_no_odometry"]) == 0 and int(values.get("dropped_busy", 0)) == 0, values
+    # the processed frames in order (depth/camera_info goes out for every processed frame, whatever the unit)
+    processed = [int(round(_t(m) * 10)) for m in run.received[f"{NS}/depth/camera_info"]]
+    assert processed == list(range(OFFICIAL_FIRST, OFFICIAL_FIRST + OFFICIAL_FRAMES)), processed
+    depth = {int(round(_t(m) * 10)): image_to_numpy(m) for m in run.received[f"{NS}/depth"]}
+    seq = ROBOT.sequence(OFFICIAL_W, OFFICIAL_H)
+    images = {k: seq.render(k)[0] for k in processed}
+    K = seq.K.astype(np.float32)
+    errors = {}
+    for j, k in enumerate(processed):
+        ids = select_window(processed[:j], k, OFFICIAL_N)   # every earlier frame was a keyframe
+        if len(set(ids)) < 3:
+            # N copies of one frame (no baseline: NaN depth, withheld as not metres) or two distinct centres
+            # (evo refuses the collinear Umeyama fit: the official API has no answer to compare with)
+            continue
+        assert k in depth, (k, sorted(depth), values)
+        E = np.stack([invert_transform(_T_odometry_base_at(i) @ ROBOT.T_base_cam) for i in ids]).astype(np.float32)
+        ref = api.inference([images[i] for i in ids], extrinsics=E, intrinsics=np.repeat(K[None], OFFICIAL_N, 0),
+                            align_to_input_ext_scale=True, process_res=OFFICIAL_W).depth[-1]
+        ours = depth[k]
+        assert ours.shape == ref.shape == (OFFICIAL_H, OFFICIAL_W)
+        finite = np.isfinite(ours)
+        assert finite.mean() >= 0.999, (k, finite.mean())   # nothing masked: min/max depth and confidence off
+        errors[k] = float(np.max(np.abs(ours[finite] - ref[finite]) / np.abs(ref[finite])))
+    print(f"official pose-conditioned depth through the node: max relative error per frame "
+          f"{ {k: f'{e:.2e}' for k, e in errors.items()} }")
+    assert len(errors) >= 3 and max(errors.values()) <= OFFICIAL_DEPTH_TOL, errors
+    # the published base pose is the TF chain in metres: odom = the base at the first frame, never rescaled
+    T_base0 = _T_odometry_base_at(processed[0])
+    odoms = run.received[f"{NS}/odometry"]
+    assert len(odoms) >= OFFICIAL_FRAMES - 1, len(odoms)
+    for msg in odoms:
+        k = int(round(_t(msg) * 10))
+        chain = invert_transform(T_base0) @ _T_odometry_base_at(k)
+        got = pose_to_matrix(msg.pose.pose)
+        assert np.abs(got[:3, 3] - chain[:3, 3]).max() <= 1e-4, (k, got, chain)   # metres, float32 extrinsics
+        assert np.abs(got[:3, :3] - chain[:3, :3]).max() <= 1e-4, (k, got, chain)
+    # the unit never flips: "m" on every /diagnostics message once the first metric frame (the second) is out
+    statuses = [{kv.key: kv.value for kv in s.values} for m in run.received["/diagnostics"] for s in m.status
+                if "da3_node" in s.name]
+    units = [(int(v["processed"]), v["depth_unit"]) for v in statuses if "processed" in v and "depth_unit" in v]
+    after = [u for n, u in units if n >= 2]
+    assert after and set(after) == {"m"}, units

@@ -127,7 +127,7 @@ def _right_camera_error(seq, rows):
 def test_pose_conditioned_rig_views_are_placed_at_their_own_stamps(tmp_path):
     """pose_source: tf: view c of a snapshot is fed T_odometry_base(t_c) @ T_base_cam(c); the oracle follows the
     encoding (exactly: the aligned rig scale is 1 either way), so only the per-camera poses put the right camera
-    where it was, and keep the odometry frame's metric scale right."""
+    where it was."""
     seq, spec = _world(tmp_path, yaw_deg=-90.0, pose_conditioned=True)
     config = ProcessorConfig(scale_source="rig", pose_source="tf")
     _, rows = _run(seq, spec, "per_camera", config)
@@ -138,5 +138,7 @@ def test_pose_conditioned_rig_views_are_placed_at_their_own_stamps(tmp_path):
     assert np.max(np.abs(good[:, 0] - 1.0)) <= 0.01 and np.max(good[:, 1]) <= 0.006, good
     _, rows = _run(seq, spec, "reference", config)
     bad = _right_camera_error(seq, rows)[5:]
-    # conditioned on the reference stamp only: measured 9-12 % off in scale, the right camera 5-21 mm off
-    assert np.median(np.abs(bad[:, 0] - 1.0)) >= 0.05 and np.median(bad[:, 1]) >= 0.005, bad
+    # conditioned on the reference stamp only: the aligned windows are placed by SE(3) in metres and never
+    # rescaled (issue 19 item 1), so the unit stays right; the right camera is where the reference stamp says,
+    # the 15 mm the base travelled off (measured 15 mm)
+    assert np.all(bad[:, 0] == 1.0) and np.median(bad[:, 1]) >= 0.005, bad

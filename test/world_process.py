@@ -22,6 +22,23 @@ def stamp_msg(stamp_ns: int) -> Time:
     return Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
 
 
+def odometry_samples(stamps_s, T_parent_child, rate_hz: float = 0.0, gap: str = ""):
+    """(stamps_ns, poses) of an odometry source as a world publishes it: every sample (``rate_hz`` 0) or every
+    ``round(native / rate_hz)``-th (a slower odometry on the same clock: 10 Hz wheel odometry from 50 Hz samples),
+    without the samples stamped in ``gap`` ("START:END", seconds of robot time, END excluded: the odometry falls
+    silent). ``T_parent_child`` None: (stamps_ns, None)."""
+    stamps_s = np.asarray(stamps_s, np.float64)
+    keep = np.ones(len(stamps_s), bool)
+    if rate_hz > 0 and len(stamps_s) > 1:
+        step = max(1, int(round(1.0 / (float(stamps_s[1] - stamps_s[0]) * rate_hz))))
+        keep[np.arange(len(stamps_s)) % step != 0] = False
+    if gap:
+        start, _, end = gap.partition(":")
+        keep &= ~((stamps_s >= float(start) - 1e-9) & (stamps_s < float(end) - 1e-9))
+    stamps_ns = np.round(stamps_s[keep] * 1e9).astype(np.int64)
+    return stamps_ns, None if T_parent_child is None else np.asarray(T_parent_child)[keep]
+
+
 class OdometryStream:
     """Odometry samples ``T_parent_child[k]`` at ``offset_ns + stamps_ns[k]`` sent on /tf in stamp order, in
     batches of 50, up to a time (``send_until``): the world keeps them a little ahead of its images."""

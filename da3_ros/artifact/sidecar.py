@@ -10,6 +10,12 @@ names and ``depth_unit`` when read.
 The same key/value pairs are stored in the ONNX ``metadata_props`` (values JSON-encoded), so an ONNX
 file without its sidecar can still be checked (:func:`sidecar_from_onnx`).
 
+Split exports (``da3-export onnx --split``) are one artefact of two graphs: ``FILE.onnx`` (or ``FILE.engine``)
+is the *window* graph and ``FILE.encoder.onnx`` (``FILE.encoder.engine``) the per-view *encoder*; the sidecar's
+``split`` (:class:`SplitSpec`) lists both files, their I/O (names, dtypes, shapes), their SHA-256 and the token
+shape ``[T, C]`` they exchange; :func:`validate_split` refuses any mismatch. Sidecars without ``split``
+describe one monolithic graph, as before.
+
 Note: an ONNX file and an engine with the same stem in one directory share ``FILE.json``; the engine
 sidecar is a superset of the ONNX one (same graph fields, ``precision`` = engine precision,
 ``onnx_precision`` kept), so both remain loadable.
@@ -27,6 +33,7 @@ from typing import Any, Dict, List, Optional
 from da3_ros import __version__ as _package_version
 from da3_ros.artifact.capabilities import DEPTH_UNIT_WINDOW_SCALE, ModelCapabilities
 from da3_ros.artifact.errors import EngineMismatchError
+from da3_ros.artifact.tensors import ENCODER_GRAPH, IMAGES_INPUT, OUTPUT_NAMES, VIEW_TOKENS, WINDOW_GRAPH
 
 SCHEMA_VERSION = 1
 EXPORTER_VERSION = f"da3_ros-{_package_version}/export-{SCHEMA_VERSION}"
@@ -43,6 +50,60 @@ class TensorSpec:
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TensorSpec":
         return cls(name=str(d["name"]), dtype=str(d["dtype"]), shape=[int(s) for s in d["shape"]])
+
+
+@dataclass
+class GraphSpec:
+    """One graph (or engine) of a split artefact: ``file`` relative to the sidecar's folder."""
+
+    file: str
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    sha256: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "GraphSpec":
+        return cls(file=str(d["file"]), inputs=[TensorSpec.from_dict(t) for t in d["inputs"]],
+                   outputs=[TensorSpec.from_dict(t) for t in d["outputs"]], sha256=str(d.get("sha256", "")))
+
+    @property
+    def input_names(self) -> List[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> List[str]:
+        return [t.name for t in self.outputs]
+
+    def spec(self, name: str) -> Optional[TensorSpec]:
+        """The input or output called ``name``, else None."""
+        return next((t for t in self.inputs + self.outputs if t.name == name), None)
+
+
+@dataclass
+class SplitSpec:
+    """The two graphs of a split export and the per-view token shape ``[T, C]`` they exchange."""
+
+    encoder: GraphSpec
+    window: GraphSpec
+    tokens: List[int]
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "SplitSpec":
+        try:
+            return cls(encoder=GraphSpec.from_dict(d[ENCODER_GRAPH]), window=GraphSpec.from_dict(d[WINDOW_GRAPH]),
+                       tokens=[int(v) for v in d["tokens"]])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EngineMismatchError(f"sidecar 'split' is incomplete ({type(exc).__name__}: {exc}); "
+                                      "re-export with da3-export onnx --split") from exc
+
+    def graphs(self) -> Dict[str, GraphSpec]:
+        return {ENCODER_GRAPH: self.encoder, WINDOW_GRAPH: self.window}
+
+    @property
+    def per_view_outputs(self) -> List[str]:
+        """Artefact outputs that the encoder gives per view (``(1, 1, ...)``, stacked to ``(1, N, ...)``) rather
+        than the window graph: the ``descriptor`` of ``--with-descriptor`` exports, else none."""
+        return [name for name in self.encoder.output_names if name in OUTPUT_NAMES]
 
 
 @dataclass
@@ -76,6 +137,7 @@ class Sidecar:
     gpu_name: str = ""
     compute_capability: str = ""
     capabilities: Dict[str, bool] = field(default_factory=dict)  # ModelCapabilities.to_dict()
+    split: Optional[SplitSpec] = None  # split exports only: the encoder and window graphs
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -107,6 +169,7 @@ class Sidecar:
         kwargs["outputs"] = [TensorSpec.from_dict(t) for t in d["outputs"]]
         kwargs["views"], kwargs["height"], kwargs["width"] = int(d["views"]), int(d["height"]), int(d["width"])
         kwargs["ref_view"] = str(d["ref_view"])
+        kwargs["split"] = SplitSpec.from_dict(d["split"]) if d.get("split") else None
         return cls(**kwargs)
 
     def to_metadata_props(self) -> Dict[str, str]:
@@ -132,11 +195,12 @@ class Sidecar:
         return export_command(variant=self.variant, views=self.views, height=self.height,
                               width=self.width, ref_view=self.ref_view,
                               pose_conditioned=self.pose_conditioned, with_rays=self.with_rays,
-                              with_descriptor=self.with_descriptor)
+                              with_descriptor=self.with_descriptor, split=self.split is not None)
 
 
 def export_command(*, variant: Optional[str], views: int, height: int, width: int, ref_view: str,
-                   pose_conditioned: bool = False, with_rays: bool = False, with_descriptor: bool = False) -> str:
+                   pose_conditioned: bool = False, with_rays: bool = False, with_descriptor: bool = False,
+                   split: bool = False) -> str:
     cmd = (f"da3-export onnx --checkpoint <{variant or 'checkpoint'}> --views {views} --height {height} "
            f"--width {width} --ref-view {ref_view}")
     if pose_conditioned:
@@ -145,6 +209,8 @@ def export_command(*, variant: Optional[str], views: int, height: int, width: in
         cmd += " --with-rays"
     if with_descriptor:
         cmd += " --with-descriptor"
+    if split:
+        cmd += " --split"
     return cmd + " --output FILE.onnx"
 
 
@@ -186,9 +252,73 @@ def sidecar_from_onnx(onnx_path: os.PathLike | str) -> Sidecar:
         raise EngineMismatchError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__}: {exc}) and has "
                                   f"no sidecar {sidecar_path(onnx_path)}; re-export with da3-export onnx") from exc
     props = {p.key: p.value for p in model.metadata_props}
+    if props.get(SPLIT_ROLE_KEY) == json.dumps(ENCODER_GRAPH):
+        raise EngineMismatchError(f"{onnx_path} is the per-view encoder of a split export; load its window graph "
+                                  f"{props.get(SPLIT_OF_KEY, '')!s} (the sidecar lists both)")
     if not any(k.startswith("da3.") for k in props):
         raise EngineMismatchError(f"{onnx_path} has no da3 metadata and no sidecar; re-export with da3-export onnx")
     return Sidecar.from_metadata_props(props)
+
+
+#: metadata_props of a split export's encoder graph: its role and the window graph it belongs to.
+SPLIT_ROLE_KEY = "da3_split.role"
+SPLIT_OF_KEY = "da3_split.window_file"
+
+
+def split_graph_path(model_path: os.PathLike | str, role: str) -> Path:
+    """Where a split artefact keeps graph ``role``: the window graph is ``model_path`` itself
+    (``FILE.onnx``/``FILE.engine``), the encoder ``FILE.encoder.onnx``/``FILE.encoder.engine``."""
+    p = Path(model_path)
+    return p if role == WINDOW_GRAPH else p.with_name(f"{p.stem}.{role}{p.suffix}")
+
+
+def validate_split(sidecar: Sidecar, model_path: os.PathLike | str, *, check_sha256: bool = True) -> Dict[str, Path]:
+    """Check a split artefact (``sidecar.split``) against its files; return ``{role: path}``.
+
+    Raises :class:`EngineMismatchError` (what differs and the export command) when a graph file is missing, its
+    SHA-256 differs from the recorded one (a graph of another export), or the graphs' shapes do not chain: the
+    encoder takes one view ``(1, 1, H, W, 3)`` and gives ``view_tokens (1, 1, T, C)``, the window graph takes the N
+    views' ``(1, N, T, C)`` and gives the sidecar's outputs.
+    """
+    split = sidecar.split
+    if split is None:
+        raise EngineMismatchError(f"{model_path} is not a split export; re-export with "
+                                  f"{sidecar.rebuild_hint()} --split")
+    folder = Path(model_path).parent
+    t, c = (split.tokens + [0, 0])[:2]
+    expected = {
+        (ENCODER_GRAPH, IMAGES_INPUT): [1, 1, sidecar.height, sidecar.width, 3],
+        (ENCODER_GRAPH, VIEW_TOKENS): [1, 1, t, c],
+        (WINDOW_GRAPH, VIEW_TOKENS): [1, sidecar.views, t, c],
+    }
+    problems = []
+    for (role, name), shape in expected.items():
+        spec = split.graphs()[role].spec(name)
+        if spec is None or spec.shape != shape:
+            problems.append(f"{role} {name}: {None if spec is None else spec.shape}, expected {shape}")
+    per_view = split.per_view_outputs
+    for name in per_view:
+        encoder_spec = split.encoder.spec(name)
+        spec = next((o for o in sidecar.outputs if o.name == name), None)
+        if (spec is None or encoder_spec.shape[:2] != [1, 1]
+                or spec.shape != [1, sidecar.views] + encoder_spec.shape[2:]):
+            problems.append(f"encoder {name}: {encoder_spec.shape}, sidecar: {None if spec is None else spec.shape}, "
+                            f"expected [1, 1, ...] and [1, {sidecar.views}, ...]")
+    window_outputs = [name for name in sidecar.output_names if name not in per_view]
+    if split.window.output_names != window_outputs:
+        problems.append(f"window outputs {split.window.output_names} != {window_outputs}")
+    if Path(split.window.file).name != Path(model_path).name:
+        problems.append(f"the window graph is {split.window.file}, not {Path(model_path).name}")
+    paths = {role: folder / graph.file for role, graph in split.graphs().items()}
+    for role, path in paths.items():
+        if not path.is_file():
+            problems.append(f"{role} graph {path} missing")
+        elif check_sha256 and split.graphs()[role].sha256 and file_sha256(path) != split.graphs()[role].sha256:
+            problems.append(f"{role} graph {path} has another SHA-256 than the sidecar records (from another export?)")
+    if problems:
+        raise EngineMismatchError(f"split artefact {model_path} is inconsistent ({'; '.join(problems)}); "
+                                  f"re-export both graphs: {sidecar.rebuild_hint()}")
+    return paths
 
 
 def file_sha256(path: os.PathLike | str, chunk: int = 1 << 22) -> str:
@@ -258,7 +388,8 @@ def validate_sidecar(
                      height=height or sidecar.height, width=width or sidecar.width,
                      ref_view=ref_view if ref_view is not None else sidecar.ref_view,
                      pose_conditioned=sidecar.pose_conditioned if pose_conditioned is None else pose_conditioned,
-                     with_rays=sidecar.with_rays, with_descriptor=sidecar.with_descriptor)
+                     with_rays=sidecar.with_rays, with_descriptor=sidecar.with_descriptor,
+                     split=sidecar.split is not None)
         what = "engine" if sidecar.artifact == "engine" else "ONNX model"
         hint = f"rebuild it: {export_command(**fixed)}"
         if sidecar.artifact == "engine":

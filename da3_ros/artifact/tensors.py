@@ -13,6 +13,15 @@ POSE_ENCODING_INPUT = "pose_encoding"
 #: Components of one view's pose encoding: camera-to-world t(3), quaternion xyzw(4), fov_h, fov_w.
 POSE_ENCODING_DIM = 9
 
+#: Split exports (da3_ros.export.split_export): the per-view encoder graph's outputs, which the window graph
+#: takes for the N views (``(1, N, T, C)`` / ``(1, N, C)``; T = 1 + H/14 * W/14 tokens of C channels).
+VIEW_TOKENS = "view_tokens"
+#: The special token that the reference-view selection reads (window graphs with an in-graph selection).
+SELECTION_TOKEN = "selection_token"
+#: The two graphs of a split export, as the sidecar's ``split`` names them.
+ENCODER_GRAPH = "encoder"
+WINDOW_GRAPH = "window"
+
 #: Output names in the order every exported graph lists them (and WindowPrediction.arrays() returns them).
 OUTPUT_NAMES = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth",
                 "descriptor")

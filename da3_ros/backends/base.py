@@ -5,11 +5,16 @@ and ``ref_view`` never change during its life; ``capabilities`` says what the mo
 depth, sky, confidence). ``infer`` takes the window's images as uint8 RGB
 ``(N, H, W, 3)`` at network resolution (normalisation happens inside the backend / graph) and
 returns a :class:`~da3_ros.backends.prediction.WindowPrediction` in input view order.
+
+``view_keys`` (optional, one hashable per view, e.g. ``(snapshot_id, camera)``) let a backend that runs a split
+model (per-view encoder + window graph) encode each view once and reuse its tokens while the key stays in
+the window (da3_ros.backends.view_token_cache); backends without a split ignore them. The outputs do not
+depend on the keys.
 """
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Hashable, Optional, Sequence
 
 import numpy as np
 
@@ -66,17 +71,40 @@ class InferenceBackend(abc.ABC):
         return self._pose_conditioned
 
     # -- inference -------------------------------------------------------------------------
-    def infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray] = None) -> WindowPrediction:
+    def infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray] = None,
+              view_keys: Optional[Sequence[Hashable]] = None) -> WindowPrediction:
         """Run one window.
 
         images: uint8 RGB, shape (N, H, W, 3) with N, H, W equal to this backend's window.
         pose_encoding: float32 (N, 9) [t(3), q xyzw(4), fov_h, fov_w] of camera-to-world, required
         iff ``pose_conditioned``.
+        view_keys: None (no caching) or N hashables naming the views (see the module docstring).
         """
         if self._closed:
             raise RuntimeError(f"{self.name} backend is closed")
         images = self.check_images(images)
         pose_encoding = self.check_pose_encoding(pose_encoding)
+        view_keys = self.check_view_keys(view_keys)
+        if view_keys is None:
+            return self._infer(images, pose_encoding)
+        return self._infer_views(images, pose_encoding, view_keys)
+
+    def check_view_keys(self, view_keys: Optional[Sequence[Hashable]]) -> Optional[list]:
+        if view_keys is None:
+            return None
+        keys = list(view_keys)
+        if len(keys) != self._views:
+            raise ValueError(f"view_keys must name the {self._views} views of the window, got {len(keys)}")
+        for key in keys:
+            try:
+                hash(key)
+            except TypeError as exc:
+                raise ValueError(f"view key {key!r} is not hashable ({exc})") from exc
+        return keys
+
+    def _infer_views(self, images: np.ndarray, pose_encoding: Optional[np.ndarray], view_keys: list
+                     ) -> WindowPrediction:
+        """``_infer`` with the views' keys; backends that cache per-view work override it."""
         return self._infer(images, pose_encoding)
 
     def check_images(self, images: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@
   (``tensorrt_version_problem``): with TensorRT 10.3 -- JetPack 6.1 / 6.2's -- DA3 engines give frame-to-frame
   scale jumps. README "Jetson" says what to install. TensorRT-RTX (``tensorrt_rtx``, versions of its own) is not
   subject to this rule.
+- A split artefact (two engines, ``da3-export engine`` on a ``--split`` export) runs the encoder engine once per
+  view new to the window (``view_keys``; all views without them) and keeps each view's tokens on the GPU
+  (da3_ros.backends.view_token_cache); they are copied device-to-device into the window engine's input.
 """
 from __future__ import annotations
 
@@ -23,9 +26,11 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from da3_ros.artifact.errors import BackendUnavailableError, EngineMismatchError
-from da3_ros.artifact.sidecar import read_sidecar, validate_engine_runtime, validate_sidecar
+from da3_ros.artifact.sidecar import GraphSpec, read_sidecar, validate_engine_runtime, validate_sidecar, validate_split
+from da3_ros.artifact.tensors import ENCODER_GRAPH, IMAGES_INPUT, SELECTION_TOKEN, VIEW_TOKENS
 from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.backends.view_token_cache import ViewTokenCache
 from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine, current_gpu, import_tensorrt
 
 
@@ -65,6 +70,62 @@ def _torch_dtype(trt, dtype):
     if dtype not in table:
         raise EngineMismatchError(f"engine tensor dtype {dtype} is not supported by this backend")
     return table[dtype]
+
+
+class _EngineRunner:
+    """One deserialised engine: its execution context, one device buffer per I/O tensor (addresses bound once),
+    an optional CUDA graph of the enqueue; runs on the caller's stream."""
+
+    def __init__(self, trt, torch, runtime, engine_path: Path, spec: GraphSpec, device, stream,
+                 use_cuda_graph: bool) -> None:
+        self._torch = torch
+        self._stream = stream
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise EngineMismatchError(f"TensorRT could not deserialise {engine_path}; rebuild it with "
+                                      f"da3-export engine (or force_engine_update: true)")
+        self.context = self.engine.create_execution_context()
+        self.inputs: Dict[str, Any] = {}
+        self.outputs: Dict[str, Any] = {}
+        for i in range(self.engine.num_io_tensors):
+            tname = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(tname))
+            if any(s < 0 for s in shape):
+                raise EngineMismatchError(f"engine {engine_path} has a dynamic shape {shape} for {tname}; "
+                                          "export with fixed N/H/W")
+            buf = torch.empty(shape, dtype=_torch_dtype(trt, self.engine.get_tensor_dtype(tname)), device=device)
+            self.context.set_tensor_address(tname, buf.data_ptr())
+            (self.inputs if self.engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT else self.outputs)[tname] = buf
+        if list(self.inputs) != spec.input_names or sorted(self.outputs) != sorted(spec.output_names):
+            raise EngineMismatchError(f"engine {engine_path} I/O {list(self.inputs)}->{list(self.outputs)} "
+                                      f"differs from its sidecar; rebuild it")
+        self.graph = None
+        if use_cuda_graph:
+            with torch.cuda.stream(stream):
+                self.enqueue()  # warm-up enqueue (lets TensorRT finish lazy initialisation) before capture
+            stream.synchronize()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=stream):
+                self.enqueue()
+            self.graph = graph
+
+    def enqueue(self) -> None:
+        if not self.context.execute_async_v3(self._stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+
+    def run(self) -> None:
+        """Enqueue one run on the stream (call inside ``torch.cuda.stream(stream)``)."""
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.enqueue()
+
+    def close(self) -> None:
+        self.graph = None
+        self.context = None
+        self.engine = None
+        self.inputs.clear()
+        self.outputs.clear()
 
 
 class TensorRTBackend(InferenceBackend):
@@ -113,90 +174,108 @@ class TensorRTBackend(InferenceBackend):
         t0 = time.perf_counter()
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
-        if self._engine is None:
-            raise EngineMismatchError(f"TensorRT could not deserialise {engine_path}; rebuild it with "
-                                      f"da3-export engine (or force_engine_update: true)")
-        self._context = self._engine.create_execution_context()
         self._stream = torch.cuda.Stream(device=self._device)
-        self._inputs: Dict[str, Any] = {}
-        self._outputs: Dict[str, Any] = {}
-        self._host_outputs: Dict[str, Any] = {}
-        for i in range(self._engine.num_io_tensors):
-            tname = self._engine.get_tensor_name(i)
-            shape = tuple(self._engine.get_tensor_shape(tname))
-            if any(s < 0 for s in shape):
-                raise EngineMismatchError(f"engine {engine_path} has a dynamic shape {shape} for {tname}; "
-                                          "export with fixed N/H/W")
-            dtype = _torch_dtype(trt, self._engine.get_tensor_dtype(tname))
-            buf = torch.empty(shape, dtype=dtype, device=self._device)
-            self._context.set_tensor_address(tname, buf.data_ptr())
-            if self._engine.get_tensor_mode(tname) == trt.TensorIOMode.INPUT:
-                self._inputs[tname] = buf
-            else:
-                self._outputs[tname] = buf
-                self._host_outputs[tname] = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-        if list(self._inputs) != sidecar.input_names or sorted(self._outputs) != sorted(sidecar.output_names):
-            raise EngineMismatchError(f"engine {engine_path} I/O {list(self._inputs)}->{list(self._outputs)} "
-                                      f"differs from its sidecar; rebuild it")
-        self._host_images = torch.empty(tuple(self._inputs["images"].shape), dtype=torch.uint8, pin_memory=True)
-        self._host_pose = (torch.empty(tuple(self._inputs["pose_encoding"].shape), dtype=torch.float32,
-                                       pin_memory=True) if "pose_encoding" in self._inputs else None)
-        self._graph = None
         self.use_cuda_graph = bool(use_cuda_graph)
-        if self.use_cuda_graph:
-            self._capture_graph()
+        self._encoder: Optional[_EngineRunner] = None
+        self.token_cache: Optional[ViewTokenCache] = None
+        if sidecar.split is not None:
+            paths = validate_split(sidecar, engine_path)
+            self._encoder = _EngineRunner(trt, torch, self._runtime, paths[ENCODER_GRAPH], sidecar.split.encoder,
+                                          self._device, self._stream, self.use_cuda_graph)
+            self.token_cache = ViewTokenCache()
+            spec = sidecar.split.window
+        else:
+            spec = GraphSpec(engine_path.name, sidecar.inputs, sidecar.outputs)
+        self._window = _EngineRunner(trt, torch, self._runtime, engine_path, spec, self._device, self._stream,
+                                     self.use_cuda_graph)
+        self._host_outputs = {name: torch.empty(tuple(buf.shape), dtype=torch.float32, pin_memory=True)
+                              for name, buf in self._window.outputs.items()}
+        # a --with-descriptor split artefact: the encoder gives each view's descriptor (SplitSpec.per_view_outputs)
+        self._per_view_outputs = sidecar.split.per_view_outputs if sidecar.split is not None else []
+        for name in self._per_view_outputs:
+            shape = next(o.shape for o in sidecar.outputs if o.name == name)
+            self._host_outputs[name] = torch.empty(tuple(shape), dtype=torch.float32, pin_memory=True)
+        image_buffer = (self._encoder or self._window).inputs[IMAGES_INPUT]
+        self._host_images = torch.empty(tuple(image_buffer.shape), dtype=torch.uint8, pin_memory=True)
+        pose = self._window.inputs.get("pose_encoding")
+        self._host_pose = (None if pose is None
+                           else torch.empty(tuple(pose.shape), dtype=torch.float32, pin_memory=True))
         self.load_s = time.perf_counter() - t0
 
-    def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self._stream.cuda_stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+    @property
+    def split(self) -> bool:
+        """True for a split artefact (encoder + window engines)."""
+        return self._encoder is not None
 
-    def _capture_graph(self) -> None:
+    def _encode_view(self, images: np.ndarray, v: int):
+        """Run the encoder on view ``v``; returns GPU copies of its (tokens (T, C), selection token (C,),
+        *per-view outputs (the descriptor (C,) of --with-descriptor artefacts))."""
         torch = self._torch
+        self._host_images.numpy()[0, 0] = images[v]
         with torch.cuda.stream(self._stream):
-            self._enqueue()  # warm-up enqueue (lets TensorRT finish lazy initialisation) before capture
-        self._stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self._stream):
-            self._enqueue()
-        self._graph = graph
+            self._encoder.inputs[IMAGES_INPUT].copy_(self._host_images, non_blocking=True)
+            self._encoder.run()
+            return tuple(self._encoder.outputs[name][0, 0].clone()
+                         for name in [VIEW_TOKENS, SELECTION_TOKEN] + self._per_view_outputs)
 
     def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
+        return self._infer_views(images, pose_encoding, None)
+
+    def _infer_views(self, images: np.ndarray, pose_encoding: Optional[np.ndarray], view_keys) -> WindowPrediction:
         torch = self._torch
         t0 = time.perf_counter()
-        self._host_images.numpy()[0] = images
+        encoded = 0
+        if self.split:
+            if view_keys is None:
+                values = [self._encode_view(images, v) for v in range(len(images))]
+                encoded = len(values)
+            else:
+                values, encoded = self.token_cache.tokens_for(view_keys, images,
+                                                              lambda v: self._encode_view(images, v))
+        else:
+            self._host_images.numpy()[0] = images
         if pose_encoding is not None:
             self._host_pose.numpy()[0] = pose_encoding
         with torch.cuda.stream(self._stream):
-            self._inputs["images"].copy_(self._host_images, non_blocking=True)
-            if pose_encoding is not None:
-                self._inputs["pose_encoding"].copy_(self._host_pose, non_blocking=True)
-            if self._graph is not None:
-                self._graph.replay()
+            inputs = self._window.inputs
+            if self.split:
+                for v, value in enumerate(values):
+                    inputs[VIEW_TOKENS][0, v].copy_(value[0], non_blocking=True)
+                    if SELECTION_TOKEN in inputs:
+                        inputs[SELECTION_TOKEN][0, v].copy_(value[1], non_blocking=True)
+                    for j, name in enumerate(self._per_view_outputs):
+                        self._host_outputs[name][0, v].copy_(value[2 + j], non_blocking=True)
             else:
-                self._enqueue()
-            for name, buf in self._outputs.items():
+                inputs[IMAGES_INPUT].copy_(self._host_images, non_blocking=True)
+            if pose_encoding is not None:
+                inputs["pose_encoding"].copy_(self._host_pose, non_blocking=True)
+            self._window.run()
+            for name, buf in self._window.outputs.items():
                 self._host_outputs[name].copy_(buf, non_blocking=True)
         self._stream.synchronize()
         infer_s = time.perf_counter() - t0
         # copy: the pinned staging buffers are reused by the next call
         outputs = {name: host.numpy().copy() for name, host in self._host_outputs.items()}
-        return WindowPrediction.from_batched(outputs, variant=self.variant, ref_view=self.ref_view,
-                                             timings={"infer_s": infer_s})
+        timings = {"infer_s": infer_s}
+        if self.split:
+            timings["encoded_views"] = float(encoded)
+        return WindowPrediction.from_batched(outputs, variant=self.variant, ref_view=self.ref_view, timings=timings)
 
     def describe(self) -> Dict[str, Any]:
         d = super().describe()
         d.update(engine_file=str(self.path), precision=self.sidecar.precision,
                  tensorrt_module=self.sidecar.tensorrt_module, tensorrt_version=self.sidecar.tensorrt_version,
                  gpu_name=self.sidecar.gpu_name, compute_capability=self.sidecar.compute_capability,
-                 cuda_graph=self._graph is not None, load_s=round(self.load_s, 3))
+                 cuda_graph=self._window.graph is not None, load_s=round(self.load_s, 3), split=self.split)
+        if self.token_cache is not None:
+            d.update(cached_views=len(self.token_cache), encoded_views_total=self.token_cache.encoded_total,
+                     reused_views_total=self.token_cache.reused_total)
         return d
 
     def close(self) -> None:
-        self._graph = None
-        self._context = None
-        self._engine = None
-        self._inputs.clear()
-        self._outputs.clear()
+        for runner in (self._encoder, self._window):
+            if runner is not None:
+                runner.close()
+        if self.token_cache is not None:
+            self.token_cache.clear()
         super().close()

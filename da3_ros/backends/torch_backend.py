@@ -6,6 +6,9 @@ id). The uint8 images are normalised on the backend's device by the exported gra
 fp16/bf16 run the backbone under autocast while the heads stay fp32 (``DA3Model.set_precision``).
 The model can also be passed in directly (``model=``), e.g. for tests and the check command.
 
+With ``view_keys`` an any-view model runs the per-view part (``DA3Model.encode_views``) once per view new to
+the window and the cross-view part on the cached tokens (``forward_tokens``); same outputs as one forward.
+
 A checkpoint has no fixed window: ``views``/``height``/``width``/``ref_view`` left at None (the node's
 0 / "") take the defaults below: N = ``DEFAULT_VIEWS`` for any-view models and 1 for mono/metric
 models (they see one view; more would only repeat it), ``DEFAULT_HEIGHT`` x ``DEFAULT_WIDTH`` (a 16:9-ish
@@ -24,6 +27,7 @@ from da3_ros.artifact.precision import PRECISIONS
 from da3_ros.artifact.ref_view import parse_ref_view
 from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
+from da3_ros.backends.view_token_cache import ViewTokenCache
 
 
 DEFAULT_VIEWS = 4
@@ -75,6 +79,8 @@ class TorchBackend(InferenceBackend):
         self.with_descriptor = bool(with_descriptor)
         self.model_file_path = str(model_file_path)
         self._torch = torch
+        self.token_cache = ViewTokenCache() if hasattr(model, "encode_views") and capabilities.predicts_poses \
+            else None
         self.load_s = time.perf_counter() - t0
 
     def normalise(self, images: np.ndarray):
@@ -105,6 +111,29 @@ class TorchBackend(InferenceBackend):
         return WindowPrediction.from_batched(arrays, variant=self.variant, ref_view=self.ref_view,
                                              timings={"infer_s": infer_s})
 
+    def _infer_views(self, images: np.ndarray, pose_encoding: Optional[np.ndarray], view_keys) -> WindowPrediction:
+        if self.token_cache is None:
+            return self._infer(images, pose_encoding)
+        torch = self._torch
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            def encode(v):   # (tokens, selection[, descriptor]): the descriptor is per view, cached with them
+                return self.model.encode_views(self.normalise(images[v:v + 1]),
+                                               return_descriptor=self.with_descriptor)
+            values, encoded = self.token_cache.tokens_for(view_keys, images, encode)
+            t1 = time.perf_counter()
+            pose = None if pose_encoding is None else torch.from_numpy(pose_encoding)[None].to(self._device)
+            out = self.model.forward_tokens(torch.cat([value[0] for value in values], dim=1),
+                                            torch.cat([value[1] for value in values], dim=1),
+                                            height=self.height, width=self.width, ref_view=self._ref_view_arg,
+                                            pose_encoding=pose, return_rays=self.with_rays)
+            if self.with_descriptor:
+                out["descriptor"] = torch.cat([value[2] for value in values], dim=1)
+        arrays = {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
+        t2 = time.perf_counter()
+        return WindowPrediction.from_batched(arrays, variant=self.variant, ref_view=self.ref_view, timings={
+            "infer_s": t2 - t0, "encode_s": t1 - t0, "window_s": t2 - t1, "encoded_views": float(encoded)})
+
     def describe(self) -> Dict[str, Any]:
         d = super().describe()
         d.update(model_file=self.model_file_path, device=str(self._device), precision=self.precision,
@@ -113,5 +142,7 @@ class TorchBackend(InferenceBackend):
         return d
 
     def close(self) -> None:
+        if self.token_cache is not None:
+            self.token_cache.clear()
         self.model = None
         super().close()

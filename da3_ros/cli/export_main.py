@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the pose_encoding (1, N, 9) input (camera encoder)")
     p.add_argument("--with-rays", action="store_true", help="also output ray (1,N,h',w',6) and ray_conf")
     p.add_argument("--with-descriptor", action="store_true",
-                   help="also output descriptor (1,N,D): each view's place-recognition descriptor (loop closure)")
+                   help="also output descriptor (1,N,D): each view's place-recognition descriptor (loop closure); "
+                        "with --split it is an output of the per-view encoder")
+    p.add_argument("--split", action="store_true",
+                   help="write a split artefact: FILE.encoder.onnx (per-view encoder: normalisation, patch embedding, "
+                        "blocks before alt_start) and FILE.onnx (window graph on the N views' tokens), one FILE.json; "
+                        "backends then encode each view once while it stays in the window")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
     p.add_argument("--precision", choices=ONNX_PRECISIONS, default="fp32",
                    help="fp32 (default; every backend); fp16: mixed-precision graph for fp16 engines with "
@@ -125,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
                     variant=args.variant, ref_view=args.ref_view, pose_conditioned=args.pose_conditioned,
                     with_rays=args.with_rays, with_descriptor=args.with_descriptor,
                     opset=args.opset, verbose=not args.quiet,
-                    precision=args.precision)
+                    precision=args.precision, split=args.split)
         return 0
     if args.command == "engine":
         from da3_ros.export.tensorrt_build import EngineBuildOptions, build_engine

@@ -170,8 +170,10 @@ def robot_parameters(robot) -> dict:
     """The node's robot integration for the synthetic robot (README "On your robot"): poses of base_link,
     metric scale from the wheel odometry, and the node publishes odom -> wheel_odom (so base_link keeps its
     one parent, the wheel odometry's wheel_odom -> base_link)."""
+    # publish_unscaled: the demo shows every frame, also before the scale is known (odometry units, a WARN on
+    # /diagnostics and in the report); a robot configured for metres leaves it at auto and receives only metres
     return dict(base_frame=robot.base_frame, odometry_frame=robot.odometry_frame, odom_frame="odom",
-                scale_source="odometry", publish_tf=True)
+                scale_source="odometry", publish_tf=True, publish_unscaled="true")
 
 
 def write_params(out: Path, overrides: dict, opts: DemoOptions) -> Path:

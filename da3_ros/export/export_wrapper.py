@@ -119,3 +119,73 @@ def probe_outputs(wrapper, inputs) -> Dict[str, Tuple[int, ...]]:
         out = wrapper.outputs_dict(*inputs)
     wrapper.output_names = list(out)
     return {k: tuple(v.shape) for k, v in out.items()}
+
+
+def needs_selection_tokens(ref_view: Union[str, int], views: int, pose_conditioned: bool) -> bool:
+    """Whether a window graph selects its reference view in-graph from the views' selection tokens."""
+    return not pose_conditioned and _fixed_reference_index(ref_view, views, pose_conditioned) is None
+
+
+def make_encoder_wrapper(model, *, with_descriptor: bool = False):
+    """nn.Module of a split export's per-view encoder: ``images`` uint8 ``(1, 1, H, W, 3)`` ->
+    ``(view_tokens (1, 1, T, C), selection_token (1, 1, C)[, descriptor (1, 1, C)])``
+    (da3_ros.model.DA3Model.encode_views; ``with_descriptor``: the view's place-recognition descriptor, which is
+    taken before cross-view attention and so belongs to the per-view graph)."""
+    import torch
+    from torch import nn
+
+    from da3_ros.model.normalization import normalize_uint8_images
+
+    class DA3EncoderWrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, images: torch.Tensor):
+            out = self.model.encode_views(normalize_uint8_images(images), return_descriptor=with_descriptor)
+            return tuple(t.float() for t in out)
+
+    return DA3EncoderWrapper().eval()
+
+
+def make_window_wrapper(model, *, height: int, width: int, ref_view: Union[str, int] = "saddle_balanced",
+                        pose_conditioned: bool = False, with_rays: bool = False):
+    """nn.Module of a split export's window graph: ``(view_tokens (1, N, T, C)[, selection_token (1, N, C)]
+    [, pose_encoding (1, N, 9)])`` -> the monolithic graph's outputs (``output_names`` set by
+    :func:`probe_window_outputs`). Inputs are positional in that order; ``selection_token`` is present iff
+    :func:`needs_selection_tokens`. Fixed references use the monolithic wrapper's view permutation."""
+    import torch
+    from torch import nn
+
+    class DA3WindowWrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.output_names: List[str] = []
+
+        def outputs_dict(self, tokens: torch.Tensor, *rest: torch.Tensor):
+            n = int(tokens.shape[1])
+            rest = list(rest)
+            selection = rest.pop(0) if needs_selection_tokens(ref_view, n, pose_conditioned) else None
+            kwargs = {"ref_view": ref_view, "height": height, "width": width, "return_rays": with_rays}
+            if pose_conditioned:
+                kwargs["pose_encoding"] = rest.pop(0)
+            fixed = _fixed_reference_index(ref_view, n, pose_conditioned)
+            perm = None
+            if fixed is not None:
+                kwargs["ref_view"] = "first"
+                if fixed != 0:
+                    perm = [fixed] + [i for i in range(n) if i != fixed]
+                    tokens = tokens[:, perm]
+            out = self.model.forward_tokens(tokens, selection, **kwargs)
+            out = {k: out[k] for k in OUTPUT_NAMES if out.get(k) is not None}
+            if perm is not None:
+                inverse = [perm.index(i) for i in range(n)]
+                out = {k: v[:, inverse] for k, v in out.items()}
+            return out
+
+        def forward(self, tokens: torch.Tensor, *rest: torch.Tensor):
+            out = self.outputs_dict(tokens, *rest)
+            return tuple(out[k].float() for k in self.output_names)
+
+    return DA3WindowWrapper().eval()

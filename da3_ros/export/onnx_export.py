@@ -87,6 +87,7 @@ def export_model_to_onnx(
     verbose: bool = True,
     external_data_above_bytes: int = _PROTOBUF_LIMIT,
     precision: str = "fp32",
+    split: bool = False,
 ) -> Sidecar:
     """Export an already-built fp32 DA3 model (eval mode, CPU) to ``output`` + ``output``.json.
 
@@ -95,7 +96,9 @@ def export_model_to_onnx(
     ``precision="fp16"`` writes a mixed-precision graph for strongly typed fp16 TensorRT(-RTX) engines
     (da3_ros.export.fp16_conversion); ``precision="int8_dynamic"`` quantises the backbone block weights
     for ONNX Runtime on CPUs (da3_ros.export.int8_quantization). The sidecar's ``capabilities`` and
-    ``depth_unit`` come from the model's configuration (``ModelCapabilities.from_config``)."""
+    ``depth_unit`` come from the model's configuration (``ModelCapabilities.from_config``).
+    ``split=True`` writes a split artefact instead: ``output`` is the window graph, ``output.encoder.onnx`` the
+    per-view encoder (da3_ros.export.split_export)."""
     import onnx
     import torch
 
@@ -112,6 +115,16 @@ def export_model_to_onnx(
         model.set_precision("fp32")
     if hasattr(model, "prepare"):
         model.prepare(height, width)
+    n_params = sum(p.numel() for p in model.parameters())
+    large = n_params * 4 > external_data_above_bytes
+    if split:
+        from da3_ros.export.split_export import export_split
+
+        return export_split(model, output, views=views, height=height, width=width, variant=variant,
+                            ref_view=ref_view, pose_conditioned=pose_conditioned, with_rays=with_rays,
+                            with_descriptor=with_descriptor, opset=opset,
+                            precision=precision, checkpoint=checkpoint, checkpoint_digest=checkpoint_digest,
+                            large=large, say=say, t0=t0)
     wrapper = make_export_wrapper(model, ref_view=ref_view, pose_conditioned=pose_conditioned,
                                   with_rays=with_rays, with_descriptor=with_descriptor)
     inputs = example_inputs(views, height, width, pose_conditioned=pose_conditioned)
@@ -121,39 +134,9 @@ def export_model_to_onnx(
     if pose_conditioned:
         input_specs.append(TensorSpec(POSE_ENCODING_INPUT, "float32", [1, views, POSE_ENCODING_DIM]))
     output_specs = [TensorSpec(k, "float32", list(s)) for k, s in shapes.items()]
-    n_params = sum(p.numel() for p in model.parameters())
-    large = n_params * 4 > external_data_above_bytes
-    tmp_dir = output.parent / f".{output.name}.export"
-    tmp_dir.mkdir(exist_ok=True)
-    tmp_path = tmp_dir / output.name
     say(f"tracing + exporting (legacy exporter, opset {opset}, {n_params / 1e6:.1f} M parameters)")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, inputs, str(tmp_path), dynamo=False, opset_version=opset,
-                          input_names=[s.name for s in input_specs], output_names=[s.name for s in output_specs],
-                          do_constant_folding=True)
-    say("checking graph")
-    proto = onnx.load(str(tmp_path), load_external_data=True)
-    problems = graph_problems(proto)
-    if problems:
-        raise RuntimeError(f"exported graph is not static ({'; '.join(problems)}); not usable by TensorRT")
-    quantization = {}
-    if precision == INT8_PRECISION:
-        from da3_ros.export.int8_quantization import quantize_int8_dynamic
-
-        say("quantising the backbone block weights to int8 (dynamic, per channel)")
-        del proto
-        quantized_path = tmp_dir / f"int8_{output.name}"
-        quantization = quantize_int8_dynamic(tmp_path, quantized_path, external_data=large)
-        proto = onnx.load(str(quantized_path), load_external_data=True)
-    elif precision == FP16_PRECISION:
-        from da3_ros.export.fp16_conversion import convert_to_fp16
-
-        say("converting to mixed fp16 (LayerNorm, softmax, exp, reductions stay fp32)")
-        proto = convert_to_fp16(proto)
-        problems = graph_problems(proto)
-        if problems:
-            raise RuntimeError(f"fp16 graph is not static ({'; '.join(problems)})")
+    proto, graph_info = trace_graph(wrapper, inputs, output, input_specs, output_specs, opset=opset,
+                                    precision=precision, large=large, say=say)
     sidecar = Sidecar(
         variant=variant, views=views, height=height, width=width, ref_view=str(ref_view),
         inputs=input_specs, outputs=output_specs, precision=precision,
@@ -164,31 +147,83 @@ def export_model_to_onnx(
         checkpoint=str(checkpoint),
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         extra={"torch_version": torch.__version__, "onnx_version": onnx.__version__,
-               "parameters": int(n_params), "nodes": len(proto.graph.node),
-               "op_histogram": op_histogram(proto), **quantization},
+               "parameters": int(n_params), **graph_info},
     )
+    say(f"writing {output}" + (" (+ external data)" if large else ""))
+    if save_graph(proto, output, sidecar.to_metadata_props(), large):
+        sidecar.extra["external_data"] = output.name + ".data"
+    sidecar.extra["export_s"] = round(time.perf_counter() - t0, 2)
+    sidecar.extra["export_peak_rss_mb"] = round(peak_rss_mb(), 1)
+    write_sidecar(sidecar, output)
+    say(f"done: {output} ({output.stat().st_size / 1e6:.1f} MB) and {output.with_suffix('.json')}")
+    return sidecar
+
+
+def trace_graph(wrapper, inputs, output: Path, input_specs, output_specs, *, opset: int, precision: str,
+                large: bool, say=lambda m: None):
+    """Trace ``wrapper`` on ``inputs`` to ONNX, check that the graph is static and apply ``precision``.
+
+    Returns ``(onnx.ModelProto with its weights loaded, extra sidecar fields: nodes, op_histogram,
+    quantisation facts)``; nothing is left on disk (the temporary folder beside ``output`` is removed)."""
+    import onnx
+    import torch
+
+    tmp_dir = output.parent / f".{output.name}.export"
+    tmp_dir.mkdir(exist_ok=True)
+    tmp_path = tmp_dir / output.name
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, inputs, str(tmp_path), dynamo=False, opset_version=opset,
+                              input_names=[s.name for s in input_specs],
+                              output_names=[s.name for s in output_specs], do_constant_folding=True)
+        say("checking graph")
+        proto = onnx.load(str(tmp_path), load_external_data=True)
+        problems = graph_problems(proto)
+        if problems:
+            raise RuntimeError(f"exported graph is not static ({'; '.join(problems)}); not usable by TensorRT")
+        quantization = {}
+        if precision == INT8_PRECISION:
+            from da3_ros.export.int8_quantization import quantize_int8_dynamic
+
+            say("quantising the backbone block weights to int8 (dynamic, per channel)")
+            del proto
+            quantized_path = tmp_dir / f"int8_{output.name}"
+            quantization = quantize_int8_dynamic(tmp_path, quantized_path, external_data=large)
+            proto = onnx.load(str(quantized_path), load_external_data=True)
+        elif precision == FP16_PRECISION:
+            from da3_ros.export.fp16_conversion import convert_to_fp16
+
+            say("converting to mixed fp16 (LayerNorm, softmax, exp, reductions stay fp32)")
+            proto = convert_to_fp16(proto)
+            problems = graph_problems(proto)
+            if problems:
+                raise RuntimeError(f"fp16 graph is not static ({'; '.join(problems)})")
+    finally:
+        for f in tmp_dir.iterdir():
+            f.unlink()
+        tmp_dir.rmdir()
+    return proto, {"nodes": len(proto.graph.node), "op_histogram": op_histogram(proto), **quantization}
+
+
+def save_graph(proto, output: Path, metadata_props, large: bool) -> bool:
+    """Write ``proto`` to ``output`` with ``metadata_props`` (replacing any), weights to ``output.data`` when
+    ``large``; stale files of an earlier export are removed first. Returns whether external data was written."""
+    import onnx
+
     del proto.metadata_props[:]
-    for key, value in sidecar.to_metadata_props().items():
+    for key, value in metadata_props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    say(f"writing {output}" + (" (+ external data)" if large else ""))
     for stale in (output, Path(str(output) + ".data")):
         if stale.exists():
             stale.unlink()
     if large:
         onnx.save_model(proto, str(output), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=output.name + ".data", size_threshold=1024)
-        sidecar.extra["external_data"] = output.name + ".data"
     else:
         onnx.save_model(proto, str(output))
-    for f in tmp_dir.iterdir():
-        f.unlink()
-    tmp_dir.rmdir()
-    sidecar.extra["export_s"] = round(time.perf_counter() - t0, 2)
-    sidecar.extra["export_peak_rss_mb"] = round(peak_rss_mb(), 1)
-    write_sidecar(sidecar, output)
-    say(f"done: {output} ({output.stat().st_size / 1e6:.1f} MB) and {output.with_suffix('.json')}")
-    return sidecar
+    return large
 
 
 def load_checkpoint_model(checkpoint: str, variant: Optional[str] = None):

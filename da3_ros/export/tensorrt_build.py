@@ -13,6 +13,10 @@ differ in precision control:
   ``da3-export onnx --precision fp16`` (mixed graph, da3_ros.export.fp16_conversion). Its timing
   cache calls are no-ops.
 
+A split ONNX artefact (``da3-export onnx --split``) gives two engines from one ``da3-export engine`` call:
+``FILE.engine`` (the window graph) and ``FILE.encoder.engine`` (the per-view encoder), listed with their
+SHA-256 in the one engine sidecar's ``split``.
+
 The engine sidecar (``FILE.json``) copies the ONNX sidecar and adds ``tensorrt_module``,
 ``tensorrt_version``, ``gpu_name``, ``compute_capability`` (TensorRT-RTX without a GPU: the target
 list, e.g. ``"SM86"``, and an empty ``gpu_name``).
@@ -30,7 +34,9 @@ from typing import Optional, Sequence, Tuple
 
 from da3_ros.artifact.errors import BackendUnavailableError
 from da3_ros.artifact.precision import PRECISIONS
-from da3_ros.artifact.sidecar import Sidecar, file_sha256, read_sidecar, write_sidecar
+from da3_ros.artifact.sidecar import (Sidecar, file_sha256, read_sidecar, split_graph_path, validate_split,
+                                      write_sidecar)
+from da3_ros.artifact.tensors import ENCODER_GRAPH, WINDOW_GRAPH
 
 TENSORRT_MODULES = ("tensorrt", "tensorrt_rtx")
 
@@ -276,14 +282,22 @@ def build_engine(onnx_path: os.PathLike | str, engine_path: os.PathLike | str,
         raise ValueError(
             f"{onnx_path} has precision {onnx_sidecar.precision} (ONNX Runtime only); TensorRT builds from the "
             f"fp32 export and picks its own precision: {onnx_sidecar.rebuild_hint()}")
-    serialized, info = build_serialized_engine(onnx_path, dataclasses.replace(
-        options, graph_precision=onnx_sidecar.precision))
+    options = dataclasses.replace(options, graph_precision=onnx_sidecar.precision)
     engine_path = Path(engine_path)
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = engine_path.with_suffix(engine_path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(memoryview(serialized))
-    os.replace(tmp, engine_path)
+    split = None
+    if onnx_sidecar.split is not None:
+        onnx_paths = validate_split(onnx_sidecar, onnx_path)
+        split = dataclasses.replace(onnx_sidecar.split)
+        graphs = {}
+        for role in (ENCODER_GRAPH, WINDOW_GRAPH):
+            serialized, info = build_serialized_engine(onnx_paths[role], options)
+            target = split_graph_path(engine_path, role)
+            _write_engine(serialized, target)
+            graphs[role] = dataclasses.replace(split.graphs()[role], file=target.name, sha256=file_sha256(target))
+        split.encoder, split.window = graphs[ENCODER_GRAPH], graphs[WINDOW_GRAPH]
+    else:
+        serialized, info = build_serialized_engine(onnx_path, options)
+        _write_engine(serialized, engine_path)
     sidecar = dataclasses.replace(
         onnx_sidecar,
         artifact="engine",
@@ -295,9 +309,18 @@ def build_engine(onnx_path: os.PathLike | str, engine_path: os.PathLike | str,
         gpu_name=info["gpu_name"],
         compute_capability=info["compute_capability"],
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        split=split,
         extra={**onnx_sidecar.extra, "engine_build_s": round(info["build_s"], 3),
                "fp32_pinned_layers": info["fp32_pinned_layers"],
                "workspace_gb": options.workspace_gb},
     )
     write_sidecar(sidecar, engine_path)
     return sidecar
+
+
+def _write_engine(serialized, engine_path: Path) -> None:
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = engine_path.with_suffix(engine_path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(memoryview(serialized))
+    os.replace(tmp, engine_path)

@@ -90,53 +90,132 @@ class VisionTransformer(nn.Module):
         self._table_size = (ph, pw)
 
     # ----------------------------------------------------------------- forward
-    def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
-                cam_token: torch.Tensor | None = None, return_descriptor: bool = False):
-        cfg = self.cfg
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Patch embedding + cls token + positional embedding: ``(B, N, 3, H, W) -> (B, N, T, C)``."""
         b, n, _, h, w = images.shape
         self.prepare(h, w)
         x = self.patch_embed(images.reshape(b * n, 3, h, w))
         cls = self.cls_token.expand(b * n, 1, -1).to(x.dtype)
         x = torch.cat((cls, x), dim=1)
         x = x + self.pos_table.to(x.dtype)
-        t = x.shape[1]
-        x = x.reshape(b, n, t, -1)
+        return x.reshape(b, n, x.shape[1], -1)
+
+    def _local_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Block ``i`` as within-view attention on ``(B, N, T, C)`` tokens."""
+        b, n, t, _ = x.shape
+        use_rope = self.cfg.rope_start != -1 and i >= self.cfg.rope_start
+        rope = (self.rope_local_cos, self.rope_local_sin) if use_rope else None
+        return self.blocks[i](x.reshape(b * n, t, -1), rope).reshape(b, n, t, -1)
+
+    def _layer_output(self, x: torch.Tensor, local_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cfg.cat_token:
+            token = torch.cat((local_x[:, :, 0], x[:, :, 0]), dim=-1)
+            feats = torch.cat((local_x[:, :, 1:], self.norm(x[:, :, 1:])), dim=-1)
+        else:
+            token = x[:, :, 0]
+            feats = self.norm(x[:, :, 1:])
+        return feats, token
+
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """Each view's place-recognition descriptor ``(B, N, C)`` float32 from the ``(B, N, T, C)`` tokens after
+        block ``DA3Config.descriptor_block``: patch tokens layer-normed, mean-pooled, L2-normalised."""
+        pooled = self.norm(x[:, :, 1:]).float().mean(dim=2)
+        return F.normalize(pooled, dim=-1, eps=1e-12)
+
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
+        """The per-view part of an any-view network (every block before ``alt_start``).
+
+        Returns ``(tokens (B, N, T, C), selection_tokens (B, N, C))``: the tokens after block
+        ``alt_start - 1`` and the special tokens the reference-view selection reads (before block
+        ``alt_start - 1``). Each view is independent of the others, so the result of one view can be
+        cached and reused in later windows (:meth:`forward_tokens`). ``return_descriptor`` appends each
+        view's descriptor ``(B, N, C)`` (:meth:`descriptor` of the returned tokens: ``descriptor_block`` is
+        ``alt_start - 1``, the last per-view block).
+        """
+        cfg = self.cfg
+        if not cfg.multi_view:
+            raise ValueError(f"{cfg.name} is monocular: it has no per-view / cross-view split")
+        if min(cfg.out_layers) < cfg.alt_start:
+            raise ValueError(f"{cfg.name}: an output layer ({min(cfg.out_layers)}) lies before alt_start "
+                             f"({cfg.alt_start}); the split needs every output layer after it")
+        x = self.embed(images)
+        selection = x[:, :, 0]
+        for i in range(cfg.alt_start):
+            if i == cfg.alt_start - 1:
+                selection = x[:, :, 0]
+            x = self._local_block(i, x)
+        if return_descriptor:
+            return x, selection, self.descriptor(x)
+        return x, selection
+
+    def forward_tokens(self, x: torch.Tensor, selection: torch.Tensor | None, *,
+                       ref_view: str | int = "saddle_balanced", cam_token: torch.Tensor | None = None
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The cross-view part: blocks ``alt_start..`` on the tokens of :meth:`encode_views`.
+
+        ``selection`` may be None when the reference does not depend on the data (pose
+        conditioning, a fixed reference, N < 3).
+        """
+        cfg = self.cfg
+        b, n, t, _ = x.shape
+        if cam_token is None:
+            ref = select_reference_view(x[:, :, 0] if selection is None else selection, ref_view)
+            if selection is None and not isinstance(ref, int):
+                raise ValueError(f"ref_view {ref_view!r} selects from the special tokens: selection is required")
+            mask = reference_mask(ref, b, n, x.device)
+            tok = torch.where(mask, self.camera_token[:, 0:1], self.camera_token[:, 1:2])
+        else:
+            tok = cam_token
+        x = torch.cat((tok.to(x.dtype).unsqueeze(2), x[:, :, 1:]), dim=2)
         local_x = x
-        ref = 0
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        descriptor = None
         out_layers = set(cfg.out_layers)
-        for i, blk in enumerate(self.blocks):
-            if cfg.multi_view and i == cfg.alt_start - 1 and cam_token is None:
-                ref = select_reference_view(x[:, :, 0], ref_view)
-            if cfg.multi_view and i == cfg.alt_start:
-                if cam_token is None:
-                    mask = reference_mask(ref, b, n, x.device)
-                    tok = torch.where(mask, self.camera_token[:, 0:1], self.camera_token[:, 1:2])
-                else:
-                    tok = cam_token
-                x = torch.cat((tok.to(x.dtype).unsqueeze(2), x[:, :, 1:]), dim=2)
-            use_rope = cfg.rope_start != -1 and i >= cfg.rope_start
-            is_global = cfg.multi_view and i >= cfg.alt_start and i % 2 == 1
-            if is_global:
+        for i in range(cfg.alt_start, cfg.depth):
+            if i % 2 == 1:
+                use_rope = cfg.rope_start != -1 and i >= cfg.rope_start
                 rope = (self.rope_global_cos.repeat(n, 1), self.rope_global_sin.repeat(n, 1)) \
                     if use_rope else None
-                x = blk(x.reshape(b, n * t, -1), rope).reshape(b, n, t, -1)
+                x = self.blocks[i](x.reshape(b, n * t, -1), rope).reshape(b, n, t, -1)
             else:
-                rope = (self.rope_local_cos, self.rope_local_sin) if use_rope else None
-                x = blk(x.reshape(b * n, t, -1), rope).reshape(b, n, t, -1)
+                x = self._local_block(i, x)
                 local_x = x
-            if return_descriptor and i == cfg.descriptor_block:
-                pooled = self.norm(x[:, :, 1:]).float().mean(dim=2)
-                descriptor = F.normalize(pooled, dim=-1, eps=1e-12)
             if i in out_layers:
-                if cfg.cat_token:
-                    token = torch.cat((local_x[:, :, 0], x[:, :, 0]), dim=-1)
-                    feats = torch.cat((local_x[:, :, 1:], self.norm(x[:, :, 1:])), dim=-1)
-                else:
-                    token = x[:, :, 0]
-                    feats = self.norm(x[:, :, 1:])
-                outputs.append((feats, token))
+                outputs.append(self._layer_output(x, local_x))
+        return outputs
+
+    def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
+                cam_token: torch.Tensor | None = None, stage: str = "full",
+                selection: torch.Tensor | None = None, return_descriptor: bool = False):
+        """``stage="full"``: images -> layer outputs; ``"encode"``: :meth:`encode_views`; ``"window"``:
+        :meth:`forward_tokens` with ``images`` = the tokens; ``"descriptor"``: :meth:`descriptor` with
+        ``images`` = the tokens of :meth:`encode_views`. The stages go through ``forward`` so that an
+        exported graph's node names keep their module scope (``/backbone/pretrained/blocks.i/...``, which
+        the int8 / fp16 rewrites select on).
+
+        ``return_descriptor`` (stages ``"full"`` and ``"encode"``): also return each view's descriptor
+        ``(B, N, C)``: ``(layer outputs, descriptor)`` / ``(tokens, selection, descriptor)``."""
+        if stage == "encode":
+            return self.encode_views(images, return_descriptor=return_descriptor)
+        if stage == "window":
+            return self.forward_tokens(images, selection, ref_view=ref_view, cam_token=cam_token)
+        if stage == "descriptor":
+            return self.descriptor(images)
+        if stage != "full":
+            raise ValueError(f"stage must be 'full', 'encode', 'window' or 'descriptor', got {stage!r}")
+        if self.cfg.multi_view:
+            x, selection = self.encode_views(images)
+            outputs = self.forward_tokens(x, selection, ref_view=ref_view, cam_token=cam_token)
+            return (outputs, self.descriptor(x)) if return_descriptor else outputs
+        x = self.embed(images)
+        outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        descriptor = None
+        out_layers = set(self.cfg.out_layers)
+        for i in range(self.cfg.depth):
+            x = self._local_block(i, x)
+            if return_descriptor and i == self.cfg.descriptor_block:
+                descriptor = self.descriptor(x)
+            if i in out_layers:
+                outputs.append(self._layer_output(x, x))
         return (outputs, descriptor) if return_descriptor else outputs
 
 
@@ -149,3 +228,16 @@ class Backbone(nn.Module):
 
     def forward(self, images: torch.Tensor, **kwargs):
         return self.pretrained(images, **kwargs)
+
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
+        """See :meth:`VisionTransformer.encode_views` (called as a module, see its ``forward``)."""
+        return self.pretrained(images, stage="encode", return_descriptor=return_descriptor)
+
+    def descriptor(self, tokens: torch.Tensor) -> torch.Tensor:
+        """See :meth:`VisionTransformer.descriptor` (called as a module, see its ``forward``)."""
+        return self.pretrained(tokens, stage="descriptor")
+
+    def forward_tokens(self, tokens: torch.Tensor, selection: torch.Tensor | None, **kwargs
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """See :meth:`VisionTransformer.forward_tokens` (called as a module, see its ``forward``)."""
+        return self.pretrained(tokens, stage="window", selection=selection, **kwargs)

@@ -106,34 +106,81 @@ class DA3Model(nn.Module):
         ``return_descriptor``: also return ``descriptor`` ``(B, N, C)`` (see the module docstring).
         """
         b, n, h, w = _check_images(images)
-        cfg = self.config
-        ph, pw = h // 14, w // 14
         validate_ref_view(ref_view, n)
-        cam_token = None
+        self._check_window_options(b, n, pose_encoding, return_rays)
+        if not self.config.multi_view:
+            descriptor = None
+            with self._backbone_precision(images.device):
+                layers = self.backbone(images, return_descriptor=return_descriptor)
+            if return_descriptor:
+                layers, descriptor = layers
+            return self._heads(layers, b, n, h, w, return_rays, descriptor)
+        tokens, selection = self.encode_views(images)
+        return self.forward_tokens(tokens, selection, height=h, width=w, ref_view=ref_view,
+                                   pose_encoding=pose_encoding, return_rays=return_rays,
+                                   return_descriptor=return_descriptor)
+
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
+        """The per-view part of an any-view forward: ``images`` ``(B, N, 3, H, W)`` normalised ->
+        ``(tokens (B, N, 1 + H/14 * W/14, C), selection_tokens (B, N, C))``.
+
+        Every view is encoded independently (normalisation aside, this is patch embedding and the blocks
+        before ``alt_start``), so a view's result can be cached and reused in later windows.
+        ``forward(images) == forward_tokens(*encode_views(images), ...)`` exactly.
+        ``return_descriptor``: also return each view's ``descriptor`` ``(B, N, C)`` float32 (a third element;
+        it is taken at ``descriptor_block = alt_start - 1``, the last per-view block, so it belongs here).
+        """
+        _check_images(images)
+        with self._backbone_precision(images.device):
+            out = self.backbone(images, stage="encode", return_descriptor=return_descriptor)
+        if return_descriptor:
+            return out[0], out[1], out[2].float()
+        return out
+
+    def forward_tokens(self, tokens: torch.Tensor, selection: torch.Tensor | None, *, height: int, width: int,
+                       ref_view: str | int = "saddle_balanced", pose_encoding: torch.Tensor | None = None,
+                       return_rays: bool = False, return_descriptor: bool = False) -> dict[str, torch.Tensor]:
+        """The cross-view part of an any-view forward on the N views' cached tokens (see
+        :meth:`encode_views`): same outputs as :meth:`forward`. ``selection`` may be None when the
+        reference view does not depend on the data (pose conditioning, fixed reference, N < 3).
+        ``return_descriptor``: ``descriptor`` from the tokens (as :meth:`encode_views` gives it)."""
+        b, n = int(tokens.shape[0]), int(tokens.shape[1])
+        patch_grid(height, width)
+        validate_ref_view(ref_view, n)
+        self._check_window_options(b, n, pose_encoding, return_rays)
+        cam_token = None if pose_encoding is None else self.cam_enc(pose_encoding.to(tokens.device))
+        descriptor = None
+        with self._backbone_precision(tokens.device):
+            if return_descriptor:
+                descriptor = self.backbone(tokens, stage="descriptor")
+            layers = self.backbone(tokens, stage="window", selection=selection, ref_view=ref_view,
+                                   cam_token=cam_token)
+        return self._heads(layers, b, n, height, width, return_rays, descriptor)
+
+    def _check_window_options(self, b: int, n: int, pose_encoding: torch.Tensor | None, return_rays: bool) -> None:
+        cfg = self.config
         if pose_encoding is not None:
             if not cfg.multi_view:
                 raise ValueError(f"{cfg.name} is monocular and takes no pose conditioning")
             if tuple(pose_encoding.shape) != (b, n, 9):
                 raise ValueError(f"pose_encoding must have shape {(b, n, 9)}, got "
                                  f"{tuple(pose_encoding.shape)}")
-            cam_token = self.cam_enc(pose_encoding.to(images.device))
         if return_rays and not cfg.multi_view:
             raise ValueError(f"{cfg.name} has no ray head (return_rays needs an any-view variant)")
+
+    def _backbone_precision(self, device: torch.device):
         if self.compute_dtype == torch.float32:
-            ctx = contextlib.nullcontext()
-        else:
-            ctx = torch.autocast(device_type=images.device.type, dtype=self.compute_dtype)
-        with ctx:
-            layers = self.backbone(images, ref_view=ref_view, cam_token=cam_token,
-                                   return_descriptor=return_descriptor)
-        descriptor = None
-        if return_descriptor:
-            layers, descriptor = layers
-        with torch.autocast(device_type=images.device.type, enabled=False):
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
+
+    def _heads(self, layers, b: int, n: int, h: int, w: int, return_rays: bool,
+               descriptor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        ph, pw = h // 14, w // 14
+        with torch.autocast(device_type=layers[-1][0].device.type, enabled=False):
             feats = [f.float().reshape(b * n, ph * pw, -1) for f, _ in layers]
             out = self.head(feats, h, w, ph, pw, with_rays=return_rays)
             out = {k: v.reshape((b, n) + tuple(v.shape[1:])) for k, v in out.items()}
-            if cfg.multi_view:
+            if self.config.multi_view:
                 enc = self.cam_dec(layers[-1][1].float())
                 out["extrinsics"], out["intrinsics"] = pose_encoding_to_extrinsics_intrinsics(
                     enc, (h, w))

@@ -448,7 +448,8 @@ class Da3Node(LifecycleNode):
                     for c, (rgb, stamp) in enumerate(zip(rgbs, stamps_ns))]
         with self._frame_lock:
             self._apply_settings(settings)
-            result = self._processor.process(snapshot, T_odometry_base=T_odometry_base)
+            result = self._processor.process(snapshot, T_odometry_base=T_odometry_base,
+                                             odometry_at=self._poses.earlier_odometry)
             for event in result.events:
                 self.accounting.on_event(event.name, event.message)
                 self.get_logger().warning(event.message, throttle_duration_sec=5.0)
@@ -512,24 +513,25 @@ class Da3Node(LifecycleNode):
             self._tf.send([tf])
 
     # -- diagnostics ---------------------------------------------------------------------------
+    def _warnings(self, snap: Mapping[str, Any], values: Mapping[str, Any]) -> list:
+        """What /diagnostics warns about, most important first (its message joins them; WARN when any): tracking
+        lost, bad input or failed frames, outputs not in metres, a camera losing much of its image to the crop."""
+        warnings = []
+        status = self._processor.tracking_status
+        if status is not None and status.warn:
+            warnings.append(f"lost: {status.reason}")
+        if snap["dropped_bad_input"] or snap["dropped_failed"]:
+            warnings.append("bad input or failed frames (see last_error)")
+        if self._units is not None and self._units.unscaled_published and self._processor.depth_unit != \
+                DEPTH_UNIT_METRES:
+            warnings.append(f"outputs not in metres: {self._processor.depth_unit} (publish_unscaled "
+                            f"{self._units.setting}; README 'On your robot')")
+        warnings += [str(v) for k, v in values.items() if k.endswith("crop_warning")]
+        return warnings
+
     def publish_diagnostics(self) -> None:
         snap = self.accounting.snapshot()
         status = DiagnosticStatus(name=f"{self.get_name()}: inference", hardware_id=self.get_fully_qualified_name())
-        if self._configure_error:
-            status.level, status.message = DiagnosticStatus.ERROR, f"not configured: {self._configure_error}"
-        elif self._processor is None:
-            status.level, status.message = DiagnosticStatus.WARN, "not configured"
-        elif self._processor.tracking_status is not None and self._processor.tracking_status.warn:
-            status.level, status.message = DiagnosticStatus.WARN, f"lost: {self._processor.tracking_status.reason}"
-        elif snap["dropped_bad_input"] or snap["dropped_failed"]:
-            status.level, status.message = DiagnosticStatus.WARN, "bad input or failed frames (see last_error)"
-        elif self._units is not None and self._units.unscaled_published and self._processor.depth_unit != \
-                DEPTH_UNIT_METRES:
-            status.level = DiagnosticStatus.WARN
-            status.message = (f"outputs not in metres: {self._processor.depth_unit} (publish_unscaled "
-                              f"{self._units.setting}; README 'On your robot')")
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "running"
         values = dict(snap)
         if self._poses is not None:
             values.update(self._poses.describe())
@@ -540,9 +542,14 @@ class Da3Node(LifecycleNode):
         values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
         if self._inputs is not None:
             values.update(self._inputs.describe())
-        crops = [str(v) for k, v in values.items() if k.endswith("crop_warning")]
-        if crops and status.level == DiagnosticStatus.OK:
-            status.level, status.message = DiagnosticStatus.WARN, crops[0]
+        if self._configure_error:
+            status.level, status.message = DiagnosticStatus.ERROR, f"not configured: {self._configure_error}"
+        elif self._processor is None:
+            status.level, status.message = DiagnosticStatus.WARN, "not configured"
+        else:
+            warnings = self._warnings(snap, values)
+            status.level = DiagnosticStatus.WARN if warnings else DiagnosticStatus.OK
+            status.message = "; ".join(warnings) if warnings else "running"
         status.values = [KeyValue(key=str(k), value=str(v)) for k, v in values.items()]
         self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                status=[status]))

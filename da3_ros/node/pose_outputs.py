@@ -110,6 +110,11 @@ class PoseOutputs:
         """``T_odometry_base`` at ``stamp_ns`` without waiting (after inference, for the scale alone)."""
         return self.frames.odometry_pose(stamp_ns, timeout_s=0.0)
 
+    def earlier_odometry(self, stamp_ns: int) -> Optional[np.ndarray]:
+        """``T_odometry_base`` at an earlier frame's stamp without waiting, not counted (the scale retries the
+        frames whose odometry came after their inference: ``RobotOdometry``)."""
+        return self.frames.odometry_pose(stamp_ns, timeout_s=0.0, count=False)
+
     def _start(self, camera_frame: str, body_frame: str, T_base_cam: np.ndarray, T_odom_vis: np.ndarray) -> None:
         self._odometry = BaseOdometry(T_base_cam, scale_expected=self.scale_expected,
                                       max_history=self.path_max_length, T_odom_vis=T_odom_vis)

@@ -262,8 +262,9 @@ class RobotFrames:
             return rep103
         return CameraTree(camera_frame, frame, T_root_cam, T_root_cam.copy())
 
-    def odometry_pose(self, stamp_ns: int, timeout_s: Optional[float] = None) -> Optional[np.ndarray]:
-        """``T_odometry_base`` at the image stamp, or None (counted, reason in ``last_error``) when TF
+    def odometry_pose(self, stamp_ns: int, timeout_s: Optional[float] = None, count: bool = True
+                      ) -> Optional[np.ndarray]:
+        """``T_odometry_base`` at the image stamp, or None (``count``: counted, reason in ``last_error``) when TF
         cannot give it within ``timeout_s`` (default ``tf_timeout_s``; 0: no wait). None as well when the robot
         odometry is not used."""
         s = self.settings
@@ -273,6 +274,8 @@ class RobotFrames:
         try:
             return np.asarray(self._lookup.lookup(s.odometry_frame, s.base_frame, int(stamp_ns), wait), np.float64)
         except TransformLookupError as exc:
+            if not count:
+                return None
             self.odometry_failures += 1
             self.last_error = (f"no robot odometry {s.odometry_frame} -> {s.base_frame} at the image stamp "
                                f"({'without waiting' if wait <= 0 else f'within {wait:g} s'}): {exc}")

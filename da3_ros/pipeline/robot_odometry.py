@@ -22,12 +22,17 @@ frame id and:
   (visual camera poses against ``T_odometry_base @ T_base_cam``); else with ``pose_source: tf``:
   :class:`~da3_ros.tracking.conditioned_scale.ConditionedScaleEstimator` (``1 / FrameResult.scale`` of
   the conditioned windows). ``scale_estimate`` is the current :class:`ScaleEstimate` (None: no source).
+  **Late odometry** (issue 19): a tracked frame whose odometry was not in TF yet after its inference waits (its
+  stamp, visual pose and median depth; at most ``MAX_AWAITING_ODOMETRY`` frames, ``ODOMETRY_WAIT_S`` of stamps)
+  and is added to the estimator, in stamp order, on a later frame once ``odometry_at(stamp_ns)`` (a lookup without
+  waiting) finds it; frames older than one that was found, or older than the wait, are given up (a gap in the
+  odometry: TF would interpolate across it once the odometry resumes, so a long wait would invent poses).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,6 +42,10 @@ from ..tracking.conditioned_scale import ConditionedScaleConfig, ConditionedScal
 from ..tracking.metric_scale import OdometryScaleEstimator, ScaleEstimate, ScaleEstimatorConfig
 from .scale_source import PoseSource, ScaleSource
 from .window_dropped import NO_ODOMETRY, WindowDropped
+
+#: tracked frames kept for a late odometry, and for how long (seconds of image stamps); older ones are given up
+MAX_AWAITING_ODOMETRY = 30
+ODOMETRY_WAIT_S = 0.5
 
 __all__ = ["RobotOdometryConfig", "WindowConditioning", "RobotOdometry"]
 
@@ -98,6 +107,8 @@ class RobotOdometry:
         self._T_base_cam = np.eye(4) if T_base_cam is None else np.asarray(T_base_cam, np.float64)
         self._odometry: Dict[Hashable, Optional[np.ndarray]] = {}
         self._scale = self._make_scale_estimator()
+        # tracked frames whose odometry had not arrived: (stamp s, stamp ns, T_odom_cam, median depth, reinitialised)
+        self._awaiting: List[Tuple[float, int, np.ndarray, Optional[float], bool]] = []
         self.last_pose_residual: Optional[float] = None
         self.windows_conditioned = 0
         self.windows_unconditioned = 0
@@ -212,22 +223,47 @@ class RobotOdometry:
 
     def update_scale(self, frame_id: Hashable, stamp: float, T_odom_cam: Optional[np.ndarray],
                      window_scale: Optional[float], median_depth: Optional[float], reinitialised: bool,
-                     conditioned: bool) -> Optional[ScaleEstimate]:
-        """After the tracker: one frame (``T_odom_cam`` None: rejected). Returns the current estimate."""
+                     conditioned: bool, odometry_at: Optional[Callable[[int], Optional[np.ndarray]]] = None,
+                     stamp_ns: Optional[int] = None) -> Optional[ScaleEstimate]:
+        """After the tracker: one frame (``T_odom_cam`` None: rejected). Returns the current estimate.
+        ``odometry_at``: ``T_odometry_base`` at a stamp (ns) without waiting, for frames whose odometry came late
+        (with ``stamp_ns``, this frame's stamp; the module docstring)."""
         if self._scale is None:
             return None
         if isinstance(self._scale, OdometryScaleEstimator):
             T_odo = self._odometry.get(frame_id)
+            md = median_depth if median_depth is not None and np.isfinite(median_depth) and median_depth > 0 else None
+            if reinitialised:
+                self._awaiting.clear()     # the waiting frames belong to the previous visual trajectory
+            if T_odom_cam is not None and T_odo is None and odometry_at is not None and stamp_ns is not None:
+                self._awaiting.append((stamp, int(stamp_ns), np.array(T_odom_cam, np.float64), md, reinitialised))
+                self._awaiting = [a for a in self._awaiting[-MAX_AWAITING_ODOMETRY:] if a[0] >= stamp - ODOMETRY_WAIT_S]
+                self._complete_awaiting(odometry_at)
+                return self._scale.estimate
             if T_odom_cam is None or T_odo is None:
                 if reinitialised:
                     self._scale.reset("visual odometry re-initialised")
                 return self._scale.estimate
-            md = median_depth if median_depth is not None and np.isfinite(median_depth) and median_depth > 0 else None
+            if odometry_at is not None:   # the older frames first (stamp order)
+                self._awaiting = [a for a in self._awaiting if a[0] >= stamp - ODOMETRY_WAIT_S]
+                self._complete_awaiting(odometry_at)
+            self._awaiting.clear()
             return self._scale.add(stamp, T_odom_cam, T_odo, median_depth=md, reinitialised=reinitialised)
         # a placed window (pose-conditioned): window_scale is its re-estimated scale against the keyframes
         return self._scale.add(window_scale if T_odom_cam is not None else None, conditioned, reinitialised)
 
+    def _complete_awaiting(self, odometry_at: Callable[[int], Optional[np.ndarray]]) -> None:
+        """Add the waiting frames whose odometry is in TF now (stamp order); those older than the newest found one
+        are given up (the odometry has a gap there)."""
+        found = [odometry_at(a[1]) for a in self._awaiting]
+        last = max((k for k, T in enumerate(found) if T is not None), default=-1)
+        for (stamp, _, T_cam, md, reinit), T in zip(self._awaiting[:last + 1], found[:last + 1]):
+            if T is not None:
+                self._scale.add(stamp, T_cam, np.asarray(T, np.float64), median_depth=md, reinitialised=reinit)
+        del self._awaiting[:last + 1]
+
     def reset(self, reason: str) -> None:
         """A new trajectory (new odometry frame and unit): the scale restarts."""
+        self._awaiting.clear()
         if self._scale is not None:
             self._scale.reset(reason)

@@ -153,6 +153,7 @@ class WindowProcessor:
         self.streams = [CameraStream(net_wh, label=f"camera {c}" if self.num_cameras > 1 else "")
                         for c in range(self.num_cameras)]
         self._next_id = 0
+        self._odometry_at = None   # this snapshot's lookup of a late odometry (process)
         self._last_stamp_ns: Optional[int] = None
         self.resets = 0
 
@@ -320,15 +321,18 @@ class WindowProcessor:
             self.rig_scale.reset(reason)
 
     # -- the per-snapshot path -----------------------------------------------------------------
-    def process(self, frames: Sequence[CameraFrame], T_odometry_base=None) -> WindowOutcome:
+    def process(self, frames: Sequence[CameraFrame], T_odometry_base=None, odometry_at=None) -> WindowOutcome:
         """One snapshot: ``frames[c]`` of camera c; the reference camera's stamp is the snapshot's.
         ``T_odometry_base``: the robot odometry at that stamp (used with ``scale_source`` / ``pose_source``;
         None: not available for this snapshot), or a rig's list of C poses, the odometry at each camera's own
         stamp (None entries: not available): unsynchronised cameras are then placed at their own instants
         (``RigSnapshotTiming``; a single pose serves the cameras that share the reference stamp). It may also be
         a callable giving either: called before inference only for a pose-conditioned model (its encoding needs
-        it), else after inference (the scale alone: a late odometry has arrived by then)."""
+        it), else after inference (the scale alone: a late odometry may have arrived by then). ``odometry_at``
+        (``scale_source: odometry``): ``T_odometry_base`` at an earlier stamp (ns) without waiting: a frame whose
+        odometry had not arrived after its inference is added to the scale when it has (``RobotOdometry``)."""
         self._check_frames(frames)
+        self._odometry_at = odometry_at
         events: List[StreamEvent] = []
         stages: dict = {}
         stamp_ns = int(frames[0].stamp_ns)
@@ -352,7 +356,9 @@ class WindowProcessor:
         if self.num_cameras > 1:   # the snapshots a later window can hold are keyframes of this one or this one
             self._rig_timing = {i: self._rig_timing[i] for i in ids if i in self._rig_timing}
         conditioning = self._conditioning(ids, K_cams, mounts)
-        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None)
+        view_keys = None if ids is None else [(i, c) for i in ids for c in range(self.num_cameras)]  # token cache
+        prediction = self.backend.infer(images, conditioning.encoding if conditioning is not None else None,
+                                        view_keys=view_keys)
         stages["inference"] = time.perf_counter() - t
         if late:
             T_odometry_base = self._record_odometry(snapshot_id, frames, mounts, T_odometry_base())
@@ -534,7 +540,8 @@ class WindowProcessor:
         if self.robot is not None:
             self.robot.keep_frames(list(self.tracker.keyframe_ids) + [snapshot_id])
             estimate = self.robot.update_scale(snapshot_id, stamp_ns * 1e-9, result.T_odom_cam, window_scale,
-                                               median_depth, result.reinitialised, conditioned)
+                                               median_depth, result.reinitialised, conditioned,
+                                               odometry_at=self._odometry_at, stamp_ns=stamp_ns)
         if self.uses_rig_scale:
             estimate = self.scale_estimate
         if estimate is not None and estimate.known:
