@@ -10,7 +10,8 @@ LOWER layer (never one of its own layer, never one above):
        tracking, tf_tree,      keyframes / window alignment / scale; the ROS-free TF tree (TransformBuffer),
        camera_models           which imports geometry only; raw (distorted) cameras and their
                                rectification into a pinhole camera (numpy + OpenCV)
-    2  export                  writes artefacts (ONNX, fp16/int8 rewrites, TensorRT engines) from a model
+    2  export, loop            writes artefacts (ONNX, fp16/int8 rewrites, TensorRT engines) from a model;
+                               loop closure: keyframe descriptor search, verification, gtsam pose graph, map files
     3  backends                runs artefacts behind one interface + the factory (torch, onnxruntime,
                                tensorrt, oracle); the artefact check (runs two backends)
     4  pipeline                the per-frame path, ROS-free
@@ -44,7 +45,7 @@ ROOT = "da3_ros"
 LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("geometry", "artifact", "tools"),
     ("model", "synthetic", "tracking", "tf_tree", "camera_models"),
-    ("export",),
+    ("export", "loop"),
     ("backends",),
     ("pipeline",),
     ("ros_io",),
@@ -54,7 +55,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
 )
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
 ROS_FREE = ("artifact", "geometry", "tools", "model", "synthetic", "tracking", "tf_tree", "camera_models", "export",
-            "backends", "pipeline")
+            "loop", "backends", "pipeline")
 #: packages whose modules may import only these third-party modules (besides the standard library)
 THIRD_PARTY_ONLY = {"geometry": ("numpy",), "tf_tree": ("numpy",)}
 #: packages that may import only these da3_ros packages (stricter than their layer)

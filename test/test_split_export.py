@@ -270,3 +270,40 @@ def test_window_processor_passes_snapshot_keys_and_keeps_the_outputs(model, tmp_
     d = backends["s"].describe()
     assert d["encoded_views_total"] + d["reused_views_total"] == 3 * frames
     assert d["reused_views_total"] > 0 and d["cached_views"] <= 3    # keyframes' tokens reused, bounded
+
+
+def test_split_with_descriptor_gives_it_from_the_encoder(model, tmp_path):
+    """``--split --with-descriptor``: the descriptor is taken before cross-view attention, so it is an output of
+    the per-view encoder (cached with the view's tokens); the artefact's outputs are the monolithic graph's."""
+    from da3_ros.artifact.tensors import DESCRIPTOR_OUTPUT
+
+    n, c = 3, model.config.embed_dim
+    sc = export_model_to_onnx(model, tmp_path / "d_split.onnx", views=n, height=H, width=W, verbose=False,
+                              split=True, with_descriptor=True)
+    export_model_to_onnx(model, tmp_path / "d.onnx", views=n, height=H, width=W, verbose=False,
+                         with_descriptor=True)
+    again = read_sidecar(tmp_path / "d_split.onnx")
+    assert again.with_descriptor and again.output_names[-1] == DESCRIPTOR_OUTPUT
+    assert again.output_names == read_sidecar(tmp_path / "d.onnx").output_names
+    assert [(s.name, s.shape) for s in again.split.encoder.outputs][-1] == (DESCRIPTOR_OUTPUT, [1, 1, c])
+    assert DESCRIPTOR_OUTPUT not in again.split.window.output_names
+    assert again.split.per_view_outputs == [DESCRIPTOR_OUTPUT] and again.split == sc.split
+    assert "--with-descriptor" in again.rebuild_hint() and "--split" in again.rebuild_hint()
+    split = OnnxRuntimeBackend(str(tmp_path / "d_split.onnx"), num_threads=2)
+    mono = OnnxRuntimeBackend(str(tmp_path / "d.onnx"), num_threads=2)
+    tb = TorchBackend(model=model, views=n, height=H, width=W, ref_view=sc.ref_view, with_descriptor=True)
+    frames = _frames(n + 2, seed=13)
+    for f in range(3):
+        window, keys = frames[f:f + n], list(range(f, f + n))
+        got, ref = split.infer(window, view_keys=keys), mono.infer(window)
+        assert got.timings["encoded_views"] == (n if f == 0 else 1)
+        assert got.descriptor.shape == (n, c)
+        _assert_same(got, ref, SPLIT_RTOL, f)
+        _assert_same(split.infer(window), ref, SPLIT_RTOL, (f, "no keys"))
+        _assert_same(tb.infer(window, view_keys=keys), ref, TORCH_RTOL, (f, "torch cached"))
+        _assert_same(tb.infer(window), ref, TORCH_RTOL, (f, "torch"))
+    data = json.loads((tmp_path / "d_split.json").read_text())
+    data["outputs"][-1]["shape"] = [1, n + 1, c]
+    (tmp_path / "d_split.json").write_text(json.dumps(data))
+    with pytest.raises(EngineMismatchError, match="encoder descriptor"):
+        OnnxRuntimeBackend(str(tmp_path / "d_split.onnx"))

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional
 from da3_ros import __version__ as _package_version
 from da3_ros.artifact.capabilities import DEPTH_UNIT_WINDOW_SCALE, ModelCapabilities
 from da3_ros.artifact.errors import EngineMismatchError
-from da3_ros.artifact.tensors import ENCODER_GRAPH, IMAGES_INPUT, VIEW_TOKENS, WINDOW_GRAPH
+from da3_ros.artifact.tensors import ENCODER_GRAPH, IMAGES_INPUT, OUTPUT_NAMES, VIEW_TOKENS, WINDOW_GRAPH
 
 SCHEMA_VERSION = 1
 EXPORTER_VERSION = f"da3_ros-{_package_version}/export-{SCHEMA_VERSION}"
@@ -99,6 +99,12 @@ class SplitSpec:
     def graphs(self) -> Dict[str, GraphSpec]:
         return {ENCODER_GRAPH: self.encoder, WINDOW_GRAPH: self.window}
 
+    @property
+    def per_view_outputs(self) -> List[str]:
+        """Artefact outputs that the encoder gives per view (``(1, 1, ...)``, stacked to ``(1, N, ...)``) rather
+        than the window graph: the ``descriptor`` of ``--with-descriptor`` exports, else none."""
+        return [name for name in self.encoder.output_names if name in OUTPUT_NAMES]
+
 
 @dataclass
 class Sidecar:
@@ -117,6 +123,8 @@ class Sidecar:
     artifact: str = "onnx"  # "onnx" | "engine"
     pose_conditioned: bool = False
     with_rays: bool = False
+    #: the graph outputs ``descriptor`` (place recognition); False in sidecars written before it existed
+    with_descriptor: bool = False
     opset: int = 0
     depth_unit: str = DEPTH_UNIT_WINDOW_SCALE  # ModelCapabilities.depth_unit ("canonical_metric": metric variants)
     checkpoint: str = ""
@@ -187,17 +195,20 @@ class Sidecar:
         return export_command(variant=self.variant, views=self.views, height=self.height,
                               width=self.width, ref_view=self.ref_view,
                               pose_conditioned=self.pose_conditioned, with_rays=self.with_rays,
-                              split=self.split is not None)
+                              with_descriptor=self.with_descriptor, split=self.split is not None)
 
 
 def export_command(*, variant: Optional[str], views: int, height: int, width: int, ref_view: str,
-                   pose_conditioned: bool = False, with_rays: bool = False, split: bool = False) -> str:
+                   pose_conditioned: bool = False, with_rays: bool = False, with_descriptor: bool = False,
+                   split: bool = False) -> str:
     cmd = (f"da3-export onnx --checkpoint <{variant or 'checkpoint'}> --views {views} --height {height} "
            f"--width {width} --ref-view {ref_view}")
     if pose_conditioned:
         cmd += " --pose-conditioned"
     if with_rays:
         cmd += " --with-rays"
+    if with_descriptor:
+        cmd += " --with-descriptor"
     if split:
         cmd += " --split"
     return cmd + " --output FILE.onnx"
@@ -285,8 +296,17 @@ def validate_split(sidecar: Sidecar, model_path: os.PathLike | str, *, check_sha
         spec = split.graphs()[role].spec(name)
         if spec is None or spec.shape != shape:
             problems.append(f"{role} {name}: {None if spec is None else spec.shape}, expected {shape}")
-    if split.window.output_names != sidecar.output_names:
-        problems.append(f"window outputs {split.window.output_names} != {sidecar.output_names}")
+    per_view = split.per_view_outputs
+    for name in per_view:
+        encoder_spec = split.encoder.spec(name)
+        spec = next((o for o in sidecar.outputs if o.name == name), None)
+        if (spec is None or encoder_spec.shape[:2] != [1, 1]
+                or spec.shape != [1, sidecar.views] + encoder_spec.shape[2:]):
+            problems.append(f"encoder {name}: {encoder_spec.shape}, sidecar: {None if spec is None else spec.shape}, "
+                            f"expected [1, 1, ...] and [1, {sidecar.views}, ...]")
+    window_outputs = [name for name in sidecar.output_names if name not in per_view]
+    if split.window.output_names != window_outputs:
+        problems.append(f"window outputs {split.window.output_names} != {window_outputs}")
     if Path(split.window.file).name != Path(model_path).name:
         problems.append(f"the window graph is {split.window.file}, not {Path(model_path).name}")
     paths = {role: folder / graph.file for role, graph in split.graphs().items()}
@@ -368,7 +388,8 @@ def validate_sidecar(
                      height=height or sidecar.height, width=width or sidecar.width,
                      ref_view=ref_view if ref_view is not None else sidecar.ref_view,
                      pose_conditioned=sidecar.pose_conditioned if pose_conditioned is None else pose_conditioned,
-                     with_rays=sidecar.with_rays)
+                     with_rays=sidecar.with_rays, with_descriptor=sidecar.with_descriptor,
+                     split=sidecar.split is not None)
         what = "engine" if sidecar.artifact == "engine" else "ONNX model"
         hint = f"rebuild it: {export_command(**fixed)}"
         if sidecar.artifact == "engine":

@@ -23,4 +23,9 @@ ENCODER_GRAPH = "encoder"
 WINDOW_GRAPH = "window"
 
 #: Output names in the order every exported graph lists them (and WindowPrediction.arrays() returns them).
-OUTPUT_NAMES = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth")
+OUTPUT_NAMES = ("depth", "depth_conf", "extrinsics", "intrinsics", "ray", "ray_conf", "sky", "metric_depth",
+                "descriptor")
+#: The optional place-recognition output (graphs exported with ``--with-descriptor``): ``(1, N, D)`` float32, one
+#: L2-normalised global descriptor per view (the backbone's mean-pooled patch tokens before cross-view attention,
+#: :meth:`da3_ros.model.backbone.VisionTransformer.forward`). A graph without it is valid (no loop closure then).
+DESCRIPTOR_OUTPUT = "descriptor"

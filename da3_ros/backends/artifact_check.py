@@ -128,6 +128,7 @@ def run_check(model_path: str, checkpoint: str, *, images: Optional[Sequence[str
     reference = TorchBackend(checkpoint, variant=variant or sidecar.variant, views=sidecar.views,
                              height=sidecar.height, width=sidecar.width, ref_view=sidecar.ref_view,
                              pose_conditioned=sidecar.pose_conditioned, with_rays=sidecar.with_rays,
+                             with_descriptor=sidecar.with_descriptor,
                              num_threads=num_threads)
     rng = np.random.default_rng(seed)
     windows = {"random": rng.integers(0, 256, size=(sidecar.views, sidecar.height, sidecar.width, 3),

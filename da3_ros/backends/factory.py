@@ -38,7 +38,7 @@ def _torch(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
         raise BackendUnavailableError(f"torch backend: torch/model not importable ({exc})") from exc
     return TorchBackend(o["model_file_path"], device=o["device"], precision=o["precision"],
                         pose_conditioned=o["pose_conditioned"], with_rays=o["with_rays"],
-                        num_threads=o["num_threads"], **window)
+                        num_threads=o["num_threads"], with_descriptor=o["with_descriptor"], **window)
 
 
 def _onnxruntime(o: Dict[str, Any], window: Dict[str, Any]) -> InferenceBackend:
@@ -92,6 +92,7 @@ def create_backend(
     force_engine_update: bool = False,
     pose_conditioned: bool = False,
     with_rays: bool = False,
+    with_descriptor: bool = False,
     num_threads: int = 0,
     workspace_gb: float = 4.0,
     timing_cache_path: str = "",
@@ -101,6 +102,8 @@ def create_backend(
     """Construct the backend named ``kind`` (see the module docstring).
 
     ``variant=None`` accepts whatever the model file records (checkpoint config / sidecar).
+    ``with_descriptor``: the torch backend also returns the place-recognition ``descriptor`` (an exported graph
+    or engine returns it when it was exported ``--with-descriptor``; the oracle always does).
     ``num_threads`` > 0 limits CPU threads (torch / ORT intra-op). ``onnx_fused_attention`` lets the
     ONNX Runtime backend run attention as its fused MultiHeadAttention op. Raises
     :class:`BackendUnavailableError` (why it cannot run here) or
@@ -115,7 +118,8 @@ def create_backend(
                   ref_view=_ref_view_text(ref_view))
     options = dict(model_file_path=model_file_path, engine_file_path=engine_file_path, device=device,
                    precision=precision, providers=providers, force_engine_update=force_engine_update,
-                   pose_conditioned=pose_conditioned, with_rays=with_rays, num_threads=num_threads,
+                   pose_conditioned=pose_conditioned, with_rays=with_rays, with_descriptor=with_descriptor,
+                   num_threads=num_threads,
                    workspace_gb=workspace_gb, timing_cache_path=timing_cache_path, use_cuda_graph=use_cuda_graph,
                    onnx_fused_attention=onnx_fused_attention)
     return _CONSTRUCTORS[kind](options, window)

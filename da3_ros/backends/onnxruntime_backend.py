@@ -13,7 +13,8 @@ feeds TensorRT.
 
 A split export (``da3-export onnx --split``: the sidecar's ``split``) runs as two sessions: the per-view encoder
 once per view that is new to the window (with ``view_keys``; every view without them) and the window graph on the
-N views' tokens. The outputs are the monolithic graph's (tests: within 1e-5).
+N views' tokens. The outputs are the monolithic graph's (tests: within 1e-5); a ``--with-descriptor`` split
+export's ``descriptor`` comes from the encoder (cached with the view's tokens).
 
 An ``int8_dynamic`` graph whose int8 scheme is known to saturate on this CPU (full-range int8
 weights from older exports on x86 without VNNI; da3_ros.export.int8_quantization.int8_host_problem)
@@ -168,9 +169,10 @@ class OnnxRuntimeBackend(InferenceBackend):
                                              ref_view=self.ref_view, timings={"infer_s": infer_s})
 
     def _encode_view(self, images: np.ndarray, v: int):
-        tokens, selection = self.encoder_session.run([VIEW_TOKENS, SELECTION_TOKEN],
-                                                     {IMAGES_INPUT: images[v][None, None]})
-        return tokens[0, 0], selection[0, 0]
+        """(tokens, selection token, *the per-view outputs (``descriptor``)) of view ``v``, batch axes dropped."""
+        names = [VIEW_TOKENS, SELECTION_TOKEN] + self.sidecar.split.per_view_outputs
+        values = self.encoder_session.run(names, {IMAGES_INPUT: images[v][None, None]})
+        return tuple(value[0, 0] for value in values)
 
     def _infer_views(self, images: np.ndarray, pose_encoding: Optional[np.ndarray], view_keys) -> WindowPrediction:
         if not self.split:
@@ -182,14 +184,17 @@ class OnnxRuntimeBackend(InferenceBackend):
         else:
             values, encoded = self.token_cache.tokens_for(view_keys, images, lambda v: self._encode_view(images, v))
         t1 = time.perf_counter()
-        feeds = {VIEW_TOKENS: np.stack([tok for tok, _ in values])[None],
-                 SELECTION_TOKEN: np.stack([sel for _, sel in values])[None], "pose_encoding": None}
+        feeds = {VIEW_TOKENS: np.stack([value[0] for value in values])[None],
+                 SELECTION_TOKEN: np.stack([value[1] for value in values])[None], "pose_encoding": None}
         if pose_encoding is not None:
             feeds["pose_encoding"] = pose_encoding[None]
-        outputs = self.session.run(self._output_names, {k: feeds[k] for k in self._window_inputs})
+        outputs = dict(zip(self._output_names,
+                           self.session.run(self._output_names, {k: feeds[k] for k in self._window_inputs})))
+        for j, name in enumerate(self.sidecar.split.per_view_outputs):
+            outputs[name] = np.stack([value[2 + j] for value in values])[None]
         t2 = time.perf_counter()
         return WindowPrediction.from_batched(
-            dict(zip(self._output_names, outputs)), variant=self.variant, ref_view=self.ref_view,
+            outputs, variant=self.variant, ref_view=self.ref_view,
             timings={"infer_s": t2 - t0, "encode_s": t1 - t0, "window_s": t2 - t1, "encoded_views": float(encoded)})
 
     def describe(self) -> Dict[str, Any]:

@@ -33,6 +33,10 @@ do); ``path`` (top level) is then only a label.
 field name is a ValueError when the spec is written and when it is read. ``OracleBackend.last_window`` is the
 ground truth of the latest prediction (``OracleWindow``: window ``scale`` per metre, ``T_world_ref``,
 ``frame_ids`` = frame or view ids) for tests.
+
+Every prediction carries a ``descriptor`` (N, D): ``da3_ros.synthetic.image_descriptor.appearance_descriptor`` of
+each view's pixels, the oracle's stand-in for the network's place-recognition descriptor (mirror-invariant on
+purpose: a mirrored look-alike place must be proposed and then rejected by geometric verification).
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ from da3_ros.artifact.errors import EngineMismatchError
 from da3_ros.backends.base import InferenceBackend
 from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.geometry.camera import PinholeCamera
+from da3_ros.synthetic.image_descriptor import appearance_descriptor
 from da3_ros.synthetic.rig import RigWorld
 from da3_ros.synthetic.sequence import SyntheticSequence
 from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
@@ -180,8 +185,9 @@ class OracleBackend(InferenceBackend):
         # pixel-centre ones (the synthetic renderer's), the pipeline converts them back
         h, w = window.depth.shape[1:]
         K_da3 = np.stack([PinholeCamera(w, h, k).to_da3_intrinsics() for k in window.intrinsics])
+        descriptor = np.stack([appearance_descriptor(image) for image in images])
         return WindowPrediction(depth=window.depth, depth_conf=window.depth_conf, extrinsics=window.extrinsics,
-                                intrinsics=K_da3.astype(np.float32), variant="oracle",
+                                intrinsics=K_da3.astype(np.float32), descriptor=descriptor, variant="oracle",
                                 ref_view=self.ref_view)
 
     def describe(self):

@@ -10,7 +10,10 @@ Conventions (identical for all backends, see /work/shared/docs/INTERFACES.md):
 - ``sky`` (N, H, W): sky score (metric/mono variants), else ``None``;
 - ``ray`` (N, h', w', 6) direction(3) + origin(3) and ``ray_conf`` (N, h', w') at 4/7 of the input
   resolution, only when requested at export / backend creation, else ``None``;
-- ``metric_depth`` (N, H, W): nested variant only (its metric network's canonical depth).
+- ``metric_depth`` (N, H, W): nested variant only (its metric network's canonical depth);
+- ``descriptor`` (N, D): each view's L2-normalised place-recognition descriptor, when the graph / backend
+  provides it (``--with-descriptor`` exports, the torch backend's ``with_descriptor``, the oracle), else ``None``
+  (no loop closure then).
 """
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ class WindowPrediction:
     ray_conf: Optional[np.ndarray] = None
     #: nested variant only: canonical metric depth of its metric network (N, H, W), align host-side.
     metric_depth: Optional[np.ndarray] = None
+    #: (N, D) L2-normalised place-recognition descriptor per view, or None (see the module docstring)
+    descriptor: Optional[np.ndarray] = None
     variant: str = ""
     ref_view: str = "saddle_balanced"
     #: Free-form timing / diagnostic numbers of the backend call (seconds), e.g. {"infer_s": 0.12}.
@@ -80,6 +85,8 @@ class WindowPrediction:
                 raise ValueError(f"{name} must have shape {expected[name]}, got {value.shape}")
         if self.ray is not None and (self.ray.ndim != 4 or self.ray.shape[0] != n or self.ray.shape[-1] != 6):
             raise ValueError(f"ray must be (N, h', w', 6), got {self.ray.shape}")
+        if self.descriptor is not None and (self.descriptor.ndim != 2 or self.descriptor.shape[0] != n):
+            raise ValueError(f"descriptor must be (N, D) with N = {n}, got {self.descriptor.shape}")
         if self.ray_conf is not None and self.ray is not None and self.ray_conf.shape != self.ray.shape[:3]:
             raise ValueError(f"ray_conf must be {self.ray.shape[:3]}, got {self.ray_conf.shape}")
         return self

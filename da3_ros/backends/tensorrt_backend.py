@@ -190,6 +190,11 @@ class TensorRTBackend(InferenceBackend):
                                      self.use_cuda_graph)
         self._host_outputs = {name: torch.empty(tuple(buf.shape), dtype=torch.float32, pin_memory=True)
                               for name, buf in self._window.outputs.items()}
+        # a --with-descriptor split artefact: the encoder gives each view's descriptor (SplitSpec.per_view_outputs)
+        self._per_view_outputs = sidecar.split.per_view_outputs if sidecar.split is not None else []
+        for name in self._per_view_outputs:
+            shape = next(o.shape for o in sidecar.outputs if o.name == name)
+            self._host_outputs[name] = torch.empty(tuple(shape), dtype=torch.float32, pin_memory=True)
         image_buffer = (self._encoder or self._window).inputs[IMAGES_INPUT]
         self._host_images = torch.empty(tuple(image_buffer.shape), dtype=torch.uint8, pin_memory=True)
         pose = self._window.inputs.get("pose_encoding")
@@ -203,14 +208,15 @@ class TensorRTBackend(InferenceBackend):
         return self._encoder is not None
 
     def _encode_view(self, images: np.ndarray, v: int):
-        """Run the encoder on view ``v``; returns GPU copies of its (tokens (T, C), selection token (C,))."""
+        """Run the encoder on view ``v``; returns GPU copies of its (tokens (T, C), selection token (C,),
+        *per-view outputs (the descriptor (C,) of --with-descriptor artefacts))."""
         torch = self._torch
         self._host_images.numpy()[0, 0] = images[v]
         with torch.cuda.stream(self._stream):
             self._encoder.inputs[IMAGES_INPUT].copy_(self._host_images, non_blocking=True)
             self._encoder.run()
-            return (self._encoder.outputs[VIEW_TOKENS][0, 0].clone(),
-                    self._encoder.outputs[SELECTION_TOKEN][0, 0].clone())
+            return tuple(self._encoder.outputs[name][0, 0].clone()
+                         for name in [VIEW_TOKENS, SELECTION_TOKEN] + self._per_view_outputs)
 
     def _infer(self, images: np.ndarray, pose_encoding: Optional[np.ndarray]) -> WindowPrediction:
         return self._infer_views(images, pose_encoding, None)
@@ -233,10 +239,12 @@ class TensorRTBackend(InferenceBackend):
         with torch.cuda.stream(self._stream):
             inputs = self._window.inputs
             if self.split:
-                for v, (tokens, selection) in enumerate(values):
-                    inputs[VIEW_TOKENS][0, v].copy_(tokens, non_blocking=True)
+                for v, value in enumerate(values):
+                    inputs[VIEW_TOKENS][0, v].copy_(value[0], non_blocking=True)
                     if SELECTION_TOKEN in inputs:
-                        inputs[SELECTION_TOKEN][0, v].copy_(selection, non_blocking=True)
+                        inputs[SELECTION_TOKEN][0, v].copy_(value[1], non_blocking=True)
+                    for j, name in enumerate(self._per_view_outputs):
+                        self._host_outputs[name][0, v].copy_(value[2 + j], non_blocking=True)
             else:
                 inputs[IMAGES_INPUT].copy_(self._host_images, non_blocking=True)
             if pose_encoding is not None:

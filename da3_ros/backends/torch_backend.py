@@ -43,7 +43,7 @@ class TorchBackend(InferenceBackend):
                  height: Optional[int] = None, width: Optional[int] = None, ref_view: Optional[str] = None,
                  device: str = "cpu", precision: str = "fp32",
                  pose_conditioned: bool = False, with_rays: bool = False, num_threads: int = 0,
-                 model=None) -> None:
+                 model=None, with_descriptor: bool = False) -> None:
         import torch
 
         from da3_ros.model import load_model
@@ -76,6 +76,7 @@ class TorchBackend(InferenceBackend):
         self.model = model
         self.precision = precision
         self.with_rays = bool(with_rays)
+        self.with_descriptor = bool(with_descriptor)
         self.model_file_path = str(model_file_path)
         self._torch = torch
         self.token_cache = ViewTokenCache() if hasattr(model, "encode_views") and capabilities.predicts_poses \
@@ -96,6 +97,8 @@ class TorchBackend(InferenceBackend):
             kwargs["pose_encoding"] = torch.from_numpy(pose_encoding)[None].to(self._device)
         if self.with_rays:
             kwargs["return_rays"] = True
+        if self.with_descriptor:
+            kwargs["return_descriptor"] = True
         with torch.inference_mode():
             return self.model(self.normalise(images), **kwargs)
 
@@ -114,15 +117,18 @@ class TorchBackend(InferenceBackend):
         torch = self._torch
         t0 = time.perf_counter()
         with torch.inference_mode():
-            def encode(v):
-                return self.model.encode_views(self.normalise(images[v:v + 1]))
+            def encode(v):   # (tokens, selection[, descriptor]): the descriptor is per view, cached with them
+                return self.model.encode_views(self.normalise(images[v:v + 1]),
+                                               return_descriptor=self.with_descriptor)
             values, encoded = self.token_cache.tokens_for(view_keys, images, encode)
             t1 = time.perf_counter()
             pose = None if pose_encoding is None else torch.from_numpy(pose_encoding)[None].to(self._device)
-            out = self.model.forward_tokens(torch.cat([tok for tok, _ in values], dim=1),
-                                            torch.cat([sel for _, sel in values], dim=1),
+            out = self.model.forward_tokens(torch.cat([value[0] for value in values], dim=1),
+                                            torch.cat([value[1] for value in values], dim=1),
                                             height=self.height, width=self.width, ref_view=self._ref_view_arg,
                                             pose_encoding=pose, return_rays=self.with_rays)
+            if self.with_descriptor:
+                out["descriptor"] = torch.cat([value[2] for value in values], dim=1)
         arrays = {k: v.float().cpu().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
         t2 = time.perf_counter()
         return WindowPrediction.from_batched(arrays, variant=self.variant, ref_view=self.ref_view, timings={
@@ -131,7 +137,8 @@ class TorchBackend(InferenceBackend):
     def describe(self) -> Dict[str, Any]:
         d = super().describe()
         d.update(model_file=self.model_file_path, device=str(self._device), precision=self.precision,
-                 with_rays=self.with_rays, torch_version=self._torch.__version__, load_s=round(self.load_s, 3))
+                 with_rays=self.with_rays, with_descriptor=self.with_descriptor,
+                 torch_version=self._torch.__version__, load_s=round(self.load_s, 3))
         return d
 
     def close(self) -> None:

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pose-conditioned", action="store_true",
                    help="add the pose_encoding (1, N, 9) input (camera encoder)")
     p.add_argument("--with-rays", action="store_true", help="also output ray (1,N,h',w',6) and ray_conf")
+    p.add_argument("--with-descriptor", action="store_true",
+                   help="also output descriptor (1,N,D): each view's place-recognition descriptor (loop closure); "
+                        "with --split it is an output of the per-view encoder")
     p.add_argument("--split", action="store_true",
                    help="write a split artefact: FILE.encoder.onnx (per-view encoder: normalisation, patch embedding, "
                         "blocks before alt_start) and FILE.onnx (window graph on the N views' tokens), one FILE.json; "
@@ -125,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"camera {args.camera_size} -> network H x W = {args.height} x {args.width}")
         export_onnx(args.checkpoint, args.output, views=args.views, height=args.height, width=args.width,
                     variant=args.variant, ref_view=args.ref_view, pose_conditioned=args.pose_conditioned,
-                    with_rays=args.with_rays, opset=args.opset, verbose=not args.quiet,
+                    with_rays=args.with_rays, with_descriptor=args.with_descriptor,
+                    opset=args.opset, verbose=not args.quiet,
                     precision=args.precision, split=args.split)
         return 0
     if args.command == "engine":

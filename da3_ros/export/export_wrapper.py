@@ -5,7 +5,7 @@ input ``images`` uint8 ``(1, N, H, W, 3)`` RGB (+ ``pose_encoding`` float32 ``(1
 pose-conditioned graphs), normalised inside the graph by the model's one uint8 rule
 (da3_ros.model.normalization.normalize_uint8_images: cast to float32 *before* the NHWC->NCHW Transpose,
 which TensorRT rejects on UInt8, then ImageNet mean/std); outputs in the contract's order
-(da3_ros.artifact.tensors.OUTPUT_NAMES).
+(da3_ros.artifact.tensors.OUTPUT_NAMES; ``with_descriptor`` adds the place-recognition ``descriptor``).
 A fixed reference view other than the first is handled with a constant view permutation.
 :func:`example_inputs` / :func:`example_pose_encoding` give deterministic tracing inputs and
 :func:`probe_outputs` runs the wrapper once to learn its output names and shapes.
@@ -21,7 +21,7 @@ from da3_ros.artifact.tensors import OUTPUT_NAMES
 
 
 def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced", pose_conditioned: bool = False,
-                        with_rays: bool = False):
+                        with_rays: bool = False, with_descriptor: bool = False):
     """nn.Module: ``(images uint8 (1,N,H,W,3)[, pose_encoding (1,N,9)]) -> tuple of outputs``.
 
     The output names are set on the returned module as ``output_names`` after
@@ -44,6 +44,8 @@ def make_export_wrapper(model, *, ref_view: Union[str, int] = "saddle_balanced",
                 kwargs["pose_encoding"] = pose_encoding
             if with_rays:
                 kwargs["return_rays"] = True
+            if with_descriptor:
+                kwargs["return_descriptor"] = True
             x = normalize_uint8_images(images)
             n = int(images.shape[1])
             perm = None
@@ -124,9 +126,11 @@ def needs_selection_tokens(ref_view: Union[str, int], views: int, pose_condition
     return not pose_conditioned and _fixed_reference_index(ref_view, views, pose_conditioned) is None
 
 
-def make_encoder_wrapper(model):
+def make_encoder_wrapper(model, *, with_descriptor: bool = False):
     """nn.Module of a split export's per-view encoder: ``images`` uint8 ``(1, 1, H, W, 3)`` ->
-    ``(view_tokens (1, 1, T, C), selection_token (1, 1, C))`` (da3_ros.model.DA3Model.encode_views)."""
+    ``(view_tokens (1, 1, T, C), selection_token (1, 1, C)[, descriptor (1, 1, C)])``
+    (da3_ros.model.DA3Model.encode_views; ``with_descriptor``: the view's place-recognition descriptor, which is
+    taken before cross-view attention and so belongs to the per-view graph)."""
     import torch
     from torch import nn
 
@@ -138,8 +142,8 @@ def make_encoder_wrapper(model):
             self.model = model
 
         def forward(self, images: torch.Tensor):
-            tokens, selection = self.model.encode_views(normalize_uint8_images(images))
-            return tokens.float(), selection.float()
+            out = self.model.encode_views(normalize_uint8_images(images), return_descriptor=with_descriptor)
+            return tuple(t.float() for t in out)
 
     return DA3EncoderWrapper().eval()
 

@@ -3,7 +3,8 @@
 Graph contract (INTERFACES.md): input ``images`` uint8 ``(1, N, H, W, 3)`` RGB (+ ``pose_encoding``
 float32 ``(1, N, 9)`` for pose-conditioned graphs); outputs ``depth``, ``depth_conf``,
 ``extrinsics``, ``intrinsics`` (multi-view variants), ``ray``/``ray_conf`` (``with_rays``), ``sky``
-(metric/mono/nested variants), ``metric_depth`` (nested only) -- each float32 with batch axis 1.
+(metric/mono/nested variants), ``metric_depth`` (nested only), ``descriptor`` ``(1, N, D)`` (``with_descriptor``:
+each view's place-recognition descriptor) -- each float32 with batch axis 1.
 
 The export steps (:func:`export_model_to_onnx`; :func:`export_onnx` from a checkpoint) and the
 hazards they handle (DA3_MODEL_SPEC.md section 9):
@@ -79,6 +80,7 @@ def export_model_to_onnx(
     ref_view: Union[str, int] = "saddle_balanced",
     pose_conditioned: bool = False,
     with_rays: bool = False,
+    with_descriptor: bool = False,
     opset: int = DEFAULT_OPSET,
     checkpoint: str = "",
     checkpoint_digest: str = "",
@@ -119,11 +121,12 @@ def export_model_to_onnx(
         from da3_ros.export.split_export import export_split
 
         return export_split(model, output, views=views, height=height, width=width, variant=variant,
-                            ref_view=ref_view, pose_conditioned=pose_conditioned, with_rays=with_rays, opset=opset,
+                            ref_view=ref_view, pose_conditioned=pose_conditioned, with_rays=with_rays,
+                            with_descriptor=with_descriptor, opset=opset,
                             precision=precision, checkpoint=checkpoint, checkpoint_digest=checkpoint_digest,
                             large=large, say=say, t0=t0)
     wrapper = make_export_wrapper(model, ref_view=ref_view, pose_conditioned=pose_conditioned,
-                                  with_rays=with_rays)
+                                  with_rays=with_rays, with_descriptor=with_descriptor)
     inputs = example_inputs(views, height, width, pose_conditioned=pose_conditioned)
     say(f"probing outputs of {variant} for N={views}, {height}x{width}")
     shapes = probe_outputs(wrapper, inputs)
@@ -139,7 +142,7 @@ def export_model_to_onnx(
         inputs=input_specs, outputs=output_specs, precision=precision,
         checkpoint_sha256=checkpoint_digest or (checkpoint_sha256(checkpoint) if checkpoint else ""),
         exporter_version=EXPORTER_VERSION, artifact="onnx", pose_conditioned=pose_conditioned,
-        with_rays=with_rays, opset=opset,
+        with_rays=with_rays, with_descriptor=with_descriptor, opset=opset,
         depth_unit=capabilities.depth_unit, capabilities=capabilities.to_dict(),
         checkpoint=str(checkpoint),
         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -233,7 +236,7 @@ def load_checkpoint_model(checkpoint: str, variant: Optional[str] = None):
 def export_onnx(checkpoint: str, output: Union[str, os.PathLike], *, variant: Optional[str] = None,
                 verbose: bool = True, **options) -> Sidecar:
     """Checkpoint -> ONNX + sidecar (``da3-export onnx``). ``options`` are those of
-    :func:`export_model_to_onnx` (views, height, width, ref_view, pose_conditioned, with_rays, opset,
+    :func:`export_model_to_onnx` (views, height, width, ref_view, pose_conditioned, with_rays, with_descriptor, opset,
     precision); they are checked before the checkpoint is loaded."""
     check_export_options(options.get("opset", DEFAULT_OPSET), options.get("precision", "fp32"))
     t0 = time.perf_counter()

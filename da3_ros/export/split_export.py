@@ -11,6 +11,11 @@ their images have not changed. A split export cuts the any-view network where vi
   reference view is selected in-graph: ``saddle_*`` at N >= 3; + ``pose_encoding`` for pose-conditioned graphs)
   -> the monolithic graph's outputs. The reference-view selection (da3_ros.model.reference_view) runs here,
   on the views' selection tokens, so a window of cached tokens picks the monolithic graph's reference.
+- with ``--with-descriptor`` the encoder also outputs the view's ``descriptor`` ``(1, 1, C)`` (it is pooled from
+  the tokens of block ``alt_start - 1``, before any cross-view attention, so it is a per-view output); the
+  artefact's ``descriptor`` ``(1, N, C)`` is the N views' encoder descriptors (the backends stack them, cached
+  with the tokens), and the sidecar lists it last in ``outputs`` although the window graph does not have it
+  (``SplitSpec.per_view_outputs``);
 - ``FILE.json``: one sidecar; its ``split`` lists both graphs, their I/O and SHA-256 and the token shape
   (da3_ros.artifact.sidecar.SplitSpec, checked by ``validate_split``).
 
@@ -26,8 +31,8 @@ from pathlib import Path
 from da3_ros.artifact.capabilities import ModelCapabilities
 from da3_ros.artifact.sidecar import (EXPORTER_VERSION, SPLIT_OF_KEY, SPLIT_ROLE_KEY, GraphSpec, Sidecar, SplitSpec,
                                       TensorSpec, checkpoint_sha256, file_sha256, split_graph_path, write_sidecar)
-from da3_ros.artifact.tensors import (ENCODER_GRAPH, IMAGES_INPUT, POSE_ENCODING_DIM, POSE_ENCODING_INPUT,
-                                      SELECTION_TOKEN, VIEW_TOKENS)
+from da3_ros.artifact.tensors import (DESCRIPTOR_OUTPUT, ENCODER_GRAPH, IMAGES_INPUT, POSE_ENCODING_DIM,
+                                      POSE_ENCODING_INPUT, SELECTION_TOKEN, VIEW_TOKENS)
 from da3_ros.export.export_wrapper import (example_inputs, make_encoder_wrapper, make_window_wrapper,
                                            needs_selection_tokens)
 
@@ -65,7 +70,7 @@ def _window_example(model, views: int, height: int, width: int, *, ref_view, pos
 
 def export_split(model, output: Path, *, views: int, height: int, width: int, variant: str, ref_view,
                  pose_conditioned: bool, with_rays: bool, opset: int, precision: str, checkpoint: str,
-                 checkpoint_digest: str, large: bool, say, t0: float) -> Sidecar:
+                 checkpoint_digest: str, large: bool, say, t0: float, with_descriptor: bool = False) -> Sidecar:
     """Write ``output`` (window graph), ``output.encoder.onnx`` and the one sidecar; return the sidecar.
 
     ``model`` is prepared for ``height x width`` in fp32 eval mode (da3_ros.export.onnx_export does that)."""
@@ -90,9 +95,14 @@ def export_split(model, output: Path, *, views: int, height: int, width: int, va
     encoder_specs = ([TensorSpec(IMAGES_INPUT, "uint8", [1, 1, height, width, 3])],
                      [TensorSpec(VIEW_TOKENS, "float32", [1, 1, t, c]),
                       TensorSpec(SELECTION_TOKEN, "float32", [1, 1, c])])
+    artefact_outputs = list(output_specs)
+    if with_descriptor:
+        encoder_specs[1].append(TensorSpec(DESCRIPTOR_OUTPUT, "float32", [1, 1, c]))
+        artefact_outputs.append(TensorSpec(DESCRIPTOR_OUTPUT, "float32", [1, views, c]))
     say(f"tracing the per-view encoder -> {encoder_path.name}")
     encoder_proto, encoder_info = trace_graph(
-        make_encoder_wrapper(model), example_inputs(1, height, width, pose_conditioned=False), encoder_path,
+        make_encoder_wrapper(model, with_descriptor=with_descriptor),
+        example_inputs(1, height, width, pose_conditioned=False), encoder_path,
         *encoder_specs, opset=opset, precision=precision, large=large, say=say)
     save_graph(encoder_proto, encoder_path, {SPLIT_ROLE_KEY: json.dumps(ENCODER_GRAPH),
                                              SPLIT_OF_KEY: output.name}, large)
@@ -107,10 +117,11 @@ def export_split(model, output: Path, *, views: int, height: int, width: int, va
                       window=GraphSpec(output.name, window_input_specs, output_specs), tokens=[t, c])
     sidecar = Sidecar(
         variant=variant, views=views, height=height, width=width, ref_view=str(ref_view),
-        inputs=input_specs, outputs=output_specs, precision=precision,
+        inputs=input_specs, outputs=artefact_outputs, precision=precision,
         checkpoint_sha256=checkpoint_digest or (checkpoint_sha256(checkpoint) if checkpoint else ""),
         exporter_version=EXPORTER_VERSION, artifact="onnx", pose_conditioned=pose_conditioned,
-        with_rays=with_rays, opset=opset, depth_unit=capabilities.depth_unit, capabilities=capabilities.to_dict(),
+        with_rays=with_rays, with_descriptor=with_descriptor, opset=opset, depth_unit=capabilities.depth_unit,
+        capabilities=capabilities.to_dict(),
         checkpoint=str(checkpoint), created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         split=split,
         extra={"torch_version": torch.__version__, "onnx_version": onnx.__version__,

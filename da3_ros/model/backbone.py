@@ -4,6 +4,9 @@ Input ``(B, N, 3, H, W)`` normalised images, H and W multiples of 14. Token 0 of
 special token (cls, replaced by a camera token at block ``alt_start``), followed by the
 ``ph*pw`` patch tokens in row-major order. Returns, for each of the 4 ``out_layers``, the patch
 features ``(B, N, ph*pw, C or 2C)`` and the special token ``(B, N, C or 2C)``, in input view order.
+With ``return_descriptor`` it also returns each view's place-recognition descriptor ``(B, N, C)`` float32:
+the patch tokens after block ``DA3Config.descriptor_block`` (before any cross-view attention, so a view's
+descriptor does not depend on the other views of its window), layer-normed, mean-pooled, L2-normalised.
 
 Instead of reordering views so that the reference view comes first (official code), the
 reference camera token is given to the reference view in place; global attention has no view
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import PATCH_SIZE, POS_EMBED_GRID, DA3Config
 from .embeddings import patch_grid, resize_pos_embed, rope_positions, rope_tables
@@ -112,13 +116,21 @@ class VisionTransformer(nn.Module):
             feats = self.norm(x[:, :, 1:])
         return feats, token
 
-    def encode_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def descriptor(self, x: torch.Tensor) -> torch.Tensor:
+        """Each view's place-recognition descriptor ``(B, N, C)`` float32 from the ``(B, N, T, C)`` tokens after
+        block ``DA3Config.descriptor_block``: patch tokens layer-normed, mean-pooled, L2-normalised."""
+        pooled = self.norm(x[:, :, 1:]).float().mean(dim=2)
+        return F.normalize(pooled, dim=-1, eps=1e-12)
+
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
         """The per-view part of an any-view network (every block before ``alt_start``).
 
         Returns ``(tokens (B, N, T, C), selection_tokens (B, N, C))``: the tokens after block
         ``alt_start - 1`` and the special tokens the reference-view selection reads (before block
         ``alt_start - 1``). Each view is independent of the others, so the result of one view can be
-        cached and reused in later windows (:meth:`forward_tokens`).
+        cached and reused in later windows (:meth:`forward_tokens`). ``return_descriptor`` appends each
+        view's descriptor ``(B, N, C)`` (:meth:`descriptor` of the returned tokens: ``descriptor_block`` is
+        ``alt_start - 1``, the last per-view block).
         """
         cfg = self.cfg
         if not cfg.multi_view:
@@ -132,6 +144,8 @@ class VisionTransformer(nn.Module):
             if i == cfg.alt_start - 1:
                 selection = x[:, :, 0]
             x = self._local_block(i, x)
+        if return_descriptor:
+            return x, selection, self.descriptor(x)
         return x, selection
 
     def forward_tokens(self, x: torch.Tensor, selection: torch.Tensor | None, *,
@@ -171,28 +185,38 @@ class VisionTransformer(nn.Module):
 
     def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
                 cam_token: torch.Tensor | None = None, stage: str = "full",
-                selection: torch.Tensor | None = None):
+                selection: torch.Tensor | None = None, return_descriptor: bool = False):
         """``stage="full"``: images -> layer outputs; ``"encode"``: :meth:`encode_views`; ``"window"``:
-        :meth:`forward_tokens` with ``images`` = the tokens. The stages go through ``forward`` so that an
+        :meth:`forward_tokens` with ``images`` = the tokens; ``"descriptor"``: :meth:`descriptor` with
+        ``images`` = the tokens of :meth:`encode_views`. The stages go through ``forward`` so that an
         exported graph's node names keep their module scope (``/backbone/pretrained/blocks.i/...``, which
-        the int8 / fp16 rewrites select on)."""
+        the int8 / fp16 rewrites select on).
+
+        ``return_descriptor`` (stages ``"full"`` and ``"encode"``): also return each view's descriptor
+        ``(B, N, C)``: ``(layer outputs, descriptor)`` / ``(tokens, selection, descriptor)``."""
         if stage == "encode":
-            return self.encode_views(images)
+            return self.encode_views(images, return_descriptor=return_descriptor)
         if stage == "window":
             return self.forward_tokens(images, selection, ref_view=ref_view, cam_token=cam_token)
+        if stage == "descriptor":
+            return self.descriptor(images)
         if stage != "full":
-            raise ValueError(f"stage must be 'full', 'encode' or 'window', got {stage!r}")
+            raise ValueError(f"stage must be 'full', 'encode', 'window' or 'descriptor', got {stage!r}")
         if self.cfg.multi_view:
             x, selection = self.encode_views(images)
-            return self.forward_tokens(x, selection, ref_view=ref_view, cam_token=cam_token)
+            outputs = self.forward_tokens(x, selection, ref_view=ref_view, cam_token=cam_token)
+            return (outputs, self.descriptor(x)) if return_descriptor else outputs
         x = self.embed(images)
         outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        descriptor = None
         out_layers = set(self.cfg.out_layers)
         for i in range(self.cfg.depth):
             x = self._local_block(i, x)
+            if return_descriptor and i == self.cfg.descriptor_block:
+                descriptor = self.descriptor(x)
             if i in out_layers:
                 outputs.append(self._layer_output(x, x))
-        return outputs
+        return (outputs, descriptor) if return_descriptor else outputs
 
 
 class Backbone(nn.Module):
@@ -202,12 +226,16 @@ class Backbone(nn.Module):
         super().__init__()
         self.pretrained = VisionTransformer(cfg)
 
-    def forward(self, images: torch.Tensor, **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, images: torch.Tensor, **kwargs):
         return self.pretrained(images, **kwargs)
 
-    def encode_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
         """See :meth:`VisionTransformer.encode_views` (called as a module, see its ``forward``)."""
-        return self.pretrained(images, stage="encode")
+        return self.pretrained(images, stage="encode", return_descriptor=return_descriptor)
+
+    def descriptor(self, tokens: torch.Tensor) -> torch.Tensor:
+        """See :meth:`VisionTransformer.descriptor` (called as a module, see its ``forward``)."""
+        return self.pretrained(tokens, stage="descriptor")
 
     def forward_tokens(self, tokens: torch.Tensor, selection: torch.Tensor | None, **kwargs
                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:

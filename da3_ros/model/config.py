@@ -57,6 +57,13 @@ class DA3Config:
         return self.alt_start != -1
 
     @property
+    def descriptor_block(self) -> int:
+        """The block whose output patch tokens are pooled into the place-recognition descriptor: the last
+        within-view block before cross-view attention (``alt_start - 1``), or the first ``out_layers`` block of a
+        monocular network."""
+        return self.alt_start - 1 if self.multi_view else self.out_layers[0]
+
+    @property
     def head_dim_in(self) -> int:
         """Channels of the backbone features fed to the head (2C with ``cat_token``)."""
         return self.embed_dim * (2 if self.cat_token else 1)

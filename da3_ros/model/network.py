@@ -15,6 +15,9 @@ Conventions of :meth:`DA3Model.forward` outputs (B windows of N views, network i
   ``return_rays=True``: ray direction (3, unnormalised) and origin (3) in the world frame;
   solve poses from them with :func:`da3_ros.model.ray_pose.solve_pose_from_rays`.
 * ``sky`` ``(B, N, H, W)`` -- metric/mono variants: sky score (ReLU output; >= 0.5 = sky).
+* ``descriptor`` ``(B, N, C)`` -- only with ``return_descriptor=True``: each view's L2-normalised global
+  descriptor for place recognition (the backbone's pooled patch tokens before cross-view attention; see
+  :mod:`da3_ros.model.backbone`). Nested variant: the any-view network's.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ class DA3Model(nn.Module):
 
     def forward(self, images: torch.Tensor, *, ref_view: str | int = "saddle_balanced",
                 pose_encoding: torch.Tensor | None = None,
-                return_rays: bool = False) -> dict[str, torch.Tensor]:
+                return_rays: bool = False, return_descriptor: bool = False) -> dict[str, torch.Tensor]:
         """Run one window. ``images`` ``(B, N, 3, H, W)`` ImageNet-normalised float.
 
         ``ref_view``: ``"saddle_balanced"`` (official default), ``"saddle_sim_range"``,
@@ -100,45 +103,59 @@ class DA3Model(nn.Module):
         :mod:`da3_ros.model.pose_encoding`; normalise them with
         ``normalize_window_extrinsics`` first) -> camera encoder; ``ref_view`` is then unused.
         ``return_rays``: also compute the ray branch (any-view variants).
+        ``return_descriptor``: also return ``descriptor`` ``(B, N, C)`` (see the module docstring).
         """
         b, n, h, w = _check_images(images)
         validate_ref_view(ref_view, n)
         self._check_window_options(b, n, pose_encoding, return_rays)
         if not self.config.multi_view:
+            descriptor = None
             with self._backbone_precision(images.device):
-                layers = self.backbone(images)
-            return self._heads(layers, b, n, h, w, return_rays)
+                layers = self.backbone(images, return_descriptor=return_descriptor)
+            if return_descriptor:
+                layers, descriptor = layers
+            return self._heads(layers, b, n, h, w, return_rays, descriptor)
         tokens, selection = self.encode_views(images)
         return self.forward_tokens(tokens, selection, height=h, width=w, ref_view=ref_view,
-                                   pose_encoding=pose_encoding, return_rays=return_rays)
+                                   pose_encoding=pose_encoding, return_rays=return_rays,
+                                   return_descriptor=return_descriptor)
 
-    def encode_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_views(self, images: torch.Tensor, *, return_descriptor: bool = False):
         """The per-view part of an any-view forward: ``images`` ``(B, N, 3, H, W)`` normalised ->
         ``(tokens (B, N, 1 + H/14 * W/14, C), selection_tokens (B, N, C))``.
 
         Every view is encoded independently (normalisation aside, this is patch embedding and the blocks
         before ``alt_start``), so a view's result can be cached and reused in later windows.
         ``forward(images) == forward_tokens(*encode_views(images), ...)`` exactly.
+        ``return_descriptor``: also return each view's ``descriptor`` ``(B, N, C)`` float32 (a third element;
+        it is taken at ``descriptor_block = alt_start - 1``, the last per-view block, so it belongs here).
         """
         _check_images(images)
         with self._backbone_precision(images.device):
-            return self.backbone(images, stage="encode")
+            out = self.backbone(images, stage="encode", return_descriptor=return_descriptor)
+        if return_descriptor:
+            return out[0], out[1], out[2].float()
+        return out
 
     def forward_tokens(self, tokens: torch.Tensor, selection: torch.Tensor | None, *, height: int, width: int,
                        ref_view: str | int = "saddle_balanced", pose_encoding: torch.Tensor | None = None,
-                       return_rays: bool = False) -> dict[str, torch.Tensor]:
+                       return_rays: bool = False, return_descriptor: bool = False) -> dict[str, torch.Tensor]:
         """The cross-view part of an any-view forward on the N views' cached tokens (see
         :meth:`encode_views`): same outputs as :meth:`forward`. ``selection`` may be None when the
-        reference view does not depend on the data (pose conditioning, fixed reference, N < 3)."""
+        reference view does not depend on the data (pose conditioning, fixed reference, N < 3).
+        ``return_descriptor``: ``descriptor`` from the tokens (as :meth:`encode_views` gives it)."""
         b, n = int(tokens.shape[0]), int(tokens.shape[1])
         patch_grid(height, width)
         validate_ref_view(ref_view, n)
         self._check_window_options(b, n, pose_encoding, return_rays)
         cam_token = None if pose_encoding is None else self.cam_enc(pose_encoding.to(tokens.device))
+        descriptor = None
         with self._backbone_precision(tokens.device):
+            if return_descriptor:
+                descriptor = self.backbone(tokens, stage="descriptor")
             layers = self.backbone(tokens, stage="window", selection=selection, ref_view=ref_view,
                                    cam_token=cam_token)
-        return self._heads(layers, b, n, height, width, return_rays)
+        return self._heads(layers, b, n, height, width, return_rays, descriptor)
 
     def _check_window_options(self, b: int, n: int, pose_encoding: torch.Tensor | None, return_rays: bool) -> None:
         cfg = self.config
@@ -156,7 +173,8 @@ class DA3Model(nn.Module):
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
 
-    def _heads(self, layers, b: int, n: int, h: int, w: int, return_rays: bool) -> dict[str, torch.Tensor]:
+    def _heads(self, layers, b: int, n: int, h: int, w: int, return_rays: bool,
+               descriptor: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         ph, pw = h // 14, w // 14
         with torch.autocast(device_type=layers[-1][0].device.type, enabled=False):
             feats = [f.float().reshape(b * n, ph * pw, -1) for f, _ in layers]
@@ -166,6 +184,8 @@ class DA3Model(nn.Module):
                 enc = self.cam_dec(layers[-1][1].float())
                 out["extrinsics"], out["intrinsics"] = pose_encoding_to_extrinsics_intrinsics(
                     enc, (h, w))
+        if descriptor is not None:
+            out["descriptor"] = descriptor.float()
         return out
 
 
