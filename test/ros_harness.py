@@ -85,6 +85,17 @@ class RosTestNode:
     def publisher(self, topic: str, msg_type, qos: QoSProfile = RELIABLE):
         return self.node.create_publisher(msg_type, topic, qos)
 
+    def relay(self, source: str, target: str, msg_type, qos: QoSProfile = RELIABLE):
+        """Republish every ``source`` message this process takes in on ``target``; returns the publisher.
+
+        A world process paces on ``target`` (it sends the next frame once the node's answer to the last one has
+        reached this test), so a starved test process slows the world down instead of falling behind the node's
+        publishers: a RELIABLE KEEP_LAST writer drops what a reader has not taken once its history is full."""
+        pub = self.node.create_publisher(msg_type, target, qos)
+        sub = self.node.create_subscription(msg_type, source, pub.publish, qos)
+        self.subscriptions.setdefault(sub.topic_name, []).append(sub)
+        return pub
+
     def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 15.0) -> None:
         self.spin_until(lambda: publisher.get_subscription_count() >= count, timeout,
                         f"{count} subscriber(s) on {publisher.topic_name}")

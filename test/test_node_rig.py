@@ -41,6 +41,7 @@ pytestmark = pytest.mark.ros  # DDS test: the rig world and da3_node as their ow
 
 HERE = Path(__file__).resolve().parent
 NS = "/da3"
+PACE_TOPIC = "/da3_test/pace"   # the test relays the node's depth/camera_info here for the world's pacing
 W, H = 160, 120
 OFFSET_NS = 1000 * 10**9
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -65,10 +66,12 @@ class RigRun:
                    for name, kind in CAMERA_TOPICS.items()]
         for topic, kind, qos in topics:
             self.received[topic] = ros.subscribe(topic, kind, qos)
+        # the world paces on this test's relay of the node's answer (not on the node's output itself)
+        self.pace = ros.relay(f"{NS}/{self.cameras[0]}/depth/camera_info", PACE_TOPIC, CameraInfo)
         spec = tmp_path / "oracle.json"
         self.world = launcher.start_python(
             [str(HERE / "rig_world_publisher.py"), "--spec", str(spec), "--frames", str(frames), "--width", str(W),
-             "--height", str(H), "--namespace", NS, "--pace-topic", f"{NS}/{self.cameras[0]}/depth/camera_info",
+             "--height", str(H), "--namespace", NS, "--pace-topic", PACE_TOPIC,
              "--pace-timeout-s", "5", "--start-file", str(tmp_path / "start"), *world_args], name="world")
         end = time.monotonic() + 60
         while not spec.exists() and time.monotonic() < end:
@@ -83,6 +86,7 @@ class RigRun:
         # the node builds an output only for a matched subscriber: every subscription above (each camera's
         # topics, /tf, odometry, map_points, ...) matched on the node's side before the world's first frame
         ros.wait_for_node_outputs(f"{NS}/da3_node", check=self.check_alive)
+        ros.wait_for_subscribers(self.pace, 1, timeout=60)   # the world listens to the relay
         (tmp_path / "start").write_text("go")
 
     def log(self) -> str:

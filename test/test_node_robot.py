@@ -40,6 +40,7 @@ pytestmark = pytest.mark.ros  # DDS test: the world publisher and da3_node as th
 
 HERE = Path(__file__).resolve().parent
 NS = "/da3"
+PACE_TOPIC = "/da3_test/pace"   # the test relays the node's depth/camera_info here for the world's pacing
 W, H = 128, 96
 OFFSET_S = 1000.0
 TF_STATIC_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
@@ -68,11 +69,13 @@ class RobotRun:
                                  (f"{NS}/depth/camera_info", CameraInfo, RELIABLE),
                                  ("/diagnostics", DiagnosticArray, RELIABLE)):
             self.received[topic] = ros.subscribe(topic, kind, qos)
+        # the world paces on this test's relay of the node's answer (not on the node's output itself)
+        self.pace = ros.relay(f"{NS}/depth/camera_info", PACE_TOPIC, CameraInfo)
         spec = tmp_path / "oracle.json"
         self.resume = tmp_path / "resume"
         self.world = launcher.start_python(
             [str(HERE / "robot_world_publisher.py"), "--spec", str(spec), "--frames", str(frames), "--width", str(W),
-             "--height", str(H), "--namespace", NS, "--pace-topic", f"{NS}/depth/camera_info",
+             "--height", str(H), "--namespace", NS, "--pace-topic", PACE_TOPIC,
              "--pace-timeout-s", "5", "--resume-file", str(self.resume), "--start-file", str(tmp_path / "start"),
              *world_args], name="world")
         end = time.monotonic() + 60
@@ -87,6 +90,7 @@ class RobotRun:
         # the node builds an output only for a matched subscriber: every subscription above matched on the
         # node's side before the world sends its first frame
         ros.wait_for_node_outputs(f"{NS}/da3_node", check=self.check_alive)
+        ros.wait_for_subscribers(self.pace, 1, timeout=60)   # the world listens to the relay
         (tmp_path / "start").write_text("go")
 
     def log(self) -> str:
