@@ -214,8 +214,10 @@ def test_odometry_scale_tf_tree_and_metric_outputs(ros_node, process_launcher, t
 
 
 def test_pose_conditioned_windows_give_metric_depth(ros_node, process_launcher, tmp_path):
+    # tf_timeout_s 5: a loaded machine may deliver the odometry the lock-step world sent just before an image after
+    # the image; waiting costs nothing in a lock-step world (it waits for the node's answer)
     run = RobotRun(ros_node, process_launcher, tmp_path, frames=30, world_args=("--pose-conditioned",),
-                   pose_source="tf", odometry_frame="wheel_odom")
+                   pose_source="tf", odometry_frame="wheel_odom", tf_timeout_s=5.0)
     run.finish()
     values, _ = run.diagnostics
     assert int(values["windows_conditioned"]) >= 20, values
@@ -288,7 +290,8 @@ def test_real_pose_conditioned_graph_with_tf_poses_and_odometry_scale(ros_node, 
     # random weights: the numbers are meaningless, the path through the real graph (pose encoding from TF
     # poses, alignment back, odometry scale, base outputs) must run without a failed frame
     run = RobotRun(ros_node, process_launcher, tmp_path, frames=16, backend="onnxruntime",
-                   model_file_path=str(pose_conditioned_onnx), pose_source="tf", scale_source="odometry")
+                   model_file_path=str(pose_conditioned_onnx), pose_source="tf", scale_source="odometry",
+                   tf_timeout_s=5.0)   # lock-step world: see test_pose_conditioned_windows_give_metric_depth
     run.finish()
     values, status = run.diagnostics
     assert int(values["processed"]) >= 14 and int(values["dropped_failed"]) == 0, run.log()
@@ -386,9 +389,12 @@ def test_real_pose_conditioned_graph_publishes_the_official_depth(ros_node, proc
     api, onnx_path = official_pose_conditioned
     # every frame a keyframe (keyframe_max_frames 1): the window of the k-th processed frame is the processed
     # frames [k-2, k-1, k], front-padded with the first at the start (tracking/keyframes.py select_window)
+    # tf_timeout_s 5: the lock-step world sends the odometry up to an image's stamp just before the image, but on
+    # a loaded machine the TF subscription can hand it to the node after the image (the default 0.1 s then drops
+    # the frame as no_odometry); waiting costs nothing here, the world waits for the node's answer
     run = RobotRun(ros_node, process_launcher, tmp_path, frames=OFFICIAL_FRAMES, backend="onnxruntime",
                    model_file_path=str(onnx_path), num_threads=2, pose_source="tf", keyframe_max_frames=1,
-                   min_depth=0.0, max_depth=1e6, confidence_threshold=0.0,
+                   min_depth=0.0, max_depth=1e6, confidence_threshold=0.0, tf_timeout_s=5.0,
                    world_args=("--width", str(OFFICIAL_W), "--height", str(OFFICIAL_H), "--first-frame",
                                str(OFFICIAL_FIRST), "--views", str(OFFICIAL_N), "--pace-timeout-s", "60"))
     run.finish()
