@@ -23,6 +23,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+assert 1 <= int(os.environ["ROS_DOMAIN_ID"]) <= 100   # a random domain of this run: parallel runs never meet
 
 # make the helper modules of this folder importable as plain modules (ros_harness, ros_fixtures, ...)
 sys.path.insert(0, str(Path(__file__).resolve().parent))

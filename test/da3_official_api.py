@@ -49,6 +49,7 @@ class _Image:
     """The slice of ``PIL.Image.Image`` used by the official InputProcessor on uint8 RGB arrays."""
 
     def __init__(self, array: np.ndarray):
+        assert array.dtype == np.uint8 and array.ndim == 3, (array.dtype, array.shape)   # an RGB image, as PIL's
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
             raise TypeError(f"stand-in PIL only handles uint8 RGB (H, W, 3), got {array.dtype} {array.shape}")
         self._a = np.ascontiguousarray(array)

@@ -35,7 +35,9 @@ def nearest_multiple(x: int, patch: int = PATCH_SIZE) -> int:
     """Nearest multiple of ``patch`` (ties round up), at least ``patch``."""
     down = (x // patch) * patch
     up = down + patch
-    return max(patch, up if abs(up - x) <= abs(x - down) else down)
+    out = max(patch, up if abs(up - x) <= abs(x - down) else down)
+    assert out % patch == 0, (x, patch, out)
+    return out
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def official_forward(official_model: nn.Module, images: torch.Tensor, **kwargs) 
 
 
 def max_rel_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    assert ours.shape == ref.shape, f"compared tensors differ in shape: {tuple(ours.shape)} vs {tuple(ref.shape)}"
     """``max|ours - ref| / max|ref|`` (the parity metric used throughout the tests)."""
     ours, ref = ours.double(), ref.double()
     if ours.shape != ref.shape:

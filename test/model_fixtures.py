@@ -14,4 +14,5 @@ def export_reduced_onnx(out_dir: Path, *, views: int = 3, height: int = 112, wid
     if not path.exists():
         export_model_to_onnx(reduced_model(kind, seed=seed), path, views=views, height=height, width=width,
                              ref_view=ref_view, verbose=False)
+    assert path.exists() and path.with_suffix(".json").exists(), f"export wrote no graph + sidecar at {path}"
     return path

@@ -44,3 +44,6 @@ MODULE_LAYERS: Dict[str, Dict[str, int]] = {
         "da3_node": 3,          # Da3Node: the lifecycle node (ROS I/O, parameters, threading)
     },
 }
+
+assert all(isinstance(layer, int) and layer >= 0 for table in MODULE_LAYERS.values() for layer in table.values()), \
+    "every layer is an integer >= 0"

@@ -16,6 +16,7 @@ def node_command(params_file: Path, namespace: str = "/da3") -> list[str]:
     exe = shutil.which("da3_node", path=str(Path(sys.executable).parent))
     if exe is None:
         raise RuntimeError("da3_node entry point not installed in this environment (run make env)")
+    assert Path(params_file).exists(), f"no params file {params_file}"
     return [exe, "--ros-args", "--params-file", str(params_file), "-r", f"__ns:={namespace}"]
 
 

@@ -49,8 +49,10 @@ def d435_static_tree():
     """(parent, child, T) of a RealSense D435 driver's colour camera tree."""
     T_link_color = np.eye(4)
     T_link_color[:3, 3] = [0.0, 0.015, 0.0]
-    return [("camera_link", "camera_color_frame", T_link_color),
+    tree = [("camera_link", "camera_color_frame", T_link_color),
             ("camera_color_frame", D435_OPTICAL_FRAME, T_BODY_OPTICAL.copy())]
+    assert all(np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3)) for _, _, T in tree), "mounts must be rigid"
+    return tree
 
 
 def main(argv=None) -> int:

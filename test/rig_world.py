@@ -39,6 +39,7 @@ def parse_rate_divisors(text: str) -> Tuple[int, ...]:
         raise ValueError(f"rate divisors must be comma-separated integers, got {text!r}") from None
     if not out:
         raise ValueError(f"rate divisors must not be empty, got {text!r}")
+    assert all(d >= 1 for d in out), f"rate divisors must be >= 1, got {out}"
     return out
 
 

@@ -126,6 +126,7 @@ def main(argv=None) -> int:
                 world.wait_for_stamp(stamp_msg(offset_ns + seq.stamp_ns(0, i)), args.pace_timeout_s)
             else:
                 world.spin(0.05)
+        assert sum(counts.values()) == sum(len(cameras) for _, cameras in plan), counts   # every planned image
         print(f"COUNTS {json.dumps(counts)}", flush=True)
         print("DONE", flush=True)
         world.keep_alive(odometry)   # TF alive (and growing slowly) for services / late lookups

@@ -48,6 +48,7 @@ def _frames(text: str) -> list[int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         a, _, b = part.partition("-")
         out.extend(range(int(a), int(b or a) + 1))
+    assert all(i >= 0 for i in out), f"frame indices must be >= 0, got {text!r}"
     return out
 
 

@@ -14,6 +14,7 @@ def fixture_image():
     """640x480 rgb8 with 8 bytes of row padding, seeded content."""
     rng = np.random.default_rng(7)
     arr = rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8)
+    assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3, arr.shape
     return numpy_to_image(arr, "rgb8", header=Header(stamp=FIXTURE_STAMP, frame_id="cam_optical"), row_padding=8)
 
 

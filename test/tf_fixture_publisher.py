@@ -14,7 +14,9 @@ from da3_ros.ros_io.tf_publisher import TfBroadcaster  # noqa: E402
 
 
 def _time(stamp_ns: int) -> Time:
-    return Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+    from da3_ros.ros_io import ns_to_stamp
+
+    return ns_to_stamp(stamp_ns)
 
 
 def main():
@@ -22,6 +24,7 @@ def main():
     node = rclpy.create_node("da3_tf_fixture_publisher")
     broadcaster = TfBroadcaster(node)
     stamp0 = _time(fx.BASE_NS)
+    assert (stamp0.sec, stamp0.nanosec) == divmod(fx.BASE_NS, 1_000_000_000)
     broadcaster.send_static([transform_stamped(fx.T_BASE_CAM, stamp0, "base_link", "camera_link"),
                              transform_stamped(fx.T_CAM_OPT, stamp0, "camera_link", "camera_optical")])
     print("STATIC_SENT", flush=True)

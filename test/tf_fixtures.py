@@ -22,4 +22,6 @@ T_CAM_OPT = make_transform(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1
 
 def T_odom_base(stamp_ns: int) -> np.ndarray:
     t = (int(stamp_ns) - BASE_NS) * 1e-9
-    return make_transform(rotation_from_axis_angle(AXIS * RATE_RAD_S * t) @ START_ROTATION, START + VELOCITY * t)
+    T = make_transform(rotation_from_axis_angle(AXIS * RATE_RAD_S * t) @ START_ROTATION, START + VELOCITY * t)
+    assert np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-12), "the fixture odometry must be rigid"
+    return T

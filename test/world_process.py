@@ -19,7 +19,10 @@ from ros_harness import RELIABLE
 
 
 def stamp_msg(stamp_ns: int) -> Time:
-    return Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
+    """The project's one ns -> builtin_interfaces/Time conversion (``ros_io.ns_to_stamp``)."""
+    from da3_ros.ros_io import ns_to_stamp
+
+    return ns_to_stamp(stamp_ns)
 
 
 def odometry_samples(stamps_s, T_parent_child, rate_hz: float = 0.0, gap: str = ""):
@@ -36,6 +39,7 @@ def odometry_samples(stamps_s, T_parent_child, rate_hz: float = 0.0, gap: str = 
         start, _, end = gap.partition(":")
         keep &= ~((stamps_s >= float(start) - 1e-9) & (stamps_s < float(end) - 1e-9))
     stamps_ns = np.round(stamps_s[keep] * 1e9).astype(np.int64)
+    assert np.all(np.diff(stamps_ns) > 0), "odometry stamps must increase (tf2 refuses out-of-order samples)"
     return stamps_ns, None if T_parent_child is None else np.asarray(T_parent_child)[keep]
 
 
