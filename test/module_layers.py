@@ -34,6 +34,7 @@ MODULE_LAYERS: Dict[str, Dict[str, int]] = {
     "node": {
         "backend_setup": 0,     # the inference backend from node parameters (through the factory)
         "latest_mailbox": 0,    # LatestMailbox: the one-slot mailbox between callbacks and the worker
+        "map_saving": 0,        # ~/save_map's folder and answer, loop-closure /diagnostics keys
         "output_units": 0,      # UnitPolicy: publish_unscaled, which outputs go out while not in metres
         "rig_cameras": 0,       # RigCameras: the cameras parameter (names, topics, frames, rules)
         "robot_frames": 0,      # RobotFrames: REP 105 frames, the TF edges read and published

@@ -22,7 +22,10 @@ Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed
 ``odometry``, ``path``, ``map_points``, plus ``/tf`` and ``/diagnostics``. All outputs carry the input
 image's stamp. The messages are built in ``output_messages`` (the node only publishes), and only those of
 outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_tf``); the path is kept
-either way. Service ``~/reset`` (std_srvs/Trigger) restarts the trajectory.
+either way. Service ``~/reset`` (std_srvs/Trigger) restarts the trajectory; ``~/save_map`` (std_srvs/Trigger) writes
+the loop-closure map into a new folder under ``map_directory`` (on its own callback group: ``main`` spins a
+two-thread executor, so a save blocks neither the inference worker nor the other callbacks, which share the
+default mutually exclusive group as before).
 
 Robot integration (``base_frame``, ``scale_source``, ``pose_source``; README "On your robot"): the worker
 reads the camera mount from TF before each frame (``PoseOutputs.inputs``: never waiting; a missing mount backs
@@ -30,9 +33,11 @@ off) and the robot odometry at the image stamp: before inference (waiting ``tf_t
 lock) only for a pose-conditioned model, else after inference without waiting (``PoseOutputs.late_odometry``,
 handed to the processor as a callable). The pose outputs follow REP 105 (``PoseOutputs.messages``: which edge,
 twist, covariances, the lost convention); outputs not in metres go out only as ``publish_unscaled`` says
-(``output_units.UnitPolicy``: withheld ones are counted, published ones make /diagnostics WARN). In the
-correction mode a timer republishes ``odom_frame -> odometry_frame`` at ``tf_publish_rate_hz``, stamped
-``now + transform_tolerance_s`` (``_publish_correction``).
+(``output_units.UnitPolicy``: withheld ones are counted, published ones make /diagnostics WARN). One
+TF timer republishes the future-dated edges at ``tf_publish_rate_hz``, stamped ``now + transform_tolerance_s``
+(``_publish_future_edges``): ``odom_frame -> odometry_frame`` in the correction mode and ``map_frame ->
+odom_frame`` while loop closure is active (``WindowProcessor.map_correction``; REP 105, as AMCL / slam_toolbox);
+``map_points`` is then in ``map_frame``.
 """
 from __future__ import annotations
 
@@ -41,12 +46,14 @@ import time
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -70,6 +77,7 @@ from ..ros_io.tf_publisher import TfBroadcaster
 from .backend_setup import create_backend_from_parameters
 from .camera_inputs import create_camera_input
 from .latest_mailbox import LatestMailbox
+from .map_saving import loop_diagnostics, map_save_root, save_map_answer
 from .output_messages import CAMERA_FRAME_TOPICS, camera_frame_messages, map_message, odometry_messages
 from .output_units import UnitPolicy
 from .pose_outputs import PoseOutputs
@@ -110,6 +118,9 @@ class Da3Node(LifecycleNode):
         self._diag_timer = None
         self._configure_error = ""
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
+        # its own group: a save runs on the executor's second thread, never holding up the default group
+        self._save_map_service = self.create_service(Trigger, "~/save_map", self._on_save_map,
+                                                     callback_group=MutuallyExclusiveCallbackGroup())
 
     # -- parameters ----------------------------------------------------------------------------
     def _declare(self, spec) -> None:
@@ -191,8 +202,9 @@ class Da3Node(LifecycleNode):
         self._units = UnitPolicy(settings["publish_unscaled"], self._processor.scale_expected)
         self._poses = PoseOutputs(settings, lambda: create_transform_lookup(self, cache_time_s=10.0),
                                   scale_expected=self._processor.scale_expected, units=self._units)
-        if self._poses.frame_settings.correction_mode and self._tf_timer is None:
-            self._tf_timer = self.create_timer(1.0 / float(settings["tf_publish_rate_hz"]), self._publish_correction)
+        republishes = self._poses.frame_settings.correction_mode or self._processor.map_correction() is not None
+        if republishes and self._tf_timer is None:
+            self._tf_timer = self.create_timer(1.0 / float(settings["tf_publish_rate_hz"]), self._publish_future_edges)
         self._ensure_diagnostics()
         return TransitionCallbackReturn.SUCCESS
 
@@ -409,19 +421,33 @@ class Da3Node(LifecycleNode):
             self.get_logger().warning(poses.frames.last_error, throttle_duration_sec=5.0)
         return T_odometry_base
 
-    def _publish_correction(self) -> None:
-        """TF timer (correction mode): the latest ``odom_frame -> odometry_frame`` stamped ``now +
+    def _publish_future_edges(self) -> None:
+        """TF timer, the one home of future-dated republishing: the latest correction edge ``odom_frame ->
+        odometry_frame`` (correction mode) and ``map_frame -> odom_frame`` (loop closure active), stamped ``now +
         transform_tolerance_s`` (AMCL / slam_toolbox publish map -> odom so), whenever ``publish_tf``."""
-        poses, settings = self._poses, self._settings
-        if poses is None or settings is None or not settings["publish_tf"] or self._tf is None:
+        poses, settings, processor = self._poses, self._settings, self._processor
+        if poses is None or settings is None or processor is None or not settings["publish_tf"] or self._tf is None:
             return
-        edge = poses.correction_edge()
-        if edge is None:
+        edges = poses.republished_edges(processor.map_correction(), processor.metres_per_unit)
+        if not edges:
             return
-        parent, child, T = edge
         tolerance_ns = int(round(float(settings["transform_tolerance_s"]) * 1e9))
         stamp = ns_to_stamp(self.get_clock().now().nanoseconds + tolerance_ns)
-        self._tf.send([transform_stamped(T, stamp, parent, child)])
+        self._tf.send([transform_stamped(T, stamp, parent, child) for parent, child, T in edges])
+
+    def _on_save_map(self, request, response):
+        """``~/save_map``: the processor writes its map into a new folder under ``map_directory`` (its own callback
+        group: the inference worker and the other callbacks go on meanwhile); success and the folder's absolute
+        path, or the reason."""
+        processor = self._processor
+        root = map_save_root(self.p("map_directory"))
+        response.success, response.message = save_map_answer(processor, root)
+        if response.success:
+            self.accounting.on_event("maps_saved", response.message)
+            self.get_logger().info(f"~/save_map: map saved to {response.message}")
+        else:
+            self.get_logger().warning(f"~/save_map: {response.message}")
+        return response
 
     def _apply_settings(self, settings) -> None:
         """Hand changed runtime parameters to the processor (between frames, under the frame lock)."""
@@ -473,7 +499,13 @@ class Da3Node(LifecycleNode):
                 processor.metres_per_unit is not None or processor.depth_unit == DEPTH_UNIT_METRES, "map_points",
                 processor.depth_unit):
             return
-        pub.publish(map_message(points, colours, ns_to_stamp(stamp_ns), settings["odom_frame"]))
+        frame = settings["odom_frame"]
+        if processor is not None and processor.map_correction() is not None:   # loop closure: the map frame
+            frame = settings["map_frame"]
+            T = self._poses.map_points_transform() if self._poses is not None else None
+            if T is not None:
+                points = points @ T[:3, :3].T.astype(np.float32) + T[:3, 3].astype(np.float32)
+        pub.publish(map_message(points, colours, ns_to_stamp(stamp_ns), frame))
 
     @staticmethod
     def _subscribed(pubs: dict, name: str) -> bool:
@@ -539,6 +571,7 @@ class Da3Node(LifecycleNode):
             values.update({f"backend_{k}": v for k, v in self._backend.describe().items()})
         if self._processor is not None:
             values.update(self._processor.describe())
+            values.update(loop_diagnostics(self._processor.loop_stats()))
         values["window_size"] = self._backend.views if self._backend is not None else self.p("window_size")
         if self._inputs is not None:
             values.update(self._inputs.describe())
@@ -558,7 +591,7 @@ class Da3Node(LifecycleNode):
 def main(args=None) -> int:
     rclpy.init(args=args)
     node = Da3Node()
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=2)   # the default group (serial, as before) + ~/save_map
     executor.add_node(node)
     code = 0
     try:

@@ -147,7 +147,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "in odometry units, with a WARN on /diagnostics (quote it in YAML: \"true\")",
                   choices=("auto", "true", "false")),
     ParameterSpec("publish_map_points", _P.publish_map_points, "publish 'map_points' (keyframe points fused in "
-                  "odom_frame; read-only because the map is built from configure on)"),
+                  "odom_frame, in map_frame while loop closure is active; read-only because the map is built from "
+                  "configure on)"),
     ParameterSpec("point_stride", _P.point_stride, "keep every n-th pixel in rows and columns of 'points'",
                   minimum=1, maximum=64, runtime=True),
     ParameterSpec("confidence_threshold", _P.confidence_threshold, "drop points with depth confidence below this "
@@ -191,6 +192,17 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("transform_tolerance_s", 0.5, "how far into the future the republished correction edge is "
                   "stamped (seconds; as AMCL / slam_toolbox stamp map -> odom), so that a lookup at 'now' through "
                   "odom_frame succeeds", minimum=0.0, maximum=10.0),
+    # --- maps and loop closure (issue 20; README "Maps and loop closure") ----------------------------
+    ParameterSpec("map_frame", "map", "frame of the loop-closed map: the node publishes map_frame -> odom_frame on "
+                  "/tf (REP 105, at tf_publish_rate_hz, stamped now + transform_tolerance_s) and map_points in it "
+                  "while loop closure is active; must differ from odom_frame, base_frame and odometry_frame"),
+    ParameterSpec("loop_closure", True, "detect and close loops (place recognition from the network's own "
+                  "descriptor, geometric verification, pose graph); a model without descriptor output runs with "
+                  "loop closure off (reported on /diagnostics)"),
+    ParameterSpec("map_directory", "", "where ~/save_map writes a new map folder (empty = $ROS_HOME/da3_maps, "
+                  "ROS_HOME defaulting to ~/.ros)"),
+    ParameterSpec("map_load_directory", "", "a map folder written by ~/save_map to load at configure and "
+                  "relocalise against (empty = start without a map; a bad folder fails configure with the reason)"),
     ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
                   "from the last pose) instead of starting a new trajectory at the origin"),
     ParameterSpec("cameras", [], "camera namespaces of a rig, e.g. [left, right] (subscribes <cam>/image or "

@@ -2,7 +2,8 @@
 
 Used by ``da3_node``: the worker calls :meth:`PoseOutputs.inputs` before a frame (TF reads, never waiting
 except the odometry a pose-conditioned model needs) and :meth:`PoseOutputs.messages` after it, then publishes
-what it returns; its TF timer publishes :meth:`PoseOutputs.correction_edge` in the correction mode. The ROS-free
+what it returns; its TF timer publishes :meth:`PoseOutputs.republished_edges` (the correction edge, ``map ->
+odom``) stamped ahead. The ROS-free
 parts are ``RobotFrames`` (which edges) and ``BaseOdometry`` (poses, twist, covariance); this class keeps the
 trajectory state and turns them into messages (only those asked for are built; the state is kept whatever is
 asked, so switching an output on shows the whole path).
@@ -20,6 +21,10 @@ Publishing convention, per processed frame:
 * **correction mode** (``odom_frame -> odometry_frame``): never per frame; the edge exists from the first
   frame (identity until the scale is known), and the node republishes the latest one at ``tf_publish_rate_hz``
   stamped ``now + transform_tolerance_s``;
+* **loop closure active** (the processor gives ``T_map_odom``): ``map_frame -> odom_frame`` from the first frame
+  (identity until the first loop or relocalisation), republished with the correction edge by the same timer;
+  ``odom_frame`` is the parent of the trajectory in every mode (correction mode: ``map -> odom -> odometry_frame
+  -> base``), so a loop closure never moves the robot odometry's own edge;
 * **lost** (the window was rejected) or **initialising**: nothing on pose / odometry / path / TF (as
   isaac_ros_visual_slam); /diagnostics says ``lost`` (WARN). Depth and points are still published;
 * after a reset (``~/reset``, time jump back) the path restarts and the first twist is unknown.
@@ -34,6 +39,7 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from std_msgs.msg import Header
 
+from ..geometry.transforms import invert_transform
 from ..ros_io import odometry, pose_stamped, stamp_to_ns, transform_stamped
 from ..tracking.base_trajectory import BaseOdometry, BaseOdometrySample
 from .output_units import UnitPolicy
@@ -134,6 +140,37 @@ class PoseOutputs:
         """(odom_frame, odometry_frame, T) to republish (correction mode, from the first frame on), else None."""
         return self._correction
 
+    def map_edge(self, T_map_vis: Optional[np.ndarray], metres_per_unit: Optional[float]
+                 ) -> Optional[Tuple[str, str, np.ndarray]]:
+        """(map_frame, odom_frame, T_map_odom) for the processor's loop correction ``T_map_vis`` (its map from its
+        visual odometry frame, odometry units), or None (loop closure inactive, or before the first frame).
+
+        The ROS map frame has the axes of ``odom`` (REP 105: both coincide until the first correction), so the
+        correction is conjugated by ``T_odom_vis``: ``T_map_odom = T_odom_vis @ S(T_map_vis, s) @ inv(T_odom_vis)``,
+        ``S`` scaling the translation to metres. Scale unknown: identity when a metric scale is expected (as the
+        correction edge), else in odometry units."""
+        if T_map_vis is None or self._odometry is None:
+            return None
+        T_odom_vis = self._odometry.T_odom_vis
+        T = np.array(T_map_vis, np.float64)
+        if metres_per_unit is not None:
+            T[:3, 3] *= float(metres_per_unit)
+        elif self.scale_expected:
+            T = np.eye(4)
+        s = self.frame_settings
+        return s.map_frame, s.odom_frame, T_odom_vis @ T @ invert_transform(T_odom_vis)
+
+    def map_points_transform(self) -> Optional[np.ndarray]:
+        """``T_map_mapvis``: the processor's map points into ``map_frame`` (``T_odom_vis``; None before the first
+        frame)."""
+        return None if self._odometry is None else self._odometry.T_odom_vis.copy()
+
+    def republished_edges(self, T_map_vis: Optional[np.ndarray], metres_per_unit: Optional[float]
+                          ) -> list[Tuple[str, str, np.ndarray]]:
+        """Every edge the node's TF timer republishes stamped ``now + transform_tolerance_s``: the correction edge
+        (correction mode) and ``map_frame -> odom_frame`` (loop closure active); see :meth:`map_edge`."""
+        return [e for e in (self._correction, self.map_edge(T_map_vis, metres_per_unit)) if e is not None]
+
     def take_tf_warnings(self) -> list[str]:
         """Frames whose TF parent changed since the last call (two nodes publishing a parent of the same frame,
         e.g. a wheel odometry's ``wheel_odom -> base_link`` next to this node's ``odom -> base_link``)."""
@@ -214,6 +251,9 @@ class PoseOutputs:
         if s.correction_mode:
             info["tf_correction_edge"] = (f"{s.odom_frame} -> {s.odometry_frame} at {s.tf_publish_rate_hz:g} Hz, "
                                           f"stamped now + {s.transform_tolerance_s:g} s")
+        if s.loop_closure:
+            info["tf_map_edge"] = (f"{s.map_frame} -> {s.odom_frame} at {s.tf_publish_rate_hz:g} Hz, stamped now + "
+                                   f"{s.transform_tolerance_s:g} s, while loop closure is active")
         if self.camera_tree is not None:
             info["tf_camera_tree"] = self.camera_tree.describe()
             if self.camera_tree.refused:

@@ -35,8 +35,9 @@ Edge **published** on /tf (``publish_tf: true``), :meth:`RobotFrames.published_e
 * otherwise ``odom_frame -> base_frame``.
 
 Refused at configure (:func:`robot_frame_problems`), each with its reason: a base frame equal to the odom
-frame or the odometry frame; robot odometry without ``base_frame``; ``odometry_frame == odom_frame`` with
-``publish_tf: true`` (the node would publish the very edge it reads).
+frame or the odometry frame; an empty ``map_frame`` or one equal to another frame of the node; robot odometry
+without ``base_frame``; ``odometry_frame == odom_frame`` with ``publish_tf: true`` (the node would publish the very
+edge it reads).
 """
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ class RobotFrameSettings:
     tf_mount_timeout_s: float = 5.0
     tf_publish_rate_hz: float = 20.0
     transform_tolerance_s: float = 0.5
+    map_frame: str = "map"
+    loop_closure: bool = True
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> "RobotFrameSettings":
@@ -130,6 +133,7 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
                         "base_frame, a frame cannot be its own parent")
     if s.camera_frame and s.camera_frame == s.odom_frame:
         problems.append(f"camera_frame and odom_frame are both {s.camera_frame!r}")
+    problems += _map_frame_problems(s)
     if s.uses_odometry:
         uses = ((f"scale_source: {s.scale_source}", s.scale_source.uses_odometry),
                 ("pose_source: tf", s.pose_source is PoseSource.TF))
@@ -149,6 +153,19 @@ def robot_frame_problems(values: Mapping[str, Any]) -> list[str]:
                             "owns that edge) or give the robot odometry its own frame (odometry_frame: wheel_odom; "
                             "the node then publishes odom_frame -> odometry_frame)")
     return problems
+
+
+def _map_frame_problems(s: RobotFrameSettings) -> list[str]:
+    """``map_frame`` (checked whatever ``loop_closure`` says: a map can be loaded or switched on in the same file):
+    a plain, non-empty frame id, no other frame of the node (it is the parent of ``odom_frame``)."""
+    if not s.map_frame:
+        return ["map_frame must not be empty (the frame of the loop-closed map, e.g. map)"]
+    if s.map_frame.startswith("/") or " " in s.map_frame:
+        return [f"map_frame {s.map_frame!r} must be a plain frame id (no leading '/', no spaces)"]
+    others = {"odom_frame": s.odom_frame, "base_frame": s.base_frame, "camera_frame": s.camera_frame,
+              "odometry_frame": s.odometry_frame if s.uses_odometry else ""}
+    return [f"map_frame and {name} are both {s.map_frame!r}: the node publishes map_frame -> {s.odom_frame}, "
+            "the map needs its own frame" for name, value in others.items() if value == s.map_frame]
 
 
 @dataclass(frozen=True)
