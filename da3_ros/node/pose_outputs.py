@@ -151,13 +151,13 @@ class PoseOutputs:
         correction edge), else in odometry units."""
         if T_map_vis is None or self._odometry is None:
             return None
+        s = self.frame_settings
+        if metres_per_unit is None and self.scale_expected:
+            return s.map_frame, s.odom_frame, np.eye(4)
         T_odom_vis = self._odometry.T_odom_vis
         T = np.array(T_map_vis, np.float64)
         if metres_per_unit is not None:
             T[:3, 3] *= float(metres_per_unit)
-        elif self.scale_expected:
-            T = np.eye(4)
-        s = self.frame_settings
         return s.map_frame, s.odom_frame, T_odom_vis @ T @ invert_transform(T_odom_vis)
 
     def map_points_transform(self) -> Optional[np.ndarray]:
