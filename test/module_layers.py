@@ -25,6 +25,7 @@ MODULE_LAYERS: Dict[str, Dict[str, int]] = {
         "window_dropped": 0,    # WindowDropped: a snapshot refused with a counted drop reason (no_odometry)
         "window_outcome": 0,    # WindowOutcome / CameraOutput: one window's frozen results
         "camera_stream": 1,     # CameraFrame / CameraStream: one camera's input frame and per-camera state
+        "loop_closure": 1,      # LoopClosure: the processor's side of loop closure (state, map load / save)
         "map_fusion": 1,        # MapFusionWorker: fuses keyframe clouds into the VoxelMap on its own thread
         "processor_config": 1,  # ProcessorConfig: the window processor's settings
         "rig_accounting": 1,    # RigFrameAccounting: per-camera accounting of a rig (sync drops + outcomes)

@@ -9,6 +9,9 @@ A map folder holds:
   seconds, ``descriptors`` (K, D) float32 (L2-normalised), ``poses`` (K, 4, 4) float64 ``T_map_cam``;
 - ``pose_graph.json``: ``PoseGraph.records()`` (nodes with their initial poses, every edge with its kind, sigmas
   and robust kernel);
+- ``verification.npz`` (optional: what relocalisation verifies against): per keyframe its network ``images``
+  (K, h, w, 3) uint8, the grid-sampled ``points`` (K, M, 3) (map frame), ``depth`` / ``conf`` (K, M) and
+  ``median_depth`` (K,), in the order of ``keyframes.npz``;
 - ``cloud.ply``: the fused cloud in the map frame, binary little-endian PLY, ``x y z`` float32 (+ ``red green
   blue`` uint8 when coloured).
 
@@ -27,6 +30,7 @@ from typing import Optional
 import numpy as np
 
 from .keyframe_database import KeyframeDatabase
+from .loop_verification import LoopKeyframe
 from .pose_graph import PoseGraph
 
 __all__ = ["MAP_FORMAT", "MAP_VERSION", "MapFormatError", "SavedMap", "load_map", "read_ply", "save_map",
@@ -50,6 +54,7 @@ class SavedMap:
     colours: Optional[np.ndarray]      # (P, 3) uint8 or None
     frame: str
     unit: str
+    keyframes: Optional[list] = None   # LoopKeyframe per keyframe (verification.npz), map frame
 
 
 def write_ply(path: os.PathLike, points: np.ndarray, colours: Optional[np.ndarray] = None) -> None:
@@ -104,8 +109,10 @@ def _check_ids(ids) -> list:
 
 
 def save_map(folder: os.PathLike, database: KeyframeDatabase, graph: Optional[PoseGraph], points: np.ndarray,
-             colours: Optional[np.ndarray] = None, *, frame: str = "map", unit: str = "m") -> Path:
-    """Write a map folder (module docstring); ``folder`` must not exist yet. Returns its path."""
+             colours: Optional[np.ndarray] = None, *, frame: str = "map", unit: str = "m",
+             keyframes: Optional[list] = None) -> Path:
+    """Write a map folder (module docstring); ``folder`` must not exist yet. Returns its path. ``keyframes``:
+    the ``LoopKeyframe`` of every database keyframe, in its order (``verification.npz``)."""
     folder = Path(folder)
     if folder.exists():
         raise FileExistsError(f"map folder {folder} already exists (a map is saved into a new folder)")
@@ -121,6 +128,14 @@ def save_map(folder: os.PathLike, database: KeyframeDatabase, graph: Optional[Po
     if graph is not None:
         (tmp / "pose_graph.json").write_text(json.dumps(graph.records()))
         files["pose_graph"] = "pose_graph.json"
+    if keyframes:
+        if [kf.keyframe_id for kf in keyframes] != ids:
+            raise ValueError("keyframes must be the database's keyframes, in its order")
+        np.savez(tmp / "verification.npz", images=np.stack([kf.image for kf in keyframes]).astype(np.uint8),
+                 points=np.stack([kf.points_map for kf in keyframes]), depth=np.stack([kf.depth for kf in keyframes]),
+                 conf=np.stack([kf.conf for kf in keyframes]),
+                 median_depth=np.array([kf.median_depth for kf in keyframes], np.float64))
+        files["verification"] = "verification.npz"
     write_ply(tmp / "cloud.ply", points, colours)
     manifest = {"format": MAP_FORMAT, "version": MAP_VERSION, "frame": str(frame), "unit": unit,
                 "keyframes": len(ids), "descriptor_dim": int(descriptors.shape[1]) if len(ids) else 0,
@@ -159,4 +174,18 @@ def load_map(folder: os.PathLike) -> SavedMap:
     if "pose_graph" in files:
         graph = PoseGraph.from_records(json.loads((folder / files["pose_graph"]).read_text()))
     points, colours = read_ply(folder / files.get("cloud", "cloud.ply"))
-    return SavedMap(database, graph, points, colours, str(manifest.get("frame", "map")), str(manifest["unit"]))
+    keyframes = _read_verification(folder, files["verification"], ids, stamps, poses) \
+        if "verification" in files else None
+    return SavedMap(database, graph, points, colours, str(manifest.get("frame", "map")), str(manifest["unit"]),
+                    keyframes)
+
+
+def _read_verification(folder: Path, name: str, ids: list, stamps: np.ndarray, poses: np.ndarray) -> list:
+    with np.load(folder / name) as npz:
+        arrays = {key: npz[key] for key in ("images", "points", "depth", "conf", "median_depth")}
+    k = len(ids)
+    if any(a.shape[0] != k for a in arrays.values()) or arrays["images"].ndim != 4:
+        raise MapFormatError(f"{folder}: {name} does not hold one entry per keyframe ({k})")
+    return [LoopKeyframe(key, float(stamps[i]), arrays["images"][i], poses[i], arrays["points"][i],
+                         arrays["depth"][i], arrays["conf"][i], float(arrays["median_depth"][i]))
+            for i, key in enumerate(ids)]

@@ -44,6 +44,8 @@ class ProcessorConfig:
     map_max_points: int = 200_000
     scale_source: ScaleSource = ScaleSource.NONE
     pose_source: PoseSource = PoseSource.NONE
+    loop_closure: bool = True           # da3_ros.loop.loop_closer (active when the model gives a descriptor)
+    map_load_directory: str = ""        # a saved map (loop.map_store) loaded at construction, relocalised against
 
     #: fields a running processor takes over from a new config (``WindowProcessor.apply_runtime_config``)
     RUNTIME_FIELDS = ("publish_points", "point_stride", "confidence_threshold", "min_depth", "max_depth")
@@ -54,9 +56,15 @@ class ProcessorConfig:
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessorConfig":
+        """The config from the node's parameter values (``get(name)``); a field the getter does not know
+        (KeyError) keeps its default."""
         kwargs = {}
         for f in fields(cls):
-            raw, default = get(f.name), f.default
+            try:
+                raw = get(f.name)
+            except KeyError:
+                continue
+            default = f.default
             if isinstance(default, (ScaleSource, PoseSource)):
                 kwargs[f.name] = raw   # parsed in __post_init__
             elif isinstance(default, bool):

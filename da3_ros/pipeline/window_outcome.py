@@ -82,7 +82,7 @@ class WindowOutcome:
 
     @property
     def aligned(self) -> bool:
-        return self.tracking is TrackingOutcome.ALIGNED
+        return self.tracking in (TrackingOutcome.ALIGNED, TrackingOutcome.RELOCALISED)
 
     @property
     def rejected(self) -> bool:

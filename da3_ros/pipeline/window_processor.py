@@ -69,6 +69,7 @@ from ..tracking.tracking_outcome import TrackingOutcome
 from ..tracking.tracking_state import TrackingStateMachine, TrackingStatus
 from .camera_stream import CameraFrame, CameraStream, check_rgb
 from .depth_unit import METRIC_CANONICAL_FOCAL, depth_unit
+from .loop_closure import LoopClosure
 from .map_fusion import MapFusionWorker, MapUpdateCallback
 from .point_cloud import OrganizedCloudBuilder
 from .processor_config import ProcessorConfig
@@ -137,8 +138,11 @@ class WindowProcessor:
                                            config.confidence_threshold)
         # the fused map grows on a thread of its own: a keyframe costs the inference worker one hand-over
         self._on_map_update = on_map_update
-        self.map = (MapFusionWorker(VoxelMap(config.map_voxel_size, config.map_max_points), self._map_updated)
-                    if config.publish_map_points else None)
+        # loop closure: the map keeps each keyframe's sub-map so that optimised poses rebuild it
+        self.loop = LoopClosure(config, backend, self.num_cameras)   # loads map_load_directory (MapFormatError)
+        self.map = (MapFusionWorker(VoxelMap(config.map_voxel_size, config.map_max_points), self._map_updated,
+                                    keep_submaps=self.loop.possible) if config.publish_map_points else None)
+        self.loop.map = self.map
         self.tracker = (WindowTracker(config.tracker_config(metric=False, window_size=self.snapshots))
                         if self.tracking else None)
         self.robot = self._robot_odometry(backend, config)
@@ -291,6 +295,22 @@ class WindowProcessor:
                 info["pose_residual_m"] = round(self.robot.last_pose_residual, 6)
         return info
 
+    # -- loop closure (thread-safe; pipeline/loop_closure.py) ------------------------------------
+    def map_correction(self) -> Optional[np.ndarray]:
+        """``T_map_odom`` 4x4 (odometry units; identity until the first loop / relocalisation); None while loop
+        closure is inactive. Thread-safe."""
+        return self.loop.map_correction()
+
+    def loop_stats(self) -> dict:
+        """Loop closure's diagnostics (``loop_closure`` state, candidates, accepted, rejected by reason, the last
+        optimisation's time and size, keyframes in the map, relocalised, loaded map). Thread-safe."""
+        return self.loop.stats()
+
+    def save_map(self, directory: str) -> str:
+        """Write the map into a new folder under ``directory`` (created if missing); its absolute path.
+        Thread-safe (a service thread while the worker runs); RuntimeError when there is nothing to save."""
+        return self.loop.save(directory, self.metres_per_unit)
+
     def _map_updated(self, stamp_ns: int, points: np.ndarray, colours: Optional[np.ndarray]) -> None:
         """Map thread: the fused map (odometry units) in metres once the metric scale is known, to the caller."""
         if self._on_map_update is None:
@@ -302,6 +322,7 @@ class WindowProcessor:
         """Finish fusing the queued keyframes and stop the map thread. Idempotent."""
         if self.map is not None:
             self.map.close()
+        self.loop.close()
 
     def reset(self, reason: str, keep_odom_frame: bool) -> None:
         """``keep_odom_frame=False``: a new trajectory (odometry frame, unit, scale, map, tracking state)."""
@@ -313,6 +334,7 @@ class WindowProcessor:
         self._last_known = None     # a new trajectory: a new odometry unit (placed windows stay metres)
         if self.map is not None:
             self.map.clear()
+        self.loop.reset(reason)
         if self.robot is not None:
             self.robot.reset(reason)
         if self.tracking_state is not None:
@@ -387,11 +409,20 @@ class WindowProcessor:
         poses = self._camera_poses(result, T_window_cam, len(ids))
         outputs = self._camera_outputs(frames, prediction, cameras_net, scale.to_published, poses, stages,
                                        keyframe=result.keyframe)
+        tracking = result.outcome
+        if result.keyframe and result.T_odom_cam is not None:
+            t = time.perf_counter()
+            T_odometry_cam = (None if T_odometry_base is None or mounts[0] is None
+                              else np.asarray(T_odometry_base, np.float64) @ mounts[0])
+            if self.loop.on_keyframe(snapshot_id, stamp_ns, nets[0], result, prediction, T_odometry_cam,
+                                     self.metres_per_unit, self.num_cameras):
+                tracking = TrackingOutcome.RELOCALISED
+            stages["loop"] = time.perf_counter() - t
         if self.map is not None and result.keyframe and result.T_odom_cam is not None and np.isfinite(
                 scale.to_published):
             self._submit_keyframe(snapshot_id, outputs, result.scale / scale.to_published, stages)
         return WindowOutcome(
-            cameras=tuple(outputs), tracking=result.outcome, reason=result.reason, keyframe=result.keyframe,
+            cameras=tuple(outputs), tracking=tracking, reason=result.reason, keyframe=result.keyframe,
             reset=reset, conditioned=conditioned, metres_per_unit=scale.metres_per_unit,
             scale_estimate=scale.estimate, T_odometry_base=T_odometry_base, tracking_status=self.tracking_status,
             tracking_stats=MappingProxyType(dict(result.stats)) if result.T_odom_cam is not None else None,
@@ -628,7 +659,8 @@ class WindowProcessor:
             if out.points is None:
                 continue
             points = out.points if units_per_published == 1.0 else out.points * np.float32(units_per_published)
-            self.map.submit((snapshot_id, c), out.stamp_ns, points, out.point_colours, out.T_odom_cam)
+            self.map.submit((snapshot_id, c), out.stamp_ns, points, out.point_colours, out.T_odom_cam,
+                            self.loop.map_correction())
         stages["map"] = time.perf_counter() - t   # the hand-over; fusing is timed on the map thread
 
     def _untracked(self, frames: Sequence[CameraFrame], prediction, K_net: Optional[np.ndarray],

@@ -11,6 +11,8 @@ aligned          the window was aligned to the shared keyframes; the newest fram
 reinitialised    a new keyframe chain anchored at the last accepted pose (after rejections or a reset
                  that kept the odometry frame)
 rejected         the alignment failed a quality gate: no pose; depth with the last accepted scale
+relocalised      aligned, and its keyframe was recognised in a loaded map: ``T_map_odom`` now puts the
+                 trajectory into that map (da3_ros.loop.loop_closer)
 untracked        no tracking at all (a window of 1 view, or a model that predicts no poses): per-frame
                  depth, no pose
 ================ ======================================================================================
@@ -28,8 +30,10 @@ class TrackingOutcome(str, Enum):
     REINITIALISED = "reinitialised"
     REJECTED = "rejected"
     UNTRACKED = "untracked"
+    RELOCALISED = "relocalised"
 
     @property
     def has_pose(self) -> bool:
         """The newest frame got a pose in the odometry frame."""
-        return self in (TrackingOutcome.INITIALISED, TrackingOutcome.ALIGNED, TrackingOutcome.REINITIALISED)
+        return self in (TrackingOutcome.INITIALISED, TrackingOutcome.ALIGNED, TrackingOutcome.REINITIALISED,
+                        TrackingOutcome.RELOCALISED)
