@@ -202,7 +202,8 @@ class Da3Node(LifecycleNode):
         self._units = UnitPolicy(settings["publish_unscaled"], self._processor.scale_expected)
         self._poses = PoseOutputs(settings, lambda: create_transform_lookup(self, cache_time_s=10.0),
                                   scale_expected=self._processor.scale_expected, units=self._units)
-        republishes = self._poses.frame_settings.correction_mode or self._processor.map_correction() is not None
+        # loop closure asked for: whether it is active is known at the first window (the model's descriptor)
+        republishes = self._poses.frame_settings.correction_mode or bool(settings["loop_closure"])
         if republishes and self._tf_timer is None:
             self._tf_timer = self.create_timer(1.0 / float(settings["tf_publish_rate_hz"]), self._publish_future_edges)
         self._ensure_diagnostics()

@@ -196,12 +196,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("map_frame", "map", "frame of the loop-closed map: the node publishes map_frame -> odom_frame on "
                   "/tf (REP 105, at tf_publish_rate_hz, stamped now + transform_tolerance_s) and map_points in it "
                   "while loop closure is active; must differ from odom_frame, base_frame and odometry_frame"),
-    ParameterSpec("loop_closure", True, "detect and close loops (place recognition from the network's own "
+    ParameterSpec("loop_closure", _P.loop_closure, "detect and close loops (place recognition from the network's own "
                   "descriptor, geometric verification, pose graph); a model without descriptor output runs with "
                   "loop closure off (reported on /diagnostics)"),
     ParameterSpec("map_directory", "", "where ~/save_map writes a new map folder (empty = $ROS_HOME/da3_maps, "
                   "ROS_HOME defaulting to ~/.ros)"),
-    ParameterSpec("map_load_directory", "", "a map folder written by ~/save_map to load at configure and "
+    ParameterSpec("map_load_directory", _P.map_load_directory, "a map folder written by ~/save_map to load at configure and "
                   "relocalise against (empty = start without a map; a bad folder fails configure with the reason)"),
     ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
                   "from the last pose) instead of starting a new trajectory at the origin"),
