@@ -145,3 +145,33 @@ def test_a_graph_without_descriptor_runs_with_loop_closure_off(ros_node, process
     reply = _save_map(run)
     assert not reply.success and "not active" in reply.message, reply.message
     assert not edges.seen and not (tmp_path / "maps").exists()
+
+
+def test_a_bad_map_folder_or_map_frame_fails_configure_with_the_reason(tmp_path):
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from da3_ros.backends.oracle_backend import write_oracle_spec
+    from da3_ros.node.da3_node import Da3Node
+
+    spec = write_oracle_spec(tmp_path / "spec.json", {0: np.zeros((48, 64, 3), np.uint8)}, width=64, height=48,
+                             views=2)
+    (tmp_path / "not_a_map").mkdir()
+    cases = ((("map_load_directory", str(tmp_path / "not_a_map")), "MapFormatError"),
+             (("map_frame", "odom"), "map_frame and odom_frame are both 'odom'"))
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        for (name, value), words in cases:
+            node = Da3Node(context=context, parameter_overrides=[
+                Parameter("backend", value="oracle"), Parameter("model_file_path", value=str(spec)),
+                Parameter("autostart", value=False), Parameter(name, value=value)])
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert words in node._configure_error, node._configure_error
+            reply = node._on_save_map(Trigger.Request(), Trigger.Response())
+            assert not reply.success and "not configured" in reply.message, reply.message
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -201,8 +201,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "loop closure off (reported on /diagnostics)"),
     ParameterSpec("map_directory", "", "where ~/save_map writes a new map folder (empty = $ROS_HOME/da3_maps, "
                   "ROS_HOME defaulting to ~/.ros)"),
-    ParameterSpec("map_load_directory", _P.map_load_directory, "a map folder written by ~/save_map to load at configure and "
-                  "relocalise against (empty = start without a map; a bad folder fails configure with the reason)"),
+    ParameterSpec("map_load_directory", _P.map_load_directory, "a map folder written by ~/save_map to load at "
+                  "configure and relocalise against (empty = start without a map; a bad folder fails configure with "
+                  "the reason)"),
     ParameterSpec("reset_keep_odom_frame", False, "~/reset keeps the odometry frame (the next window continues "
                   "from the last pose) instead of starting a new trajectory at the origin"),
     ParameterSpec("cameras", [], "camera namespaces of a rig, e.g. [left, right] (subscribes <cam>/image or "
