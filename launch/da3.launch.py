@@ -26,8 +26,9 @@ entry stay at ``/<namespace>/<cam>/image``. ``rviz:=true`` opens a config with e
 
 Arguments: params_file, image, camera_info, namespace, engine_file_path, model_file_path,
 backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), use_sim_time
-(true | false), cameras ("[left, right]" or "left,right"), camera_topics ("CAM:=IMAGE_TOPIC, ..."),
-sync_slop_s (seconds), rviz, rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are
+(true | false), loop_closure (true | false), map_frame, map_directory, map_load_directory (a folder written by
+``~/save_map``: relocalise against it), cameras ("[left, right]" or "left,right"), camera_topics
+("CAM:=IMAGE_TOPIC, ..."), sync_slop_s (seconds), rviz, rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are
 camera_topics' names. ``camera_info`` empty: the image topic's sibling (image_transport's rule,
 ``/camera/color/image_raw`` -> ``/camera/color/camera_info``). ``backend`` empty: chosen from the model
 file (``engine_file_path`` -> tensorrt, ``.onnx`` -> onnxruntime, a checkpoint -> torch); an
@@ -57,11 +58,11 @@ from da3_ros.tools.rviz_config import render as render_rviz_config
 
 #: launch arguments that override the params file when non-empty
 STRING_OVERRIDES = ("engine_file_path", "model_file_path", "backend", "base_frame", "scale_source", "pose_source",
-                    "odometry_frame")
+                    "odometry_frame", "map_frame", "map_directory", "map_load_directory")
 #: launch arguments that override the params file's number of the same name when non-empty
 FLOAT_OVERRIDES = ("sync_slop_s",)
 #: launch arguments (true | false) that override the params file's boolean of the same name when non-empty
-BOOL_OVERRIDES = ("publish_tf", "use_sim_time")
+BOOL_OVERRIDES = ("publish_tf", "use_sim_time", "loop_closure")
 
 
 def _overrides(context):
@@ -166,6 +167,16 @@ def generate_launch_description():
                               description="frame of the robot's odometry, e.g. wheel_odom (overrides params)"),
         DeclareLaunchArgument("publish_tf", default_value="",
                               description="true | false: broadcast the odometry edge (overrides params)"),
+        DeclareLaunchArgument("loop_closure", default_value="",
+                              description="true | false: detect and close loops, publish map_frame -> odom_frame "
+                                          "(overrides params)"),
+        DeclareLaunchArgument("map_frame", default_value="", description="frame of the loop-closed map, e.g. map "
+                                                                         "(overrides params)"),
+        DeclareLaunchArgument("map_directory", default_value="",
+                              description="where ~/save_map writes (overrides params; empty: params file's, "
+                                          "else $ROS_HOME/da3_maps)"),
+        DeclareLaunchArgument("map_load_directory", default_value="",
+                              description="a saved map folder to load and relocalise against (overrides params)"),
         DeclareLaunchArgument("use_sim_time", default_value="",
                               description="true | false: use /clock (a bag played with --clock, a simulator) for "
                                           "the node and RViz (empty: the params file's, else false)"),

@@ -39,6 +39,7 @@ MODULE_LAYERS: Dict[str, Dict[str, int]] = {
         "output_units": 0,      # UnitPolicy: publish_unscaled, which outputs go out while not in metres
         "rig_cameras": 0,       # RigCameras: the cameras parameter (names, topics, frames, rules)
         "robot_frames": 0,      # RobotFrames: REP 105 frames, the TF edges read and published
+        "service_thread": 0,    # ServiceThread: a slow service on a helper node and thread of its own
         "camera_inputs": 1,     # the camera input adapters (one camera, a rig) that feed the mailbox
         "parameters": 1,        # every parameter of da3_node: name, default, range, runtime behaviour
         "pose_outputs": 1,      # PoseOutputs: pose, odometry, path and /tf of a robot or a bare camera

@@ -35,8 +35,10 @@ def test_launch_arguments_override_real_parameters():
     assert {"base_frame", "scale_source", "pose_source", "odometry_frame", "publish_tf"} <= set(declared)
     assert {"cameras", "camera_topics", "sync_slop_s", "rviz", "rviz_config", "use_sim_time"} <= set(declared)
     assert float_overrides == ("sync_slop_s",)
-    assert _tuple_constant(tree, "BOOL_OVERRIDES") == ("publish_tf", "use_sim_time")   # use_sim_time: a ROS one
-    for name in (*overrides, *float_overrides, "publish_tf", "cameras"):
+    # use_sim_time: a ROS one
+    assert _tuple_constant(tree, "BOOL_OVERRIDES") == ("publish_tf", "use_sim_time", "loop_closure")
+    assert {"map_frame", "map_directory", "map_load_directory"} <= set(overrides)
+    for name in (*overrides, *float_overrides, "publish_tf", "loop_closure", "cameras"):
         assert name in declared and name in DEFAULTS, name
     assert isinstance(DEFAULTS["sync_slop_s"], float) and DEFAULTS["cameras"] == []
     assert len(declared) == len(set(declared))

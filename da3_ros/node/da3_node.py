@@ -23,9 +23,8 @@ Topics (relative names, remappable): subscribes ``image`` (or ``image/compressed
 image's stamp. The messages are built in ``output_messages`` (the node only publishes), and only those of
 outputs that are switched on and have a subscriber (``/tf``: whenever ``publish_tf``); the path is kept
 either way. Service ``~/reset`` (std_srvs/Trigger) restarts the trajectory; ``~/save_map`` (std_srvs/Trigger) writes
-the loop-closure map into a new folder under ``map_directory`` (on its own callback group: ``main`` spins a
-two-thread executor, so a save blocks neither the inference worker nor the other callbacks, which share the
-default mutually exclusive group as before).
+the loop-closure map into a new folder under ``map_directory`` (served on a thread of its own, ``ServiceThread``: a save
+blocks neither the inference worker nor the node's executor, its TF timer included).
 
 Robot integration (``base_frame``, ``scale_source``, ``pose_source``; README "On your robot"): the worker
 reads the camera mount from TF before each frame (``PoseOutputs.inputs``: never waiting; a missing mount backs
@@ -52,8 +51,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry, Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -82,6 +80,7 @@ from .output_messages import CAMERA_FRAME_TOPICS, camera_frame_messages, map_mes
 from .output_units import UnitPolicy
 from .pose_outputs import PoseOutputs
 from .robot_frames import RobotFrameError
+from .service_thread import ServiceThread
 from .parameters import (PARAMETER_NAMES, PARAMETERS, RUNTIME_PARAMETERS, check_settings, descriptor,
                          not_implemented_settings)
 
@@ -118,9 +117,8 @@ class Da3Node(LifecycleNode):
         self._diag_timer = None
         self._configure_error = ""
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
-        # its own group: a save runs on the executor's second thread, never holding up the default group
-        self._save_map_service = self.create_service(Trigger, "~/save_map", self._on_save_map,
-                                                     callback_group=MutuallyExclusiveCallbackGroup())
+        # a save can take long: served on a thread of its own, never holding up this node's executor
+        self._save_map_service = ServiceThread(self, Trigger, "~/save_map", self._on_save_map)
 
     # -- parameters ----------------------------------------------------------------------------
     def _declare(self, spec) -> None:
@@ -234,6 +232,11 @@ class Da3Node(LifecycleNode):
         if settings["publish_map_points"]:
             pubs["map_points"] = self.create_lifecycle_publisher(PointCloud2, "map_points", OUTPUT_QOS)
         self._pubs = pubs
+
+    def destroy_node(self):
+        """Stop the service thread, then destroy the node."""
+        self._save_map_service.close()
+        super().destroy_node()
 
     def _ensure_diagnostics(self):
         if self._diag_timer is None:
@@ -437,9 +440,9 @@ class Da3Node(LifecycleNode):
         self._tf.send([transform_stamped(T, stamp, parent, child) for parent, child, T in edges])
 
     def _on_save_map(self, request, response):
-        """``~/save_map``: the processor writes its map into a new folder under ``map_directory`` (its own callback
-        group: the inference worker and the other callbacks go on meanwhile); success and the folder's absolute
-        path, or the reason."""
+        """``~/save_map`` (on its ``ServiceThread``): the processor writes its map into a new folder under
+        ``map_directory`` while the inference worker and this node's executor go on; success and the folder's
+        absolute path, or the reason."""
         processor = self._processor
         root = map_save_root(self.p("map_directory"))
         response.success, response.message = save_map_answer(processor, root)
@@ -592,7 +595,7 @@ class Da3Node(LifecycleNode):
 def main(args=None) -> int:
     rclpy.init(args=args)
     node = Da3Node()
-    executor = MultiThreadedExecutor(num_threads=2)   # the default group (serial, as before) + ~/save_map
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
     try:
