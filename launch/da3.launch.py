@@ -28,8 +28,8 @@ Arguments: params_file, image, camera_info, namespace, engine_file_path, model_f
 backend, base_frame, scale_source, pose_source, odometry_frame, publish_tf (true | false), use_sim_time
 (true | false), loop_closure (true | false), map_frame, map_directory, map_load_directory (a folder written by
 ``~/save_map``: relocalise against it), cameras ("[left, right]" or "left,right"), camera_topics
-("CAM:=IMAGE_TOPIC, ..."), sync_slop_s (seconds), rviz, rviz_config. ``cameras`` empty with ``camera_topics`` set: the cameras are
-camera_topics' names. ``camera_info`` empty: the image topic's sibling (image_transport's rule,
+("CAM:=IMAGE_TOPIC, ..."), sync_slop_s (seconds), rviz, rviz_config. ``cameras`` empty with ``camera_topics``
+set: the cameras are camera_topics' names. ``camera_info`` empty: the image topic's sibling (image_transport's rule,
 ``/camera/color/image_raw`` -> ``/camera/color/camera_info``). ``backend`` empty: chosen from the model
 file (``engine_file_path`` -> tensorrt, ``.onnx`` -> onnxruntime, a checkpoint -> torch); an
 ``engine_file_path`` or ``model_file_path`` given here also sets ``backend`` to empty unless ``backend``
