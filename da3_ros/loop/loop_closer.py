@@ -146,7 +146,7 @@ class LoopCloser:
                     "last_optimisation_ms": float(opt.get("last_optimisation_ms", 0.0)),
                     "last_optimisation_keyframes": int(opt.get("last_optimisation_keyframes", 0)),
                     "map_keyframes": len(self._order), "relocalised": self._relocalised,
-                    "loaded_map": self.loaded_path}
+                    "loaded_map": self.loaded_path, "relocalisation_ratio": self.relocalisation_ratio}
 
     @property
     def relocalised(self) -> bool:
