@@ -29,6 +29,9 @@ its reference view, and the relative pose of two cameras at one rig pose is the 
 oracle's pose noise) in the window's scale. Every camera of the rig needs the same intrinsics (both presets
 do); ``path`` (top level) is then only a label.
 
+``"mirrored_copy": [x, y, z]`` (a named path): the ``MirroredCopy`` with that offset is part of the world
+(``loop_laps``' look-alike segment renders in it).
+
 ``"noise": {"translation_noise": 0.0005, ...}`` (any spec) overrides fields of ``OracleNoise``; an unknown
 field name is a ValueError when the spec is written and when it is read. ``OracleBackend.last_window`` is the
 ground truth of the latest prediction (``OracleWindow``: window ``scale`` per metre, ``T_world_ref``,
@@ -55,6 +58,7 @@ from da3_ros.backends.prediction import WindowPrediction
 from da3_ros.geometry.camera import PinholeCamera
 from da3_ros.synthetic.image_descriptor import appearance_descriptor
 from da3_ros.synthetic.rig import RigWorld
+from da3_ros.synthetic.room_scene import MirroredCopy
 from da3_ros.synthetic.sequence import SyntheticSequence
 from da3_ros.synthetic.window_oracle import OracleNoise, WindowOracle
 
@@ -94,7 +98,7 @@ def write_oracle_spec(path: Path, frames: dict[int, np.ndarray], *, camera_path:
                       width: int = 320, height: int = 240, views: Optional[int] = None, seed: int = 0,
                       noise_seed: int = 0, robot_fps: Optional[float] = None, garbage_frames=(),
                       pose_conditioned: bool = False, rig: Optional[dict] = None,
-                      noise: Optional[dict] = None) -> Path:
+                      noise: Optional[dict] = None, mirrored_copy: Optional[tuple] = None) -> Path:
     """``frames``: {frame index (rig: view id): rendered RGB} of every image the player will publish;
     ``views``: the window N the spec fixes (None: any N the configuration asks for, 4 by default). Robot
     worlds: ``robot_fps`` (the camera of ``SyntheticRobot(fps=robot_fps)``; ``camera_path`` is then only a
@@ -113,6 +117,8 @@ def write_oracle_spec(path: Path, frames: dict[int, np.ndarray], *, camera_path:
     if noise:
         oracle_noise(noise)   # validate now rather than when the node starts
         spec["noise"] = dict(noise)
+    if mirrored_copy is not None:
+        spec["mirrored_copy"] = [float(v) for v in mirrored_copy]   # MirroredCopy offset (named paths)
     if garbage_frames:
         spec["garbage_frames"] = sorted(int(i) for i in garbage_frames)
     if pose_conditioned:
@@ -163,7 +169,9 @@ class OracleBackend(InferenceBackend):
             self.rig_sequence = RigWorld.from_dict(rig).sequence(width, height)
             self.sequence = self.rig_sequence.views()
         else:
-            self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]))
+            copy = spec.get("mirrored_copy")
+            self.sequence = SyntheticSequence(spec["path"], width=width, height=height, seed=int(spec["seed"]),
+                                              mirrored_copy=None if copy is None else MirroredCopy(tuple(copy)))
         self._garbage = frozenset(int(i) for i in spec.get("garbage_frames", ()))
         self.oracle = WindowOracle(self.sequence, noise, seed=int(spec.get("noise_seed", 0)))
         self.last_window = None

@@ -146,7 +146,7 @@ class LoopCloser:
                     "last_optimisation_ms": float(opt.get("last_optimisation_ms", 0.0)),
                     "last_optimisation_keyframes": int(opt.get("last_optimisation_keyframes", 0)),
                     "map_keyframes": len(self._order), "relocalised": self._relocalised,
-                    "loaded_map": self.loaded_path}
+                    "loaded_map": self.loaded_path, "relocalisation_ratio": self.relocalisation_ratio}
 
     @property
     def relocalised(self) -> bool:
@@ -187,7 +187,7 @@ class LoopCloser:
             return None
         self._add_node(kf, T_odometry_cam, metres_per_unit)
         event = None
-        if self.loaded is not None and not self.relocalised:
+        if self.loaded is not None:    # every keyframe re-relocalises against the loaded map (its drift)
             event = self._relocalise(kf, descriptor)
         if event is None:
             event = self._close_loop(kf, descriptor)
@@ -316,6 +316,7 @@ class LoopCloser:
         T_map_query[:3, 3] /= ratio
         T_map_odom = T_map_query @ np.linalg.inv(kf.T_map_cam)
         with self._lock:
+            first = not self._relocalised
             self._T_map_odom = T_map_odom
             self._corrections = {k: T_map_odom.copy() for k in self._order}
             self._relocalised = True
@@ -324,7 +325,8 @@ class LoopCloser:
             self.graph.set_initial_pose(k, T_map_odom @ self._keyframes[k].T_map_cam)
         if self.on_correction is not None:
             self.on_correction(self.keyframe_corrections())
-        return LoopEvent("relocalised", kf.keyframe_id, best.keyframe_id, "", best.similarity)
+        return LoopEvent("relocalised" if first else "map_update", kf.keyframe_id, best.keyframe_id, "",
+                         best.similarity)
 
     # -- the optimiser thread --------------------------------------------------------------------
     def _on_result(self, result: OptimizationResult) -> None:

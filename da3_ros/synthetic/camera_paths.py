@@ -25,7 +25,9 @@ import numpy as np
 
 from da3_ros.geometry.transforms import rotation_from_axis_angle
 
-__all__ = ["CameraPath", "camera_path", "PATH_NAMES", "look_pose"]
+from .room_scene import MirroredCopy
+
+__all__ = ["CameraPath", "camera_path", "PATH_NAMES", "look_pose", "loop_laps"]
 
 
 @dataclass
@@ -118,7 +120,29 @@ def _straight(scale: float = 1.0) -> CameraPath:
     return CameraPath("straight", poses, ["forward"] * k, fps=10.0)
 
 
-_PATHS: Dict[str, Callable[[float], CameraPath]] = {"room_tour": _room_tour, "straight": _straight}
+def loop_laps(scale: float = 1.0, laps: int = 3, frames_per_lap: int = 150, look_alike_frames: int = 40,
+              mirrored_copy: MirroredCopy = MirroredCopy()) -> CameraPath:
+    """``laps`` counter-clockwise laps of one circle (centre (0, -0.3), radius 1.2 m, camera 1.4 m up, heading
+    along the circle, a small height/pitch/roll wobble; segments "lap1", "lap2", ...), then a "look_alike"
+    segment: the first ``look_alike_frames`` poses of lap 1 mirrored into ``mirrored_copy`` (the camera is
+    carried there: the copy is elsewhere, not connected), where every image is the mirror image of one of lap 1."""
+    k = max(8, int(round(frames_per_lap * scale)))
+    poses, segs = [], []
+    for j in range(laps * k):
+        a = -np.pi / 2 + 2 * np.pi * j / k
+        z = 1.4 + 0.03 * np.sin(2 * np.pi * j / 37.0)
+        pitch = np.radians(-8.0 + 2.0 * np.sin(2 * np.pi * j / 53.0))
+        roll = np.radians(1.5 * np.sin(2 * np.pi * j / 41.0))
+        poses.append(look_pose([1.2 * np.cos(a), -0.3 + 1.2 * np.sin(a), z], a + np.pi / 2, pitch, roll))
+        segs.append(f"lap{j // k + 1}")
+    for j in range(int(look_alike_frames * scale)):
+        poses.append(mirrored_copy.from_room(poses[j]))
+        segs.append("look_alike")
+    return CameraPath("loop_laps", np.stack(poses), segs, fps=10.0)
+
+
+_PATHS: Dict[str, Callable[[float], CameraPath]] = {"room_tour": _room_tour, "straight": _straight,
+                                                    "loop_laps": loop_laps}
 PATH_NAMES = tuple(_PATHS)
 
 

@@ -11,7 +11,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-__all__ = ["AxisAlignedBox", "RoomScene", "default_room"]
+__all__ = ["AxisAlignedBox", "MirroredCopy", "RoomScene", "default_room"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,37 @@ def default_room(texture_seed: int = 0) -> RoomScene:
         ],
         texture_seed=texture_seed,
     )
+
+
+#: reflection of world x (the mirrored copy's plane is x = 0 of the room) and of the camera's x axis
+_FLIP = np.diag([-1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class MirroredCopy:
+    """A mirrored look-alike of the room placed elsewhere: the room reflected at its plane x = 0, then shifted by
+    ``offset`` (metres, world). A camera at ``T_world_cam`` inside the copy sees exactly the left-right mirror
+    image of the camera ``to_room(T_world_cam)`` in the room (the renderer's principal point is the image
+    centre), so a mirror-invariant place descriptor proposes the room's place while its geometry differs."""
+
+    offset: Tuple[float, float, float] = (20.0, 0.0, 0.0)
+
+    def contains(self, scene: RoomScene, p: np.ndarray) -> bool:
+        q = _FLIP @ (np.asarray(p, np.float64) - np.asarray(self.offset))
+        return scene.room.contains(q)
+
+    def to_room(self, T_world_cam: np.ndarray) -> np.ndarray:
+        """The room camera whose mirror image the copy's camera sees (a proper rigid pose)."""
+        T = np.asarray(T_world_cam, np.float64)
+        out = np.eye(4)
+        out[:3, :3] = _FLIP @ T[:3, :3] @ _FLIP
+        out[:3, 3] = _FLIP @ (T[:3, 3] - np.asarray(self.offset))
+        return out
+
+    def from_room(self, T_room_cam: np.ndarray) -> np.ndarray:
+        """The copy's camera that sees the mirror image of the room camera ``T_room_cam`` (inverse of ``to_room``)."""
+        T = np.asarray(T_room_cam, np.float64)
+        out = np.eye(4)
+        out[:3, :3] = _FLIP @ T[:3, :3] @ _FLIP
+        out[:3, 3] = _FLIP @ T[:3, 3] + np.asarray(self.offset)
+        return out

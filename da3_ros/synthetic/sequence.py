@@ -13,7 +13,7 @@ import numpy as np
 
 from .camera_paths import CameraPath, camera_path
 from .renderer import Renderer, pinhole_intrinsics
-from .room_scene import RoomScene, default_room
+from .room_scene import MirroredCopy, RoomScene, default_room
 
 __all__ = ["SyntheticSequence", "SyntheticFrame"]
 
@@ -41,6 +41,7 @@ class SyntheticSequence:
         path_scale: float = 1.0,
         scene: Optional[RoomScene] = None,
         cache: bool = True,
+        mirrored_copy: Optional[MirroredCopy] = None,
     ):
         self.scene = scene if scene is not None else default_room(texture_seed=seed)
         # a named path, or a ready CameraPath (e.g. ``SyntheticRobot.camera_path()``; path_scale unused)
@@ -49,6 +50,7 @@ class SyntheticSequence:
         self.height = int(height)
         self.K = pinhole_intrinsics(self.width, self.height, hfov_deg)
         self.renderer = Renderer(self.scene)
+        self.mirrored_copy = mirrored_copy   # frames whose camera is inside it render the room's mirror image
         self._cache: Optional[Dict[int, Tuple[np.ndarray, np.ndarray]]] = {} if cache else None
 
     def __len__(self) -> int:
@@ -69,7 +71,13 @@ class SyntheticSequence:
             raise IndexError(f"frame index {index} out of range [0, {len(self)})")
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        out = self.renderer.render(self.K, self.path.T_world_cam[index], self.width, self.height)
+        T = self.path.T_world_cam[index]
+        copy = self.mirrored_copy
+        if copy is not None and copy.contains(self.scene, T[:3, 3]):
+            rgb, depth = self.renderer.render(self.K, copy.to_room(T), self.width, self.height)
+            out = (np.ascontiguousarray(rgb[:, ::-1]), np.ascontiguousarray(depth[:, ::-1]))
+        else:
+            out = self.renderer.render(self.K, T, self.width, self.height)
         if self._cache is not None:
             self._cache[index] = out
         return out
