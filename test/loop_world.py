@@ -58,7 +58,7 @@ def run_loop_world(seq, spec, frames, *, loop_closure: bool = True, map_load_dir
     """Drive a fresh processor through ``frames`` (indices of ``seq``, stamps 0.1 s apart in drive order)."""
     proc = WindowProcessor(OracleBackend(str(spec)), ProcessorConfig(
         loop_closure=loop_closure, map_load_directory=map_load_directory, publish_points=False))
-    T_odom, outcomes, ms, published = {}, [], [], {}
+    T_odom, outcomes, ms, published, ratios = {}, [], [], {}, {}
     for n, i in enumerate(frames):
         rgb = seq.render(i)[0]
         out = proc.process([CameraFrame(rgb, int(n * 1e8), None, None)])
@@ -67,6 +67,7 @@ def run_loop_world(seq, spec, frames, *, loop_closure: bool = True, map_load_dir
             T_odom[n] = out.T_odom_cam.copy()
             C = proc.map_correction()
             published[n] = (np.eye(4) if C is None else C) @ out.T_odom_cam   # T_map_cam as published then
+            ratios[n] = proc.loop_stats().get("relocalisation_ratio", float("nan"))   # its map units then
         closer = proc.loop.closer
         if closer is not None and len(closer.events) and closer.events[-1].kind == "loop":
             closer.optimizer.wait_idle()   # the evidence reads every optimisation (the node never waits)
@@ -85,6 +86,7 @@ def run_loop_world(seq, spec, frames, *, loop_closure: bool = True, map_load_dir
                   {n: T_map.get(n, T_odom[n]) for n in keyframes}, list(closer.events) if closer else [],
                   proc.loop_stats(), [seq.path.segments[frames[n]] for n in range(len(frames))], outcomes, saved, ms)
     run.T_map_cam_published = run_published
+    run.relocalisation_ratios = ratios
     proc.close()
     return run
 

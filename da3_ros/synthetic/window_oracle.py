@@ -62,9 +62,10 @@ class OracleNoise:
     low_conf_blobs: int = 2            # low-confidence regions per view
     low_conf_error: float = 0.25       # depth error amplitude inside those regions
     garbage_probability: float = 0.0
-    #: a systematic heading error: each non-reference view's pose relative to the reference is turned about the
-    #: reference camera's y axis (vertical for a level camera) by this many degrees per metre between them, so
-    #: chained windows drift like a gyro bias (loop closure's evidence: bench/bench_loop.py)
+    #: a systematic heading error: each non-reference view's orientation relative to the reference is turned
+    #: about the reference camera's y axis (vertical for a level camera) by this many degrees per metre between
+    #: them (its position stays), so chained windows drift like a gyro bias (loop closure's evidence:
+    #: bench/bench_loop.py)
     yaw_bias_deg_per_m: float = 0.0
 
 
@@ -227,7 +228,6 @@ class WindowOracle:
                                                  * float(np.linalg.norm(T_ref_v[:3, 3])), 0.0])
                 T_ref_v = T_ref_v.copy()
                 T_ref_v[:3, :3] = turn @ T_ref_v[:3, :3]
-                T_ref_v[:3, 3] = turn @ T_ref_v[:3, 3]
             if v != ref:
                 if garbage:
                     dR = rotation_from_axis_angle(rng.normal(size=3) * np.radians(20.0))

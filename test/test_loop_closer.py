@@ -1,0 +1,72 @@
+"""``LoopCloser``'s wheel-odometry edges (ROS-free, no inference: the keyframes' descriptors are orthogonal, so no
+loop is proposed and the verification's backend is never called)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from da3_ros.geometry.transforms import make_transform, rotation_from_axis_angle
+from da3_ros.loop.loop_closer import LoopCloser
+from da3_ros.loop.pose_graph import EdgeKind, gtsam_unavailable_reason
+
+H, W = 24, 32
+K = np.array([[30.0, 0.0, 15.5], [0.0, 30.0, 11.5], [0.0, 0.0, 1.0]])
+METRES_PER_UNIT = 0.5
+STEPS = 8
+
+
+def _no_inference(images):
+    raise AssertionError("no loop should be proposed: the descriptors are orthogonal")
+
+
+def _drive(with_odometry):
+    """A straight 8-keyframe drive, 0.25 m a step: the tracker's poses turn 2 deg a step (a heading drift), the
+    wheel odometry (metres) is exact; every other keyframe's odometry is unknown when ``with_odometry`` is
+    "partial"."""
+    closer = LoopCloser(views=4, metric=False, predict=_no_inference)
+    truth = []
+    for i in range(STEPS):
+        T_true = make_transform(np.eye(3), [0.25 * i, 0.0, 0.0])
+        drift = rotation_from_axis_angle([0.0, np.radians(2.0) * i, 0.0])
+        T_odom = make_transform(drift, drift @ np.array([0.25 * i / METRES_PER_UNIT, 0.0, 0.0]))
+        known = with_odometry == "all" or (with_odometry == "partial" and i % 2 == 0)
+        descriptor = np.eye(STEPS)[i].astype(np.float32)
+        closer.add_keyframe(i, float(i), np.zeros((H, W, 3), np.uint8), T_odom, np.full((H, W), 4.0, np.float32),
+                            np.ones((H, W), np.float32), K, descriptor, T_true if known else None,
+                            METRES_PER_UNIT)
+        truth.append(T_true)
+    closer.close()
+    return closer, truth
+
+
+def test_odometry_edges_join_keyframes_whose_odometry_is_known_in_odometry_units():
+    closer, truth = _drive("all")
+    edges = [e for e in closer.graph.edges if e.kind == EdgeKind.ODOMETRY]
+    assert [(e.a, e.b) for e in edges] == [(i, i + 1) for i in range(STEPS - 1)]
+    for e in edges:
+        # the wheel odometry's 0.25 m step in odometry units (0.5 m each): 0.5, exact (no arithmetic beyond / 0.5)
+        np.testing.assert_allclose(e.T_a_b[:3, 3], [0.25 / METRES_PER_UNIT, 0.0, 0.0], atol=1e-12)
+        np.testing.assert_allclose(e.T_a_b[:3, :3], np.eye(3), atol=1e-12)
+    assert len([e for e in closer.graph.edges if e.kind == EdgeKind.WINDOW]) == STEPS - 1
+    partial, _ = _drive("partial")   # an edge needs the odometry at both of its keyframes
+    assert not [e for e in partial.graph.edges if e.kind == EdgeKind.ODOMETRY]
+    none, _ = _drive("none")
+    assert not [e for e in none.graph.edges if e.kind == EdgeKind.ODOMETRY]
+    assert closer.stats()["loop_candidates"] == 0
+
+
+@pytest.mark.skipif(bool(gtsam_unavailable_reason()), reason=gtsam_unavailable_reason())
+def test_odometry_edges_pull_the_optimised_chain_towards_the_wheel_odometry():
+    closer, truth = _drive("all")
+    alone, _ = _drive("none")
+
+    def heading_error_deg(graph):
+        T = graph.optimize().poses[STEPS - 1]
+        R = T[:3, :3] / np.cbrt(np.linalg.det(T[:3, :3]))
+        return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
+
+    # window edges alone keep the tracker's 14 deg of drift at the end; the odometry edges (twice the window
+    # edges' rotation sigma: a quarter of the weight) pull each step to the weighted mean 2 deg * 4 / (4 + 1):
+    # 11.2 deg at the end (Gaussian kernels on both; deterministic: no noise, 0.1 deg is the solver's tolerance)
+    assert heading_error_deg(alone.graph) == pytest.approx(14.0, abs=0.1)
+    assert heading_error_deg(closer.graph) == pytest.approx(11.2, abs=0.1)
