@@ -85,6 +85,12 @@ class LoopClosure:
             out.update(closer.stats())
         return out
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Test-facing (the node never calls it): wait until the pose-graph optimiser has applied every result
+        (``LoopCloser.wait_idle``); True at once while no closer exists."""
+        closer = self.closer
+        return True if closer is None else closer.wait_idle(timeout)
+
     def save(self, directory: str, metres_per_unit: Optional[float]) -> str:
         """A new folder ``map_<UTC time>[_n]`` under ``directory`` (module docstring of loop.map_store)."""
         if not self.active:
