@@ -110,7 +110,7 @@ def test_an_implausible_map_update_is_refused_until_a_second_verification_confir
     moved.close()
 
 
-def test_the_verification_store_is_bounded_and_thins_the_most_redundant_keyframe():
+def test_the_verification_store_is_bounded_and_thins_the_most_redundant_keyframe(tmp_path):
     from da3_ros.loop.loop_closer import LoopClosureConfig
     closer = LoopCloser(views=4, metric=False, predict=_no_inference, config=LoopClosureConfig(
         verification_capacity=5))
@@ -126,4 +126,11 @@ def test_the_verification_store_is_bounded_and_thins_the_most_redundant_keyframe
     # 4; 0 is 2 from 3 by then): the place at x = 0 stays covered
     assert stored == [0, 4, 5, 6, 7]
     assert len(closer.graph) == len(closer.database) == len(closer.map_poses()) == 8
+    # the saved map: every keyframe in the database and graph, the stored ones' verification payload
+    from da3_ros.loop.map_store import load_map, save_map
+    folder = save_map(tmp_path / "map", closer.database, closer.graph, np.zeros((1, 3), np.float32), unit="model",
+                      keyframes=closer.keyframes_in_map())
+    saved = load_map(folder)
+    assert len(saved.database) == len(saved.graph) == 8 and [kf.keyframe_id for kf in saved.keyframes] == stored
+    np.testing.assert_array_equal(saved.keyframes[1].T_map_cam, saved.database.pose(4))   # its own pose
     closer.close()

@@ -452,8 +452,8 @@ class LoopCloser:
 
         jump, allowed = move(current, T_map_odom), bound(self._path - self._path_at_update)
         held, self._held_update = self._held_update, None
-        if within(jump, allowed) or (held is not None and within(move(held[0], T_map_odom),
-                                                                  bound(self._path - held[1]))):
+        confirmed = held is not None and within(move(held[0], T_map_odom), bound(self._path - held[1]))
+        if within(jump, allowed) or confirmed:
             self._path_at_update = self._path
             return jump[0], ""
         self._held_update = (T_map_odom, self._path)
