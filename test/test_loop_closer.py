@@ -70,3 +70,67 @@ def test_odometry_edges_pull_the_optimised_chain_towards_the_wheel_odometry():
     # 11.2 deg at the end (Gaussian kernels on both; deterministic: no noise, 0.1 deg is the solver's tolerance)
     assert heading_error_deg(alone.graph) == pytest.approx(14.0, abs=0.1)
     assert heading_error_deg(closer.graph) == pytest.approx(11.2, abs=0.1)
+
+
+def _relocalised_closer(step_m):
+    """A closer relocalised (identity correction) at its first keyframe, then a second keyframe ``step_m`` further
+    (median depth 4 units)."""
+    closer = LoopCloser(views=4, metric=False, predict=_no_inference)
+    for i in range(2):
+        T = make_transform(np.eye(3), [step_m * i, 0.0, 0.0])
+        closer.add_keyframe(i, float(i), np.zeros((H, W, 3), np.uint8), T, np.full((H, W), 4.0, np.float32),
+                            np.ones((H, W), np.float32), K, np.eye(STEPS)[i].astype(np.float32))
+        if i == 0:   # the first relocalisation always passes (nothing to compare with); later updates are gated
+            assert closer._plausible(closer._keyframes[0], np.eye(4))[1] == ""
+            closer._relocalised = True
+    return closer
+
+
+def test_an_implausible_map_update_is_refused_until_a_second_verification_confirms_it():
+    closer = _relocalised_closer(0.0)
+    kf = closer._keyframes[1]
+    # bound with no path since the relocalisation: 0.04 x depth 4 = 0.16 units, 2 deg. A 0.1 unit move passes
+    jump, refused = closer._plausible(kf, make_transform(np.eye(3), [0.1, 0.0, 0.0]))
+    assert refused == "" and jump == pytest.approx(0.1 / 4.0)
+    # a 0.3 unit jump (the 30 cm of notes/loop.md): refused, the reason counted by LoopCloser as implausible_jump
+    jump, refused = closer._plausible(kf, make_transform(np.eye(3), [0.4, 0.0, 0.0]))
+    assert refused.startswith("implausible_jump") and jump == pytest.approx(0.1)
+    # a second verification that disagrees with the refused one (0.4 vs -0.4) is refused as well
+    assert closer._plausible(kf, make_transform(np.eye(3), [-0.4, 0.0, 0.0]))[1].startswith("implausible_jump")
+    # one that agrees with the refused one within the bound (0.05 units apart) confirms it: applied
+    assert closer._plausible(kf, make_transform(np.eye(3), [-0.45, 0.0, 0.0]))[1] == ""
+    # a rotation beyond 2 deg is refused like a translation (3 deg about the camera's y axis)
+    R = rotation_from_axis_angle([0.0, np.radians(3.0), 0.0])
+    assert closer._plausible(kf, make_transform(R, [0.0, 0.0, 0.0]))[1].startswith("implausible_jump")
+    # the odometry's drift allowance: after 4 units of path (one median depth) the bound is 0.04 + 0.1 x 1 = 0.14 x
+    # depth (0.56 units) and 2 + 20 deg: the same 0.4 unit jump passes
+    moved = _relocalised_closer(4.0)
+    assert moved._plausible(moved._keyframes[1], make_transform(np.eye(3), [0.4, 0.0, 0.0]))[1] == ""
+    closer.close()
+    moved.close()
+
+
+def test_the_verification_store_is_bounded_and_thins_the_most_redundant_keyframe(tmp_path):
+    from da3_ros.loop.loop_closer import LoopClosureConfig
+    closer = LoopCloser(views=4, metric=False, predict=_no_inference, config=LoopClosureConfig(
+        verification_capacity=5))
+    # centres (units, median depth 4): keyframe 2 repeats keyframe 1's place (0.01 apart); the others 1 apart
+    xs = [0.0, 1.0, 1.01, 2.0, 3.0, 4.0, 5.0, 6.0]
+    for i, x in enumerate(xs):
+        closer.add_keyframe(i, float(i), np.zeros((H, W, 3), np.uint8), make_transform(np.eye(3), [x, 0.0, 0.0]),
+                            np.full((H, W), 4.0, np.float32), np.ones((H, W), np.float32), K,
+                            np.eye(STEPS)[i].astype(np.float32))
+    stored = [kf.keyframe_id for kf in closer.keyframes_in_map()]
+    assert len(stored) == 5 == closer.stats()["verification_keyframes"]
+    # 3 evictions, never one of the newest 4: 1 (0.01 from 2), then 2 (0.99 from 3, 0 is 1.01 away), then 3 (1 from
+    # 4; 0 is 2 from 3 by then): the place at x = 0 stays covered
+    assert stored == [0, 4, 5, 6, 7]
+    assert len(closer.graph) == len(closer.database) == len(closer.map_poses()) == 8
+    # the saved map: every keyframe in the database and graph, the stored ones' verification payload
+    from da3_ros.loop.map_store import load_map, save_map
+    folder = save_map(tmp_path / "map", closer.database, closer.graph, np.zeros((1, 3), np.float32), unit="model",
+                      keyframes=closer.keyframes_in_map())
+    saved = load_map(folder)
+    assert len(saved.database) == len(saved.graph) == 8 and [kf.keyframe_id for kf in saved.keyframes] == stored
+    np.testing.assert_array_equal(saved.keyframes[1].T_map_cam, saved.database.pose(4))   # its own pose
+    closer.close()

@@ -38,13 +38,15 @@ def _laps(run):
     return [k for k in run.keyframes if run.segments[k].startswith("lap")]
 
 
-def test_three_laps_loop_closure_cuts_the_drift_and_every_loop_is_true(drives):
+def test_three_laps_loop_closure_cuts_the_drift_and_every_loop_is_true(drives, record_property):
     seq, _, run, without = drives
     laps = _laps(run)
     length = path_length(run.T_world_cam, laps)
     # each drive has its own keyframes (verification windows draw from the oracle's random stream too)
     ate_without = ate(without.T_map_cam, without.T_world_cam, _laps(without))
     ate_with = ate(run.T_map_cam, run.T_world_cam, laps)
+    record_property("ate_without_m", ate_without)
+    record_property("ate_with_m", ate_with)
     # the oracle's heading bias must make the un-closed trajectory drift (else the test would pass vacuously):
     # ATE after the best similarity alignment (a lower bound of the drift), >= 3 % of the path length
     assert ate_without >= 0.03 * length, (ate_without, length)
@@ -73,7 +75,7 @@ def test_the_mirrored_look_alike_is_proposed_and_rejected(drives):
     assert sum(reasons.values()) >= len(look_alike) and set(reasons) <= {"gates", "neighbour", "overlap"}
 
 
-def test_restart_relocalises_in_the_saved_map(drives, tmp_path):
+def test_restart_relocalises_in_the_saved_map(drives, tmp_path, record_property):
     seq, spec, run, _ = drives
     saved = load_map(run.saved)
     assert len(saved.database) == len(run.keyframes) and saved.keyframes
@@ -105,14 +107,21 @@ def test_restart_relocalises_in_the_saved_map(drives, tmp_path):
 
     ratio_at = second.relocalisation_ratios     # old map units per odometry unit when the frame was published
     error_m, error_deg = error(first)
-    # 5 cm / 2 deg: the bound. Measured 3.6 cm / 1.6 deg: it holds the old map's own error at that place
+    record_property("relocalisation_error_m", error_m)
+    record_property("relocalisation_error_deg", error_deg)
+    record_property("last_error_m", error(last := second.keyframes[-1])[0])
+    # 5 cm / 2 deg: the bound. Measured 0.67 cm / 1.60 deg: it holds the old map's own error at that place
     # (its orientations carry ~2 deg of the biased oracle that no graph can see, notes/loop.md) plus one
     # verification's (the oracle's window noise, ~0.2 deg / 0.2 % of the depth per view, seeded: any CPU)
     assert error_m <= 0.05 and error_deg <= 2.0, (error_m, error_deg)
-    # T_map_odom puts the rest of the drive into the old map: the last keyframe within 5 cm (measured 3.5 cm; a
-    # single bad update can be 30 cm off in between: see notes/loop.md, open)
-    last = second.keyframes[-1]
+    # T_map_odom puts the rest of the drive into the old map: the last keyframe within 5 cm (measured 3.54 cm, the
+    # same in 3 plain runs and 3 under 2 busy loops: the evidence waits for the optimiser, and the oracle is seeded)
     assert error(last)[0] <= 0.05, error(last)
+    # the plausibility gate refuses the 30 cm update (keyframe 11: 6.7 % of the depth / 3.3 deg off the current
+    # correction right after the relocalisation; its bound 4 % + 10 % of the path); every applied update is within
+    refused = [e for e in second.events if e.reason.startswith("implausible_jump")]
+    assert [e.query_id for e in refused] == [11] and second.stats["loop_rejected"] == {"implausible_jump": 1}
+    assert all(e.jump <= 0.06 for e in second.events if e.kind == "map_update")   # measured <= 4.6 %
 
 
 def test_a_bad_map_folder_fails_at_construction_and_off_says_why(drives, tmp_path):

@@ -27,6 +27,7 @@ the loaded map's frame after a relocalisation.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Hashable, List, Optional
 
@@ -73,6 +74,21 @@ class LoopClosureConfig:
     relocalisation_verifications: int = 1
     relocalisation_max_centre_error: float = 0.05
     relocalisation_max_rotation_deg: float = 3.0
+    #: plausibility gate of a map update (a re-relocalisation once relocalised): a new T_map_odom that moves the
+    #: newest keyframe's camera from where the current correction puts it by more than the verification's own
+    #: error (``max_correction_jump`` x median depth, ``max_correction_jump_deg``) plus the odometry's drift since
+    #: the last applied correction (``correction_drift_fraction`` of the path travelled, ``correction_drift_deg``
+    #: per median depth travelled) is refused ("implausible_jump") unless the next verification agrees with the
+    #: refused one within the same bound (then the newer one is applied). notes/loop.md has the measurements
+    max_correction_jump: float = 0.04
+    max_correction_jump_deg: float = 2.0
+    correction_drift_fraction: float = 0.1
+    correction_drift_deg: float = 20.0
+    #: the verification store's bound (keyframes whose network image, points, depth and confidence are kept for
+    #: verification; notes/loop.md has the bytes per keyframe). Beyond it the most redundant stored keyframe
+    #: (the smallest distance to another stored one: centre / median depth + optical-axis angle in rad) leaves
+    #: the store; it stays in the graph and the descriptor database
+    verification_capacity: int = 500
     max_iterations: int = 100
 
 
@@ -85,6 +101,8 @@ class LoopEvent:
     candidate_id: Hashable
     reason: str = ""
     similarity: float = float("nan")
+    #: a map update's move of the newest camera (x median depth) relative to the previous correction
+    jump: float = float("nan")
 
 
 def rigid_part(T: np.ndarray) -> np.ndarray:
@@ -138,6 +156,13 @@ class LoopCloser:
         self._loaded_order = [kf.keyframe_id for kf in (loaded_keyframes or [])]
         self.relocalisation_ratio = float("nan")
         self._relocalisation_samples: List[tuple] = []    # (T_map_query map units, T_odom_query, ratio, depth)
+        self._held_update: Optional[np.ndarray] = None     # a refused (implausible) T_map_odom awaiting confirmation
+        self._stale_up_to = 0      # optimisation results of graphs with <= this many nodes predate a relocalisation
+        self._stale_results = 0
+        self._stored: List[Hashable] = []     # keyframes with a verification payload (bounded), in order
+        self._path = 0.0                      # odometry-frame path of the keyframes' cameras (odometry units)
+        self._path_at_update = 0.0            # ... when the correction was last set by a relocalisation
+        self._search_ms: List[float] = []
         self.optimizer = PoseGraphOptimizer(self._on_result, max_iterations=self.config.max_iterations)
 
     # -- thread-safe views ---------------------------------------------------------------------
@@ -162,7 +187,21 @@ class LoopCloser:
                     "last_optimisation_ms": float(opt.get("last_optimisation_ms", 0.0)),
                     "last_optimisation_keyframes": int(opt.get("last_optimisation_keyframes", 0)),
                     "map_keyframes": len(self._order), "relocalised": self._relocalised,
-                    "loaded_map": self.loaded_path, "relocalisation_ratio": self.relocalisation_ratio}
+                    "loaded_map": self.loaded_path, "relocalisation_ratio": self.relocalisation_ratio,
+                    "verification_keyframes": len(self._stored), "stale_optimisations": self._stale_results,
+                    "last_search_ms": self._search_ms[-1] if self._search_ms else 0.0}
+
+    def search_ms(self) -> List[float]:
+        """Every descriptor search's wall time (ms, own and loaded map's), in order (bench/bench_loop.py)."""
+        with self._lock:
+            return list(self._search_ms)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Test-facing: wait until the optimiser has applied every requested optimisation (False on timeout).
+
+        The node never calls it (results are applied when they arrive). In-process evidence calls it after each
+        frame so that its numbers do not depend on when the optimiser thread finishes relative to the frames."""
+        return self.optimizer.wait_idle(timeout)
 
     @property
     def relocalised(self) -> bool:
@@ -178,7 +217,7 @@ class LoopCloser:
         """The verification keyframes with their points and poses in the map frame (for the saved map)."""
         corrections = self.keyframe_corrections()
         out = []
-        for k in self._order:
+        for k in self._stored:
             kf, C = self._keyframes[k], corrections[k]
             s = float(np.cbrt(np.linalg.det(C[:3, :3])))
             out.append(LoopKeyframe(k, kf.stamp, kf.image, rigid_part(C @ kf.T_map_cam),
@@ -231,11 +270,14 @@ class LoopCloser:
         with self._lock:
             self._keyframes[key] = kf
             self._order.append(key)
+            self._stored.append(key)
+        self._bound_store()
         self._odometry[key] = None if T_odometry_cam is None else np.asarray(T_odometry_cam, np.float64)
         if previous is None:
             return
         prev = self._keyframes[previous]
         d = kf.median_depth
+        self._path += float(np.linalg.norm(kf.T_map_cam[:3, 3] - prev.T_map_cam[:3, 3]))
         self.graph.add_edge(previous, key, relative_pose(prev.T_map_cam, kf.T_map_cam), EdgeKind.WINDOW,
                             sigma_rotation=cfg.window_sigma_rotation,
                             sigma_translation=cfg.window_sigma_translation * d,
@@ -248,6 +290,40 @@ class LoopCloser:
                                 sigma_translation=cfg.odometry_sigma_translation * d, sigma_log_scale=1.0,
                                 kernel=cfg.window_kernel)
 
+    def _bound_store(self) -> None:
+        """Evict the most redundant stored keyframe while the store is over ``verification_capacity`` (never
+        one of the newest ``views``: the next verifications' own neighbours). Its entry keeps pose and median
+        depth (graph, map poses) without image, points, depth and confidence."""
+        capacity = max(int(self.config.verification_capacity), self.views)
+        while len(self._stored) > capacity:
+            keys = self._stored
+            T = np.stack([self._keyframes[k].T_map_cam for k in keys])
+            depth = np.array([self._keyframes[k].median_depth for k in keys])
+            centre = np.linalg.norm(T[:, None, :3, 3] - T[None, :, :3, 3], axis=-1) / depth[:, None]
+            axes = T[:, :3, 2]
+            angle = np.arccos(np.clip(axes @ axes.T, -1.0, 1.0))
+            distance = centre + angle
+            np.fill_diagonal(distance, np.inf)
+            nearest = distance.min(axis=1)[: len(keys) - self.views]
+            victim = keys[int(np.argmin(nearest))]     # ties: the oldest (argmin's first)
+            kf = self._keyframes[victim]
+            with self._lock:
+                self._keyframes[victim] = LoopKeyframe(victim, kf.stamp, None, kf.T_map_cam, np.zeros((0, 3)),
+                                                       np.zeros(0), np.zeros(0), kf.median_depth)
+                self._stored.remove(victim)
+
+    def _search(self, database: KeyframeDatabase, store: Dict[Hashable, LoopKeyframe], descriptor: np.ndarray,
+                stamp: float, min_time_gap_s: float):
+        """The best candidate with a verification payload (``top_k`` search), or None; the search is timed."""
+        cfg = self.config
+        t = time.perf_counter()
+        found = database.query(descriptor, stamp, min_time_gap_s=min_time_gap_s, top_k=cfg.top_k,
+                               min_similarity=cfg.min_similarity)
+        ms = 1e3 * (time.perf_counter() - t)
+        with self._lock:
+            self._search_ms.append(ms)
+        return next((c for c in found if c.keyframe_id in store and store[c.keyframe_id].image is not None), None)
+
     def _neighbours(self, order: List[Hashable], store: Dict[Hashable, LoopKeyframe], candidate: Hashable,
                     exclude_after: Optional[float]) -> Optional[List[LoopKeyframe]]:
         """[candidate, then its nearest keyframes in order (after, before, ...)]: views - 1 of them, or None."""
@@ -257,7 +333,7 @@ class LoopCloser:
             for j in (i + step, i - step):
                 if 0 <= j < len(order) and len(picked) < self.views - 1:
                     kid = order[j]
-                    if exclude_after is None or store[kid].stamp <= exclude_after:
+                    if store[kid].image is not None and (exclude_after is None or store[kid].stamp <= exclude_after):
                         picked.append(kid)
             if len(picked) == self.views - 1:
                 return [store[k] for k in picked]
@@ -293,11 +369,9 @@ class LoopCloser:
 
     def _close_loop(self, kf: LoopKeyframe, descriptor: np.ndarray) -> Optional[LoopEvent]:
         cfg = self.config
-        found = self.database.query(descriptor, kf.stamp, min_time_gap_s=cfg.min_time_gap_s, top_k=cfg.top_k,
-                                    min_similarity=cfg.min_similarity)
-        if not found:
+        best = self._search(self.database, self._keyframes, descriptor, kf.stamp, cfg.min_time_gap_s)
+        if best is None:    # one verification per keyframe (the rate limit)
             return None
-        best = found[0]    # one verification per keyframe (the rate limit)
         candidates = self._neighbours(self._order, self._keyframes, best.keyframe_id,
                                       kf.stamp - cfg.min_time_gap_s)
         if candidates is None:
@@ -315,38 +389,77 @@ class LoopCloser:
         return LoopEvent("loop", kf.keyframe_id, best.keyframe_id, "", best.similarity)
 
     def _relocalise(self, kf: LoopKeyframe, descriptor: np.ndarray) -> Optional[LoopEvent]:
-        cfg = self.config
-        found = self.loaded.database.query(descriptor, float("inf"), min_time_gap_s=0.0, top_k=cfg.top_k,
-                                           min_similarity=cfg.min_similarity)
-        if not found or found[0].keyframe_id not in self._loaded_keyframes:
+        best = self._search(self.loaded.database, self._loaded_keyframes, descriptor, float("inf"), 0.0)
+        if best is None:
             return None
-        best = found[0]
         candidates = self._neighbours(self._loaded_order, self._loaded_keyframes, best.keyframe_id, None)
         if candidates is None:
             return None
         result, ratio = self._verify(kf, candidates, loaded=True)
-        self._count(result)
         if not result.ok:
+            self._count(result)
             return LoopEvent("rejected", kf.keyframe_id, best.keyframe_id, "relocalisation: " + result.reason,
                              best.similarity)
         self._relocalisation_samples.append((rigid_part(result.T_map_query), kf.T_map_cam, ratio, kf.median_depth))
         fused = self._fused_relocalisation()
         if fused is None:
+            self._count(result)
             return LoopEvent("verified", kf.keyframe_id, best.keyframe_id, "waiting for agreeing verifications",
                              best.similarity)
         T_map_odom, ratio = fused
+        jump, refused = self._plausible(kf, T_map_odom)
+        if refused:
+            self._count(LoopVerification(False, "implausible_jump", kf.keyframe_id, best.keyframe_id))
+            return LoopEvent("rejected", kf.keyframe_id, best.keyframe_id, refused, best.similarity, jump)
+        self._count(result)
         with self._lock:
             first = not self._relocalised
             self._T_map_odom = T_map_odom
             self._corrections = {k: T_map_odom.copy() for k in self._order}
             self._relocalised = True
             self.relocalisation_ratio = ratio
+            self._stale_up_to = len(self._order)    # optimisations requested before this are in the old frame
         for k in self._order:
             self.graph.set_initial_pose(k, T_map_odom @ self._keyframes[k].T_map_cam)
         if self.on_correction is not None:
             self.on_correction(self.keyframe_corrections())
         return LoopEvent("relocalised" if first else "map_update", kf.keyframe_id, best.keyframe_id, "",
-                         best.similarity)
+                         best.similarity, jump)
+
+    def _plausible(self, kf: LoopKeyframe, T_map_odom: np.ndarray):
+        """(jump, refusal reason or ""): a map update is refused when it moves the keyframe's camera beyond the
+        ``max_correction_jump`` bounds from the current correction, unless the previously refused update agrees
+        with it within the same bounds (a second consistent verification). The first relocalisation passes."""
+        cfg = self.config
+        with self._lock:
+            if not self._relocalised:
+                self._path_at_update = self._path
+                return float("nan"), ""
+            current = self._T_map_odom.copy()
+
+        def move(A, B):
+            a, b = A @ kf.T_map_cam, B @ kf.T_map_cam
+            return (float(np.linalg.norm(a[:3, 3] - b[:3, 3])) / kf.median_depth,
+                    float(np.degrees(rotation_angle(a[:3, :3].T @ b[:3, :3]))))
+
+        def bound(path):
+            path /= kf.median_depth
+            return (cfg.max_correction_jump + cfg.correction_drift_fraction * path,
+                    cfg.max_correction_jump_deg + cfg.correction_drift_deg * path)
+
+        def within(m, b):
+            return m[0] <= b[0] and m[1] <= b[1]
+
+        jump, allowed = move(current, T_map_odom), bound(self._path - self._path_at_update)
+        held, self._held_update = self._held_update, None
+        confirmed = held is not None and within(move(held[0], T_map_odom), bound(self._path - held[1]))
+        if within(jump, allowed) or confirmed:
+            self._path_at_update = self._path
+            return jump[0], ""
+        self._held_update = (T_map_odom, self._path)
+        self._relocalisation_samples.clear()
+        return jump[0], (f"implausible_jump: {jump[0]:.3f} x depth / {jump[1]:.2f} deg from the current correction "
+                         f"(bound {allowed[0]:.3f} / {allowed[1]:.2f} deg)")
 
     def _fused_relocalisation(self):
         """(T_map_odom, ratio) fused from the last ``relocalisation_verifications`` verified keyframes, or None
@@ -375,6 +488,10 @@ class LoopCloser:
 
     # -- the optimiser thread --------------------------------------------------------------------
     def _on_result(self, result: OptimizationResult) -> None:
+        with self._lock:
+            if result.keyframes <= self._stale_up_to:    # its graph predates a relocalisation's new frame
+                self._stale_results += 1
+                return
         newest = None
         corrections = {}
         for key, T in result.poses.items():

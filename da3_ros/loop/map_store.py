@@ -9,7 +9,8 @@ A map folder holds:
   seconds, ``descriptors`` (K, D) float32 (L2-normalised), ``poses`` (K, 4, 4) float64 ``T_map_cam``;
 - ``pose_graph.json``: ``PoseGraph.records()`` (nodes with their initial poses, every edge with its kind, sigmas
   and robust kernel);
-- ``verification.npz`` (optional: what relocalisation verifies against): per keyframe its network ``images``
+- ``verification.npz`` (optional: what relocalisation verifies against): ``ids`` (JSON text: the keyframes of the
+  bounded verification store, in database order; absent: every keyframe) and per such keyframe its network ``images``
   (K, h, w, 3) uint8, the grid-sampled ``points`` (K, M, 3) (map frame), ``depth`` / ``conf`` (K, M) and
   ``median_depth`` (K,), in the order of ``keyframes.npz``;
 - ``cloud.ply``: the fused cloud in the map frame, binary little-endian PLY, ``x y z`` float32 (+ ``red green
@@ -129,9 +130,13 @@ def save_map(folder: os.PathLike, database: KeyframeDatabase, graph: Optional[Po
         (tmp / "pose_graph.json").write_text(json.dumps(graph.records()))
         files["pose_graph"] = "pose_graph.json"
     if keyframes:
-        if [kf.keyframe_id for kf in keyframes] != ids:
-            raise ValueError("keyframes must be the database's keyframes, in its order")
-        np.savez(tmp / "verification.npz", images=np.stack([kf.image for kf in keyframes]).astype(np.uint8),
+        stored = _check_ids([kf.keyframe_id for kf in keyframes])
+        position = {k: i for i, k in enumerate(ids)}
+        if any(k not in position for k in stored) or [position[k] for k in stored] != sorted(position[k]
+                                                                                             for k in stored):
+            raise ValueError("keyframes must be database keyframes, in its order")
+        np.savez(tmp / "verification.npz", ids=np.array(json.dumps(stored)),
+                 images=np.stack([kf.image for kf in keyframes]).astype(np.uint8),
                  points=np.stack([kf.points_map for kf in keyframes]), depth=np.stack([kf.depth for kf in keyframes]),
                  conf=np.stack([kf.conf for kf in keyframes]),
                  median_depth=np.array([kf.median_depth for kf in keyframes], np.float64))
@@ -183,9 +188,12 @@ def load_map(folder: os.PathLike) -> SavedMap:
 def _read_verification(folder: Path, name: str, ids: list, stamps: np.ndarray, poses: np.ndarray) -> list:
     with np.load(folder / name) as npz:
         arrays = {key: npz[key] for key in ("images", "points", "depth", "conf", "median_depth")}
-    k = len(ids)
-    if any(a.shape[0] != k for a in arrays.values()) or arrays["images"].ndim != 4:
-        raise MapFormatError(f"{folder}: {name} does not hold one entry per keyframe ({k})")
-    return [LoopKeyframe(key, float(stamps[i]), arrays["images"][i], poses[i], arrays["points"][i],
-                         arrays["depth"][i], arrays["conf"][i], float(arrays["median_depth"][i]))
-            for i, key in enumerate(ids)]
+        stored = json.loads(str(npz["ids"])) if "ids" in npz.files else list(ids)   # older maps: every keyframe
+    position = {k: i for i, k in enumerate(ids)}
+    k = len(stored)
+    if any(a.shape[0] != k for a in arrays.values()) or arrays["images"].ndim != 4 or \
+            any(key not in position for key in stored):
+        raise MapFormatError(f"{folder}: {name} does not hold one entry per stored keyframe ({k})")
+    return [LoopKeyframe(key, float(stamps[position[key]]), arrays["images"][j], poses[position[key]],
+                         arrays["points"][j], arrays["depth"][j], arrays["conf"][j], float(arrays["median_depth"][j]))
+            for j, key in enumerate(stored)]

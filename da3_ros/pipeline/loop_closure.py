@@ -85,6 +85,12 @@ class LoopClosure:
             out.update(closer.stats())
         return out
 
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Test-facing (the node never calls it): wait until the pose-graph optimiser has applied every result
+        (``LoopCloser.wait_idle``); True at once while no closer exists."""
+        closer = self.closer
+        return True if closer is None else closer.wait_idle(timeout)
+
     def save(self, directory: str, metres_per_unit: Optional[float]) -> str:
         """A new folder ``map_<UTC time>[_n]`` under ``directory`` (module docstring of loop.map_store)."""
         if not self.active:
@@ -94,17 +100,21 @@ class LoopClosure:
             if closer is None or not closer.map_poses():
                 raise RuntimeError("save_map: the map has no keyframe yet; nothing to save")
             keyframes = closer.keyframes_in_map()
+            poses = closer.map_poses()
             graph = closer.graph.copy()
             ids, stamps, descriptors, _ = closer.database.arrays()
         s = float(metres_per_unit) if metres_per_unit else 1.0
         unit = "m" if metres_per_unit else "model"
         database = KeyframeDatabase(initial_capacity=max(len(ids), 1))
-        scaled = []
-        for kf, key, stamp, d in zip(keyframes, ids, stamps, descriptors):
-            T = kf.T_map_cam.copy()
+        for key, stamp, d in zip(ids, stamps, descriptors):   # every keyframe (the store may be thinned)
+            T = poses[key].copy()
             T[:3, 3] *= s
             database.add(key, stamp, d, T)
-            scaled.append(type(kf)(key, kf.stamp, kf.image, T, kf.points_map * s, kf.depth * s, kf.conf,
+        scaled = []
+        for kf in keyframes:
+            T = kf.T_map_cam.copy()
+            T[:3, 3] *= s
+            scaled.append(type(kf)(kf.keyframe_id, kf.stamp, kf.image, T, kf.points_map * s, kf.depth * s, kf.conf,
                                    kf.median_depth * s))
         points, colours = self._cloud(keyframes)
         folder = self._new_folder(directory)
