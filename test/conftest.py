@@ -169,3 +169,11 @@ def reduced_onnx(tmp_path_factory) -> Path:
     from model_fixtures import export_reduced_onnx
 
     return export_reduced_onnx(tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="session")
+def reduced_split_onnx(tmp_path_factory) -> Path:
+    """The same reduced model (N=3, 112x154, ref_view first) as a ``--split`` export: encoder + window graph."""
+    from model_fixtures import export_reduced_onnx
+
+    return export_reduced_onnx(tmp_path_factory.mktemp("onnx_split"), split=True)

@@ -5,14 +5,16 @@ from pathlib import Path
 
 
 def export_reduced_onnx(out_dir: Path, *, views: int = 3, height: int = 112, width: int = 154,
-                        ref_view: str = "first", kind: str = "multi_view", seed: int = 0) -> Path:
-    """Export the reduced multi-view (or mono) DA3 model to ONNX + sidecar; returns the .onnx path."""
+                        ref_view: str = "first", kind: str = "multi_view", seed: int = 0, split: bool = False) -> Path:
+    """Export the reduced multi-view (or mono) DA3 model to ONNX + sidecar; returns the .onnx path.
+
+    ``split``: the ``--split`` artefact (window graph at the path, ``.encoder.onnx`` beside it, one sidecar)."""
     from da3_ros.export.onnx_export import export_model_to_onnx
     from da3_ros.export.reduced_config import reduced_model
 
-    path = Path(out_dir) / f"reduced_{kind}_n{views}_{height}x{width}.onnx"
+    path = Path(out_dir) / f"reduced_{kind}_n{views}_{height}x{width}{'_split' if split else ''}.onnx"
     if not path.exists():
         export_model_to_onnx(reduced_model(kind, seed=seed), path, views=views, height=height, width=width,
-                             ref_view=ref_view, verbose=False)
+                             ref_view=ref_view, verbose=False, split=split)
     assert path.exists() and path.with_suffix(".json").exists(), f"export wrote no graph + sidecar at {path}"
     return path

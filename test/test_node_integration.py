@@ -69,10 +69,13 @@ def _wait_processed(ros, received, count, timeout):
     ros.spin_until(processed, timeout, f"{count} frames accounted for in diagnostics")
 
 
-def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduced_onnx, shared_data_dir):
+@pytest.mark.parametrize("model", ["reduced_onnx", "reduced_split_onnx"])
+def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, model, request, shared_data_dir):
+    """Every output over DDS, with the monolithic graph and with the ``--split`` export (per-view encoder + window
+    graph; the node passes each view's snapshot key, so the keyframes' tokens come from the backend's cache)."""
     image_pub, info_pub, received = _node_io(ros_node)
     frames, K, source = real_or_synthetic_frames(shared_data_dir, 12)
-    proc = _start_node(ros_node, process_launcher, tmp_path, reduced_onnx)
+    proc = _start_node(ros_node, process_launcher, tmp_path, request.getfixturevalue(model))
     _wait_for_node(ros_node, process_launcher, proc, image_pub, info_pub)
     h, w = frames[0].shape[:2]
     info_pub.publish(intrinsics_to_camera_info(PinholeCamera(w, h, K), header=Header(frame_id=CAMERA_FRAME)))
@@ -134,6 +137,15 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, reduc
     assert values["backend_backend"] == "onnxruntime" and values["window_size"] == "3"
     assert values["intrinsics_source"] == "camera_info"
     assert float(values["latency_receive_to_publish_p50_ms"]) > 0
+    assert int(values["dropped_failed"]) == 0, values
+    if model == "reduced_split_onnx":
+        # the split backend: every processed window encodes its new view (at least one per frame); the keyframes'
+        # tokens are reused from the cache
+        assert values["backend_split"] == "True", values
+        encoded, reused = int(values["backend_encoded_views_total"]), int(values["backend_reused_views_total"])
+        assert reused > 0 and encoded >= processed_n, values
+    else:
+        assert values["backend_split"] == "False", values
     # no bad input: OK, unless the random-weights model's last window was rejected (tracking "lost" is a
     # WARN by design, issue 13; its reason says which gate refused it)
     # (and no scale source: the outputs are in odometry units, published and said so, issue 19)
