@@ -177,3 +177,12 @@ def reduced_split_onnx(tmp_path_factory) -> Path:
     from model_fixtures import export_reduced_onnx
 
     return export_reduced_onnx(tmp_path_factory.mktemp("onnx_split"), split=True)
+
+
+@pytest.fixture(scope="session")
+def reduced_descriptor_split_onnx(tmp_path_factory) -> Path:
+    """The same reduced model as a ``--split --with-descriptor`` export: the loop-closure descriptor from the
+    per-view encoder, cached with each view's tokens."""
+    from model_fixtures import export_reduced_onnx
+
+    return export_reduced_onnx(tmp_path_factory.mktemp("onnx_split_desc"), split=True, with_descriptor=True)

@@ -150,6 +150,25 @@ def test_a_graph_without_descriptor_runs_with_loop_closure_off(ros_node, process
     assert not edges.seen and not (tmp_path / "maps").exists()
 
 
+def test_a_real_exported_graph_with_descriptor_runs_with_loop_closure_on(ros_node, process_launcher, tmp_path,
+                                                                         reduced_descriptor_split_onnx):
+    """The real exported graph (random weights, ``--split --with-descriptor``) in the node with loop closure on:
+    the descriptor comes from the encoder, keyframes enter the map, no frame failed, ``~/save_map`` writes them."""
+    run = RobotRun(ros_node, process_launcher, tmp_path, frames=8, backend="onnxruntime",
+                   model_file_path=str(reduced_descriptor_split_onnx), scale_source="odometry",
+                   map_directory=str(tmp_path / "maps"))
+    run.finish()
+    values, _ = run.diagnostics
+    assert values["loop_closure"] == "on", values
+    # 8 frames, the first fills the window: at least 7 processed windows, none failed (random weights may make the
+    # tracker reject a window, which is not a failure)
+    assert int(values["processed"]) >= 7 and int(values["dropped_failed"]) == 0, run.log()
+    assert int(values["map_keyframes"]) >= 1, values
+    reply = _save_map(run)
+    assert reply.success, reply.message
+    assert (Path(reply.message) / "map.json").is_file(), reply.message
+
+
 def test_a_bad_map_folder_or_map_frame_fails_configure_with_the_reason(tmp_path):
     import rclpy
     from rclpy.context import Context
