@@ -37,8 +37,9 @@ def _tf_edges(bag_dir, topic):
 
 
 def _check_robot_tf(out, report, tracked: bool):
-    """The player's mount + wheel odometry and the node's odom -> wheel_odom edge (``tracked``: most frames
-    of an oracle run; random weights: maybe none); base_link has one parent."""
+    """The player's mount + wheel odometry, the node's odom -> wheel_odom edge (``tracked``: most frames
+    of an oracle run; random weights: maybe none); base_link has one parent; map -> odom while loop closure is
+    active."""
     static = _tf_edges(out / "bag", "/tf_static")
     assert set(static) == {("base_link", "camera_link"), ("camera_link", "camera_optical")}, static
     tf = _tf_edges(out / "bag", "/tf")
@@ -46,7 +47,9 @@ def _check_robot_tf(out, report, tracked: bool):
     for parent, child in tf:
         parents.setdefault(child, set()).add(parent)
     assert parents.get("base_link") == {"wheel_odom"}, tf
-    assert parents.get("wheel_odom", {"odom"}) == {"odom"} and set(parents) <= {"base_link", "wheel_odom"}, tf
+    assert parents.get("wheel_odom", {"odom"}) == {"odom"}, tf
+    # loop closure (on by default, REP 105): map -> odom, republished future-dated while it is active
+    assert parents.get("odom", {"map"}) == {"map"} and set(parents) <= {"base_link", "wheel_odom", "odom"}, tf
     # 50 Hz wheel odometry over the published stamps (3 image periods of 0.1 s per frame at stride 3)
     published = report["accounting"]["published_by_player"]
     assert tf[("wheel_odom", "base_link")] >= 15 * (published - 1), tf

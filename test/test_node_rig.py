@@ -205,9 +205,10 @@ def test_stereo_rig_metric_scale_from_the_rig_alone(ros_node, process_launcher, 
     for msg in run.received["/tf"]:
         for t in msg.transforms:
             edges.setdefault(t.child_frame_id, set()).add(t.header.frame_id)
-    assert edges == {"base_link": {"odom"}}, edges   # one rig pose; the mounts stay the world's
+    # one rig pose (the mounts stay the world's), and map -> odom of loop closure (on by default, REP 105)
+    assert edges == {"base_link": {"odom"}, "odom": {"map"}}, edges
     maps = run.received[f"{NS}/map_points"]
-    assert maps and maps[-1].header.frame_id == "odom" and maps[-1].width > 1000
+    assert maps and maps[-1].header.frame_id == "map" and maps[-1].width > 1000   # loop closure: in map_frame
     assert diag["rig_frames_balanced"] == "True", diag
     print(f"stereo rig: worst window scale error {np.max(np.abs(_window_scale_errors(run, seq, stamps, 0)[2:])):.4f}, "
           f"ATE {ate:.4f} of the path, metric scale {diag['metric_scale']}")
