@@ -151,7 +151,8 @@ def test_node_publishes_every_output(ros_node, process_launcher, tmp_path, model
     # (and no scale source: the outputs are in odometry units, published and said so, issue 19)
     assert status.level == DiagnosticStatus.OK or (status.level == DiagnosticStatus.WARN and status.message.startswith(
         ("lost: ", "outputs not in metres"))), status.message
-    print(f"source={source} processed={processed_n} dropped={dropped_n} "
+    print(f"model={model} source={source} processed={processed_n} dropped={dropped_n} split={values['backend_split']} "
+          f"encoded={values.get('backend_encoded_views_total')} reused={values.get('backend_reused_views_total')} "
           f"p50 latency={values['latency_receive_to_publish_p50_ms']} ms")
 
 
