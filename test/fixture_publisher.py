@@ -18,6 +18,9 @@ def main():
     image_pub = node.create_publisher(Image, "fixture/image", qos)
     cloud_pub = node.create_publisher(PointCloud2, "fixture/points", qos)
     image, cloud = fixture_image(), fixture_cloud()
+    # the round-trip test compares what it receives with these fixtures: publish only well-formed ones
+    assert len(image.data) == image.step * image.height, "fixture Image: data size != step * height"
+    assert len(cloud.data) == cloud.row_step * cloud.height, "fixture PointCloud2: data size != row_step * height"
 
     def tick():
         image_pub.publish(image)

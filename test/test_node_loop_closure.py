@@ -23,7 +23,7 @@ import pytest
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from test_node_robot import NS, RobotRun   # the robot world + node pair of the robot tests (one home)
+from test_node_robot import RobotRun   # the robot world + node pair of the robot tests (one home)
 
 from da3_ros.geometry.transforms import rotation_angle_deg
 from da3_ros.pipeline.loop_closure import NO_DESCRIPTOR
@@ -55,11 +55,7 @@ class MapEdges:
 
 
 def _save_map(run):
-    client = run.ros.node.create_client(Trigger, f"{NS}/da3_node/save_map")
-    assert client.wait_for_service(timeout_sec=20), "~/save_map not advertised"
-    future = client.call_async(Trigger.Request())
-    run.ros.spin_until(future.done, 60, "~/save_map reply")
-    return future.result()
+    return run.trigger("save_map", timeout_s=60.0)   # a whole map is written before the reply
 
 
 def _assert_rigid(T):

@@ -144,12 +144,16 @@ class RobotRun:
     def diagnostics(self):
         return _diag(self.received)
 
-    def reset(self):
-        client = self.ros.node.create_client(Trigger, f"{NS}/da3_node/reset")
-        assert client.wait_for_service(timeout_sec=20), "~/reset not advertised"
+    def trigger(self, service: str, timeout_s: float = 20.0):
+        """Call the node's std_srvs/Trigger ``~/<service>`` over DDS; its response."""
+        client = self.ros.node.create_client(Trigger, f"{NS}/da3_node/{service}")
+        assert client.wait_for_service(timeout_sec=20), f"~/{service} not advertised"
         future = client.call_async(Trigger.Request())
-        self.ros.spin_until(future.done, 20, "~/reset reply")
+        self.ros.spin_until(future.done, timeout_s, f"~/{service} reply")
         return future.result()
+
+    def reset(self):
+        return self.trigger("reset")
 
     def edges(self):
         """{child: {parents}} over every transform seen on /tf and /tf_static."""
