@@ -60,6 +60,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
+from ..geometry.transforms import transform_points
 from ..pipeline.camera_stream import CameraFrame
 from ..pipeline.depth_unit import DEPTH_UNIT_METRES
 from ..pipeline.frame_accounting import FrameAccounting
@@ -508,7 +509,7 @@ class Da3Node(LifecycleNode):
             frame = settings["map_frame"]
             T = self._poses.map_points_transform() if self._poses is not None else None
             if T is not None:
-                points = points @ T[:3, :3].T.astype(np.float32) + T[:3, 3].astype(np.float32)
+                points = transform_points(T, points).astype(np.float32)   # on the map thread, once per keyframe
         pub.publish(map_message(points, colours, ns_to_stamp(stamp_ns), frame))
 
     @staticmethod
